@@ -1,0 +1,47 @@
+"""Shared fixtures: a private HOME for Keras and matplotlib, and tiny data and runs."""
+
+import os
+import tempfile
+
+_home = tempfile.mkdtemp(prefix="gan-lab-test-home-")
+os.environ["KERAS_HOME"] = os.path.join(_home, "keras")
+os.environ["MPLCONFIGDIR"] = os.path.join(_home, "matplotlib")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    """A small SynthFaces folder (32 px, easy) in the 140k layout."""
+    from detector.synthfaces import write_dataset
+
+    return write_dataset(
+        tmp_path_factory.mktemp("synth") / "faces", n=240, size=32, seed=0, difficulty="easy", progress=False
+    )
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def detector_run(synth_root, runs_dir):
+    """A cnn3 detector trained for two epochs at 32 px."""
+    from detector.train import DetectorConfig, train_detector
+
+    config = DetectorConfig(data=str(synth_root), size=32, epochs=2, batch_size=32, name="tiny", seed=0)
+    return train_detector(config, runs_dir=runs_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def gan_run(synth_root, runs_dir):
+    """A DCGAN trained for two short epochs at 32 px, checkpoints for both."""
+    from gan_lab.train import GanConfig, train_gan
+
+    config = GanConfig(
+        data=str(synth_root), size=32, epochs=2, batch_size=16, steps_per_epoch=3, grid_size=16, name="tiny", seed=0
+    )
+    return train_gan(config, runs_dir=runs_dir, progress=False)
