@@ -1,0 +1,200 @@
+"""The main job on one command: data -> detector -> DCGAN -> stress test -> one report."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+from detector.runs import atomic_write_text, create_run_dir, list_runs, read_json, require_run_dir, write_json
+
+# What each preset trains. "default" fits about 15 minutes on 2 CPU cores; "full" is the
+# published setting (128 px, the seed128 generator) for a GPU or a long night; "tiny" is
+# for tests and for checking an install in a minute.
+PRESETS = {
+    "tiny": dict(
+        size=32, synth_n=240, detector_epochs=1, gan_epochs=2, gan_batch_size=16,
+        gan_steps_per_epoch=3, generator_preset=None, stress_n=32, sweeps=True,
+    ),
+    "default": dict(
+        size=64, synth_n=3000, detector_epochs=5, gan_epochs=8, gan_batch_size=32,
+        gan_steps_per_epoch=40, generator_preset=None, stress_n=256, sweeps=True,
+    ),
+    "full": dict(
+        size=128, synth_n=20000, detector_epochs=20, gan_epochs=50, gan_batch_size=64,
+        gan_steps_per_epoch=None, generator_preset="seed128", stress_n=1000, sweeps=True,
+    ),
+}
+STEPS = ("detector", "gan", "stress")
+
+
+@dataclasses.dataclass
+class QuickstartConfig:
+    data: str = "synth"
+    preset: str = "default"
+    seed: int = 0
+    name: str = ""
+    difficulty: str = "medium"
+    # Filled from the preset unless given.
+    size: int | None = None
+    synth_n: int | None = None
+    detector_epochs: int | None = None
+    gan_epochs: int | None = None
+    gan_batch_size: int | None = None
+    gan_steps_per_epoch: int | None = None
+    generator_preset: str | None = None
+    stress_n: int | None = None
+    sweeps: bool | None = None
+
+    def resolved(self) -> "QuickstartConfig":
+        """A copy with every unset option taken from the preset."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}. Received: preset={self.preset!r}")
+        values = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+        return QuickstartConfig(**{**PRESETS[self.preset], **values})
+
+
+def _step_configs(config: QuickstartConfig, data: str):
+    from detector.train import DetectorConfig
+    from gan_lab.stress import StressConfig
+    from gan_lab.train import GanConfig
+
+    detector = DetectorConfig(
+        data=data, model="cnn3", size=config.size, epochs=config.detector_epochs, seed=config.seed,
+        name=f"quickstart-cnn3-{config.size}px", synth_n=config.synth_n, synth_difficulty=config.difficulty,
+    )
+    gan = GanConfig(
+        data=data, size=config.size, epochs=config.gan_epochs, batch_size=config.gan_batch_size,
+        steps_per_epoch=config.gan_steps_per_epoch, preset=config.generator_preset, seed=config.seed,
+        name=f"quickstart-{config.size}px", synth_n=config.synth_n,
+    )
+    stress = StressConfig(detector="", gan="", n=config.stress_n, seed=config.seed, sweeps=config.sweeps, name="quickstart")
+    return detector, gan, stress
+
+
+def run_quickstart(config: QuickstartConfig, runs_dir: str | os.PathLike = "runs", resume=None, progress: bool = True) -> Path:
+    """Run every step, each into its own run directory, and link them from one report.
+
+    `resume` is an interrupted quickstart directory: finished steps are kept, an interrupted
+    detector or GAN run continues from its last complete epoch.
+    """
+    from detector.synthfaces import resolve_data
+    from detector.train import train_detector
+    from gan_lab.stress import run_stress
+    from gan_lab.train import train_gan
+
+    if resume is not None:
+        run_dir = require_run_dir(resume, "quickstart")
+        config = QuickstartConfig(**read_json(run_dir / "config.json"))
+        state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {}
+        runs_dir = Path(state.get("runs_dir", runs_dir))
+    else:
+        config = config.resolved()
+        run_dir = create_run_dir("quickstart", config.name, runs_dir)
+        write_json(run_dir / "config.json", config)
+        state = {"runs_dir": os.fspath(Path(runs_dir).resolve())}
+    write_json(run_dir / "state.json", state)
+
+    def say(message: str) -> None:
+        if progress:
+            print(f"[quickstart] {message}", flush=True)
+
+    started = time.monotonic()
+    data = os.fspath(resolve_data(config.data, runs_dir, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.difficulty))
+    say(f"data: {data}")
+    detector_config, gan_config, stress_config = _step_configs(config, data)
+
+    def step(key: str, title: str, kind: str, start) -> Path:
+        """Run one step into its own run directory, unless an earlier attempt finished it."""
+        if state.get(f"{key}_complete"):
+            say(f"{title}: already done in {state[key]}")
+            return Path(state[key])
+        say(f"{title} ...")
+        before = set(list_runs(runs_dir, kind))
+        try:
+            run = start(state.get(key))
+        finally:
+            # Record the step's run directory even when interrupted, so --resume continues it.
+            new = [path for path in list_runs(runs_dir, kind) if path not in before]
+            if new and key not in state:
+                state[key] = os.fspath(new[-1].resolve())
+                write_json(run_dir / "state.json", state)
+        state[key], state[f"{key}_complete"] = os.fspath(Path(run).resolve()), True
+        write_json(run_dir / "state.json", state)
+        say(f"{title}: wrote {run}")
+        return Path(run)
+
+    detector_run = step(
+        "detector", "1/3 training the cnn3 detector", "detector",
+        lambda resume: train_detector(detector_config, runs_dir=runs_dir, resume=resume, progress=progress),
+    )
+    gan_run = step(
+        "gan", "2/3 training the DCGAN", "gan",
+        lambda resume: train_gan(gan_config, runs_dir=runs_dir, resume=resume, progress=progress),
+    )
+    stress_config.detector, stress_config.gan = os.fspath(detector_run), os.fspath(gan_run)
+    stress_run = step(
+        "stress", "3/3 stress-testing the detector on every GAN epoch", "stress",
+        lambda resume: run_stress(stress_config, runs_dir=runs_dir, progress=progress),
+    )
+    minutes = (time.monotonic() - started) / 60
+    report = write_report(run_dir, config, detector_run, gan_run, stress_run, minutes)
+    say(f"done in {minutes:.1f} min. Report: {report}")
+    return run_dir
+
+
+def _relative(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path, start)).as_posix()
+
+
+def write_report(run_dir: Path, config: QuickstartConfig, detector_run: Path, gan_run: Path, stress_run: Path, minutes: float) -> Path:
+    """report.md: the three runs' headline figures and pictures, linked relative to the report."""
+    metrics = read_json(detector_run / "metrics.json")
+    stress_rows = read_json(stress_run / "results.json")
+    epoch_rows = [row for row in stress_rows if row.get("kind", "epoch") == "epoch"]
+    samples = sorted((gan_run / "samples").glob("epoch-*.png"))
+    lines = [
+        "# gan-lab quickstart",
+        "",
+        f"Preset `{config.preset}`: {config.size} px, data `{config.data}`, seed {config.seed}; "
+        f"finished in {minutes:.1f} minutes.",
+        "",
+        "| step | run | report |",
+        "| --- | --- | --- |",
+    ]
+    for title, run in (("detector", detector_run), ("DCGAN", gan_run), ("stress test", stress_run)):
+        report = run / "report.md"
+        link = f"[report.md]({_relative(report, run_dir)})" if report.is_file() else "-"
+        lines.append(f"| {title} | `{_relative(run, run_dir)}` | {link} |")
+    lines += [
+        "",
+        "## The detector on its own test split",
+        "",
+        "| accuracy | precision | recall | F1 | ROC-AUC |",
+        "| --- | --- | --- | --- | --- |",
+        "| " + " | ".join(f"{metrics.get(key, float('nan')):.3f}" for key in ("accuracy", "precision", "recall", "f1", "roc_auc")) + " |",
+        "",
+        "## The detector against fresh fakes from each GAN epoch",
+        "",
+        "| GAN epoch | fakes detected (chosen threshold) | mean P(fake) | ROC-AUC | KID |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in epoch_rows:
+        lines.append(
+            f"| {row['epoch']} | {row.get('detection_rate', float('nan')):.1%} | {row.get('mean_p_fake', float('nan')):.3f} "
+            f"| {row.get('roc_auc', float('nan')):.3f} | {row.get('kid', float('nan')):.4f} |"
+        )
+    if samples:
+        lines += ["", f"## Generated faces after the last epoch ({samples[-1].stem})", "", f"![samples]({_relative(samples[-1], run_dir)})"]
+    gif = gan_run / "progress.gif"
+    if gif.is_file():
+        lines += ["", f"Training progress, one frame per epoch: ![progress]({_relative(gif, run_dir)})"]
+    for plot in sorted((stress_run / "plots").glob("*.png")):
+        lines += ["", f"![{plot.stem}]({_relative(plot, run_dir)})"]
+    write_json(
+        run_dir / "metrics.json",
+        {"detector": {key: metrics.get(key) for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "threshold")},
+         "stress": epoch_rows},
+    )
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -1,0 +1,94 @@
+import json
+import os
+
+import pytest
+
+from detector.errors import LabError
+from detector.runs import (
+    atomic_save_model,
+    atomic_write_text,
+    config_from_dict,
+    create_run_dir,
+    list_runs,
+    read_json,
+    require_run_dir,
+    write_json,
+)
+
+
+def test_run_dirs_are_numbered_in_order_with_subfolders(tmp_path):
+    first = create_run_dir("detector", "cnn3 64px", tmp_path)
+    second = create_run_dir("gan", "", tmp_path)
+    assert first.name == "00001-detector-cnn3-64px"
+    assert second.name == "00002-gan"
+    assert (first / "checkpoints").is_dir() and (first / "plots").is_dir()
+    assert list_runs(tmp_path, "gan") == [second]
+    assert list_runs(tmp_path) == [first, second]
+
+
+def test_unknown_run_kind_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="kind"):
+        create_run_dir("other", "x", tmp_path)
+
+
+def test_require_run_dir_names_the_problem(tmp_path):
+    with pytest.raises(LabError, match="not found"):
+        require_run_dir(tmp_path / "missing")
+    run = create_run_dir("gan", "x", tmp_path)
+    with pytest.raises(LabError, match="no config.json"):
+        require_run_dir(run)
+    write_json(run / "config.json", {})
+    with pytest.raises(LabError, match="gan run, not a detector run"):
+        require_run_dir(run, "detector")
+    assert require_run_dir(run, "gan") == run
+
+
+def test_write_json_handles_numpy_and_dataclasses(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    @dataclasses.dataclass
+    class Options:
+        size: int = 64
+        widths: tuple = (1, 2)
+
+    path = write_json(tmp_path / "a" / "config.json", {"options": Options(), "score": np.float32(0.5), "x": np.arange(2)})
+    assert json.loads(path.read_text()) == {"options": {"size": 64, "widths": [1, 2]}, "score": 0.5, "x": [0, 1]}
+    assert config_from_dict(Options, {"size": 32, "unknown": 1}) == Options(size=32)
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    atomic_write_text(tmp_path / "report.md", "one")
+    atomic_write_text(tmp_path / "report.md", "two")
+    assert os.listdir(tmp_path) == ["report.md"]
+    assert (tmp_path / "report.md").read_text() == "two"
+
+
+def test_read_json_errors_name_the_file(tmp_path):
+    with pytest.raises(LabError, match="missing.json"):
+        read_json(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(LabError, match="bad.json is not valid JSON"):
+        read_json(tmp_path / "bad.json")
+
+
+def test_atomic_save_model_survives_a_failed_save(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = atomic_save_model(model, tmp_path / "model.keras")
+    before = path.read_bytes()
+
+    class Broken:
+        def save(self, target):
+            with open(target, "wb") as handle:
+                handle.write(b"half")
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_save_model(Broken(), path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
+    with pytest.raises(ValueError, match=".keras"):
+        atomic_save_model(model, tmp_path / "model.h5")
