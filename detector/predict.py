@@ -1,0 +1,247 @@
+"""Load a trained detector run and score images with it: arrays, files, folders or globs."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from detector.errors import LabError
+from detector.images import FIT_MODES, fit_image, is_image_file, load_rgb
+from detector.runs import read_json, require_run_dir
+
+# Large batches amortise the per-call overhead; 256 images of 224 px are ~150 MB of float32.
+SCORE_BATCH_SIZE = 256
+_GLOB_CHARACTERS = set("*?[")
+
+
+def _run_model(model, pixels):
+    return model(pixels, training=False)
+
+
+@dataclasses.dataclass
+class Detector:
+    """A trained detector and what it needs to score images: input size, head, crop and threshold."""
+
+    model: Any
+    size: int
+    head: str
+    crop: str = "resize"
+    threshold: float = 0.5
+    run_dir: Path | None = None
+    config: dict = dataclasses.field(default_factory=dict)
+    batch_size: int = SCORE_BATCH_SIZE
+    _forward: Any = dataclasses.field(default=None, init=False, repr=False)
+    _feature_forward: Any = dataclasses.field(default=None, init=False, repr=False)
+
+    def _check_images(self, images) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(
+                f"images must be RGB arrays of shape (N, {self.size}, {self.size}, 3). "
+                f"Received: images.shape={images.shape}"
+            )
+        if images.dtype == np.uint8:
+            return images.astype(np.float32) / 255.0
+        return images.astype(np.float32, copy=False)
+
+    def _compiled(self, model):
+        import tensorflow as tf
+
+        # One traced graph for every batch: a fixed signature with a free batch dimension.
+        # A partial (not a lambda) gives each detector its own retracing statistics, so
+        # loading several detectors does not trigger TensorFlow's "frequent retracing" warning.
+        signature = [tf.TensorSpec((None, self.size, self.size, 3), tf.float32)]
+        return tf.function(functools.partial(_run_model, model), input_signature=signature)
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Raw model outputs for one batch of float32 pixels (one graph call)."""
+        if self._forward is None:
+            self._forward = self._compiled(self.model)
+        return np.asarray(self._forward(batch))
+
+    def _batches(self, images: np.ndarray, forward) -> list[np.ndarray]:
+        return [forward(images[start : start + self.batch_size]) for start in range(0, len(images), self.batch_size)]
+
+    def score(self, images) -> np.ndarray:
+        """P(fake) for a batch of pixels (N, S, S, 3), float32 in [0, 1] (uint8 is scaled)."""
+        from detector.models import outputs_to_p_fake
+
+        images = self._check_images(images)
+        if len(images) == 0:
+            return np.zeros((0,), dtype=np.float64)
+        outputs = np.concatenate(self._batches(images, self.predict_batch))
+        return outputs_to_p_fake(outputs, self.head)
+
+    def feature_layer(self):
+        """The layer just before the head, whose output `features` returns."""
+        return self.model.layers[-2]
+
+    def features(self, images) -> np.ndarray:
+        """Penultimate-layer outputs (N, D), flattened, for a batch of pixels."""
+        import keras
+
+        images = self._check_images(images)
+        if self._feature_forward is None:
+            extractor = keras.Model(self.model.inputs, self.feature_layer().output, name="features")
+            self._feature_forward = self._compiled(extractor)
+        if len(images) == 0:
+            width = int(np.prod(self.feature_layer().output.shape[1:]))
+            return np.zeros((0, width), dtype=np.float32)
+        outputs = np.concatenate(self._batches(images, lambda batch: np.asarray(self._feature_forward(batch))))
+        return outputs.reshape(len(outputs), -1)
+
+    def verdict(self, p_fake: float) -> str:
+        return "Fake" if p_fake >= self.threshold else "Real"
+
+
+def load_detector(run_dir: str | os.PathLike) -> Detector:
+    """Load a detector run's model.keras, its config and its validation-chosen threshold (else 0.5)."""
+    import keras
+
+    from detector.models import model_head  # also registers the custom layers for loading
+
+    run_dir = require_run_dir(run_dir, "detector")
+    model_path = run_dir / "model.keras"
+    if not model_path.is_file():
+        raise LabError(f"{run_dir} has no model.keras: has training finished at least one epoch?")
+    config = read_json(run_dir / "config.json")
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as error:  # Keras raises many types for a corrupt or foreign file
+        raise LabError(f"{model_path} could not be loaded as a Keras model: {error}") from None
+    input_shape = model.input_shape
+    size = int(input_shape[1]) if input_shape[1] is not None else int(config.get("size", 64))
+    if config.get("size") not in (None, size):
+        raise LabError(f"{run_dir}: config.json says size={config['size']} but model.keras takes {size} px")
+    head = config.get("head") or model_head(model)
+    threshold = 0.5
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        threshold = read_json(metrics_path).get("threshold", 0.5)
+        if threshold is None or not math.isfinite(threshold):
+            threshold = 0.5
+    return Detector(
+        model=model,
+        size=size,
+        head=head,
+        crop=config.get("crop", "resize"),
+        threshold=float(threshold),
+        run_dir=run_dir,
+        config=config,
+    )
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[dict]]:
+    """Image files named by `paths` (files, folders searched recursively, globs), and error rows.
+
+    A path that is missing, matches nothing or holds no images becomes an error row
+    rather than stopping the others.
+    """
+    files: list[Path] = []
+    problems: list[dict] = []
+    for entry in paths:
+        text = os.fspath(entry)
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            if not found:
+                problems.append(_error_row(text, "no image files in this folder"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif _GLOB_CHARACTERS & set(text):
+            found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file() and is_image_file(p))
+            if not found:
+                problems.append(_error_row(text, "no image files match this pattern"))
+            files.extend(found)
+        else:
+            problems.append(_error_row(text, "file not found"))
+    # The same file named twice (say, a folder and a glob inside it) is scored once.
+    unique = list(dict.fromkeys(files))
+    return unique, problems
+
+
+def _error_row(file: str, message: str) -> dict:
+    return {"file": file, "p_fake": None, "verdict": f"error: {message}"}
+
+
+def predict_paths(
+    detector: Detector,
+    paths: Iterable[str | os.PathLike] | str | os.PathLike,
+    batch_size: int = 64,
+    crop: str = "crop",
+    progress: bool = False,
+) -> list[dict]:
+    """Score image files, folders and globs: one row {file, p_fake, verdict} per file.
+
+    Images smaller than the model input, unreadable files and missing paths get a row
+    whose verdict starts with "error:" naming the problem; the other files are still scored.
+    crop="crop" takes the centred square before resizing, crop="resize" stretches.
+    """
+    if crop not in FIT_MODES:
+        raise ValueError(f"crop must be one of {FIT_MODES}. Received: crop={crop!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files, problems = expand_paths(paths)
+    if not files and not problems:
+        raise LabError("No image paths given")
+    rows: dict[Path, dict] = {}
+    pending_pixels: list[np.ndarray] = []
+    pending_paths: list[Path] = []
+
+    def score_pending() -> None:
+        scores = detector.score(np.stack(pending_pixels))
+        for path, p_fake in zip(pending_paths, scores):
+            rows[path] = {"file": str(path), "p_fake": float(p_fake), "verdict": detector.verdict(p_fake)}
+        pending_pixels.clear()
+        pending_paths.clear()
+
+    iterator = files
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(files, unit="image", desc="Scoring")
+    for path in iterator:
+        try:
+            pixels = fit_image(load_rgb(path), detector.size, mode=crop, min_size=detector.size, name=str(path))
+        except LabError as error:
+            rows[path] = _error_row(str(path), str(error))
+            continue
+        pending_pixels.append(pixels)
+        pending_paths.append(path)
+        # Full batches only (but the last): failed files do not shrink model calls.
+        if len(pending_pixels) == batch_size:
+            score_pending()
+    if pending_pixels:
+        score_pending()
+    failed = sum(1 for row in rows.values() if row["p_fake"] is None) + len(problems)
+    if failed:
+        warnings.warn(f"{failed} of {len(files) + len(problems)} paths could not be scored; see their rows", stacklevel=2)
+    return [rows[path] for path in files] + problems
+
+
+def write_predictions_csv(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Write prediction rows as CSV (file, p_fake, verdict), atomically."""
+    import csv
+    import io
+
+    from detector.runs import atomic_write_text
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "p_fake", "verdict"])
+    for row in rows:
+        writer.writerow([row["file"], "" if row["p_fake"] is None else f"{row['p_fake']:.6f}", row["verdict"]])
+    return atomic_write_text(path, buffer.getvalue())

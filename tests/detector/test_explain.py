@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.errors import LabError
+from detector.runs import atomic_save_model, write_json
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def hand_run(tmp_path_factory):
+    """An untrained cnn3 run directory at 32 px, made by hand."""
+    from detector.models import build_model
+
+    run_dir = tmp_path_factory.mktemp("runs") / "00001-detector-hand"
+    run_dir.mkdir()
+    atomic_save_model(build_model("cnn3", size=SIZE), run_dir / "model.keras")
+    write_json(run_dir / "config.json", {"model": "cnn3", "head": "probability", "size": SIZE, "crop": "resize", "data": "none"})
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def face(tmp_path_factory):
+    path = tmp_path_factory.mktemp("images") / "face 1.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _pixels(seed=0):
+    return np.random.default_rng(seed).random((SIZE, SIZE, 3), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    "name, head, options",
+    [
+        ("cnn3", "probability", {}),
+        ("small_cnn", "logit", {}),
+        ("cnn3", "softmax2", {}),
+        ("mobilenetv2", "probability", {"weights": None}),  # conv layers inside a nested backbone
+    ],
+)
+def test_gradcam_and_activation_maps_in_range(name, head, options):
+    from detector.explain import activation_maps, gradcam
+    from detector.models import build_model
+
+    model = build_model(name, size=SIZE, head=head, **options)
+    for target in ("fake", "real"):
+        heatmap = gradcam(model, _pixels(), target=target)
+        assert heatmap.shape == (SIZE, SIZE)
+        assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
+    maps = activation_maps(model, _pixels())
+    conv_names = [layer.name for layer in model.layers if layer.name.startswith("conv")]
+    if conv_names:
+        assert list(maps) == conv_names
+    else:
+        assert len(maps) > 10 and all("/" in key for key in maps)  # backbone/layer
+    for activation in maps.values():
+        assert activation.ndim == 2 and activation.min() >= 0.0 and activation.max() <= 1.0
+
+
+def test_gradcam_points_at_the_evidence():
+    """A model whose fake score is the image's brightness: Grad-CAM lights up the bright corner."""
+    import keras
+
+    from detector.explain import gradcam
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    features = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="ones", name="p_fake")(pooled)
+    model = keras.Model(inputs, outputs)
+    pixels = np.zeros((SIZE, SIZE, 3), dtype=np.float32)
+    pixels[:8, :8] = 1.0
+    heatmap = gradcam(model, pixels)
+    assert heatmap[:8, :8].mean() > 0.9 and heatmap[16:, 16:].max() < 0.05
+
+
+def test_overlay_blends_onto_the_image():
+    from detector.explain import overlay
+
+    pixels = _pixels()
+    heatmap = np.zeros((SIZE, SIZE), dtype=np.float32)
+    heatmap[:, SIZE // 2 :] = 1.0
+    blended = overlay(pixels, heatmap)
+    assert blended.dtype == np.uint8 and blended.shape == (SIZE, SIZE, 3)
+    # Hot half goes red (jet's top), cold half blue.
+    assert blended[:, SIZE // 2 :, 0].mean() > blended[:, : SIZE // 2, 0].mean()
+    assert blended[:, : SIZE // 2, 2].mean() > blended[:, SIZE // 2 :, 2].mean()
+    # A smaller heatmap is stretched to the image.
+    assert overlay((pixels * 255).astype(np.uint8), heatmap[::4, ::4]).shape == (SIZE, SIZE, 3)
+    with pytest.raises(ValueError, match="heatmap must be 2-D"):
+        overlay(pixels, np.zeros((SIZE, SIZE, 3)))
+
+
+def test_explain_image_writes_pngs(hand_run, face):
+    from detector.explain import explain_image
+
+    written = explain_image(hand_run, face)
+    names = [path.name for path in written]
+    assert names == ["input.png", "activations.png", "gradcam.png", "gradcam_heatmap.png", "explanation.png"]
+    assert all(path.parent == hand_run / "explanations" / "face 1" for path in written)
+    for path in written:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) >= 64
+
+
+def test_explain_image_refuses_a_too_small_image(hand_run, tmp_path):
+    from detector.explain import explain_image
+
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(small)
+    with pytest.raises(LabError, match="small.png is 16x16"):
+        explain_image(hand_run, small)
+
+
+def test_cli_explain(hand_run, face, tmp_path, capsys):
+    from gan_lab.cli import main
+
+    out = tmp_path / "why"
+    assert main(["detector", "explain", str(hand_run), str(face), "--out", str(out)]) == 0
+    assert (out / "gradcam.png").is_file() and (out / "activations.png").is_file()
+    assert f"to {out}" in capsys.readouterr().out
+    assert main(["detector", "explain", str(hand_run), str(tmp_path / "missing.png")]) == 2
+    assert "missing.png" in capsys.readouterr().err

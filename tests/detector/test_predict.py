@@ -1,0 +1,167 @@
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.errors import LabError
+from detector.images import fit_image, load_rgb
+from detector.runs import atomic_save_model, write_json
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def hand_run(tmp_path_factory):
+    """An untrained cnn3 run directory at 32 px, made by hand (no training needed)."""
+    from detector.models import build_model
+
+    run_dir = tmp_path_factory.mktemp("runs") / "00001-detector-hand"
+    run_dir.mkdir()
+    model = build_model("cnn3", size=SIZE, head="probability")
+    atomic_save_model(model, run_dir / "model.keras")
+    write_json(run_dir / "config.json", {"model": "cnn3", "head": "probability", "size": SIZE, "crop": "resize", "data": "none"})
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def detector(hand_run):
+    from detector.predict import load_detector
+
+    return load_detector(hand_run)
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    """Good images of several kinds, plus a too-small one and an unreadable one."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / "rgb.png")
+    Image.fromarray(rng.integers(0, 256, (48, 48, 4), dtype=np.uint8), mode="RGBA").save(folder / "rgba.png")
+    Image.fromarray(rng.integers(0, 256, (36, 36), dtype=np.uint8), mode="L").save(folder / "gray.png")
+    Image.fromarray(rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)).save(folder / "wide.jpg")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / "tiny.png")
+    (folder / "broken.png").write_bytes(b"this is not a png")
+    (folder / "notes.txt").write_text("not an image, ignored in folders")
+    return folder
+
+
+def test_load_detector_reads_the_run(hand_run, detector):
+    assert (detector.size, detector.head, detector.crop, detector.threshold) == (SIZE, "probability", "resize", 0.5)
+    assert detector.run_dir == hand_run and detector.config["model"] == "cnn3"
+
+
+def test_load_detector_takes_the_threshold_from_metrics(hand_run, tmp_path):
+    import shutil
+
+    from detector.predict import load_detector
+
+    copy = tmp_path / "00002-detector-copy"
+    shutil.copytree(hand_run, copy)
+    write_json(copy / "metrics.json", {"accuracy": 0.9, "threshold": 0.3})
+    detector = load_detector(copy)
+    assert detector.threshold == pytest.approx(0.3)
+    assert detector.verdict(0.31) == "Fake" and detector.verdict(0.29) == "Real"
+
+
+def test_load_detector_names_what_is_missing(tmp_path):
+    from detector.predict import load_detector
+
+    with pytest.raises(LabError, match="not found"):
+        load_detector(tmp_path / "nowhere")
+    run_dir = tmp_path / "00003-detector-empty"
+    run_dir.mkdir()
+    write_json(run_dir / "config.json", {"size": SIZE})
+    with pytest.raises(LabError, match="no model.keras"):
+        load_detector(run_dir)
+
+
+def test_score_matches_the_model_and_runs_once_per_batch(detector, monkeypatch):
+    from detector.models import outputs_to_p_fake
+
+    images = np.random.default_rng(1).random((10, SIZE, SIZE, 3), dtype=np.float32)
+    calls = []
+    original = detector.predict_batch
+    monkeypatch.setattr(detector, "predict_batch", lambda batch: calls.append(len(batch)) or original(batch))
+    monkeypatch.setattr(detector, "batch_size", 4)
+    scores = detector.score(images)
+    assert calls == [4, 4, 2]
+    expected = outputs_to_p_fake(detector.model.predict(images, verbose=0), "probability")
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert scores.shape == (10,) and ((scores >= 0) & (scores <= 1)).all()
+    # uint8 pixels are scaled to [0, 1] first.
+    np.testing.assert_allclose(detector.score((images * 255).round().astype(np.uint8)), scores, atol=0.02)
+
+
+def test_score_refuses_the_wrong_shape(detector):
+    with pytest.raises(ValueError, match=r"Received: images.shape=\(2, 64, 64, 3\)"):
+        detector.score(np.zeros((2, 64, 64, 3), dtype=np.float32))
+    assert detector.score(np.zeros((0, SIZE, SIZE, 3), dtype=np.float32)).shape == (0,)
+
+
+def test_features_are_the_penultimate_layer(detector):
+    images = np.random.default_rng(2).random((3, SIZE, SIZE, 3), dtype=np.float32)
+    features = detector.features(images)
+    assert detector.feature_layer().name == "dropout_dense"
+    assert features.shape == (3, 128)
+    assert np.isfinite(features).all()
+
+
+def test_predict_paths_scores_good_files_and_names_bad_ones(detector, image_folder, monkeypatch):
+    from detector.predict import predict_paths
+
+    calls = []
+    original = detector.score
+    monkeypatch.setattr(detector, "score", lambda images: calls.append(len(images)) or original(images))
+    with pytest.warns(UserWarning, match="3 of 7 paths could not be scored"):
+        rows = predict_paths(detector, [image_folder, image_folder / "missing.png", str(image_folder / "*.jpg")], batch_size=2)
+    by_name = {row["file"].rsplit("/", 1)[-1]: row for row in rows}
+    assert set(by_name) == {"broken.png", "gray.png", "rgb.png", "rgba.png", "tiny.png", "wide.jpg", "missing.png"}
+    # Four readable, large-enough images, two per model call; the glob repeats wide.jpg, scored once.
+    assert calls == [2, 2]
+    for name in ("rgb.png", "rgba.png", "gray.png", "wide.jpg"):
+        row = by_name[name]
+        assert 0.0 <= row["p_fake"] <= 1.0
+        assert row["verdict"] == ("Fake" if row["p_fake"] >= detector.threshold else "Real")
+    assert by_name["tiny.png"]["p_fake"] is None
+    assert by_name["tiny.png"]["verdict"].startswith("error:") and "tiny.png is 20x20" in by_name["tiny.png"]["verdict"]
+    assert "broken.png" in by_name["broken.png"]["verdict"] and by_name["broken.png"]["verdict"].startswith("error:")
+    assert by_name["missing.png"]["verdict"] == "error: file not found"
+
+
+def test_predict_paths_center_crops_or_resizes(detector, image_folder):
+    from detector.predict import predict_paths
+
+    wide = image_folder / "wide.jpg"
+    for crop in ("crop", "resize"):
+        [row] = predict_paths(detector, wide, crop=crop)
+        expected = detector.score(fit_image(load_rgb(wide), SIZE, mode=crop)[None])[0]
+        assert row["p_fake"] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="crop"):
+        predict_paths(detector, wide, crop="squash")
+
+
+def test_cli_predict_prints_a_table_and_writes_csv(hand_run, image_folder, capsys):
+    from gan_lab.cli import main
+
+    out = image_folder.parent / "out.csv"
+    assert main(["detector", "predict", str(hand_run), str(image_folder / "rgb.png"), str(image_folder / "tiny.png"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "rgb.png" in printed and "error:" in printed and f"Wrote {out}" in printed
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["file"].rsplit("/", 1)[-1] for row in rows] == ["rgb.png", "tiny.png"]
+    assert rows[0]["verdict"] in ("Real", "Fake") and 0.0 <= float(rows[0]["p_fake"]) <= 1.0
+
+    assert main(["detector", "predict", str(hand_run), str(image_folder), "--resize"]) == 0
+    written = sorted((hand_run / "predictions").glob("*.csv"))
+    assert len(written) == 1 and str(written[0]) in capsys.readouterr().out
+
+
+def test_cli_predict_fails_when_nothing_could_be_scored(hand_run, image_folder, capsys):
+    from gan_lab.cli import main
+
+    code = main(["detector", "predict", str(hand_run), str(image_folder / "tiny.png"), "--out", str(image_folder / "x.csv")])
+    assert code == 1
+    assert "0 scored" in capsys.readouterr().out
