@@ -29,7 +29,13 @@ from detector.metrics import (
     roc_auc,
     roc_curve,
 )
-from detector.runs import atomic_write_bytes, atomic_write_text, read_json, require_run_dir, write_json
+from detector.runs import (
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json,
+    require_run_dir,
+    write_json,
+)
 
 THRESHOLD_CRITERION = "accuracy"
 CALIBRATION_BINS = 10

@@ -108,7 +108,9 @@ def load_detector(run_dir: str | os.PathLike) -> Detector:
     """Load a detector run's model.keras, its config and its validation-chosen threshold (else 0.5)."""
     import keras
 
-    from detector.models import model_head  # also registers the custom layers for loading
+    from detector.models import (
+        model_head,  # also registers the custom layers for loading
+    )
 
     run_dir = require_run_dir(run_dir, "detector")
     model_path = run_dir / "model.keras"

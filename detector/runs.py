@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -143,3 +146,44 @@ def atomic_save_model(model, path: str | os.PathLike) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """The rows of a history.csv as dicts: "epoch" an int, every other column a float (nan if empty).
+
+    A missing file is an empty history: a run interrupted before its first epoch has none.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "epoch" not in reader.fieldnames:
+            raise LabError(f"{path} is not a training history: it has no 'epoch' column")
+        rows = []
+        for row in reader:
+            try:
+                epoch = int(row["epoch"])
+            except (TypeError, ValueError):
+                raise LabError(f"{path}: row {len(rows) + 2} has epoch={row['epoch']!r}, not an integer") from None
+            rows.append({"epoch": epoch, **{key: _number(value) for key, value in row.items() if key != "epoch"}})
+    return rows
+
+
+def write_history(path: str | os.PathLike, rows: list[dict], columns: tuple = ("epoch",)) -> Path:
+    """Write history rows as CSV, atomically: `columns` first (those present), then any other key sorted."""
+    names = [column for column in columns if any(column in row for row in rows)]
+    names += sorted({key for row in rows for key in row} - set(names))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=names, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: (int(value) if key == "epoch" else repr(float(value))) for key, value in row.items()})
+    return atomic_write_text(path, buffer.getvalue())

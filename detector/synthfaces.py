@@ -312,7 +312,7 @@ def _render_chunk(keys, size, fake, difficulty):
     band_top = eye_y - np.maximum(brow_height + brow_thickness, eye_rx * 1.65) - 2 * pixel
     band_bottom = eye_y + eye_rx * 1.65 + 2 * pixel
     band = _row_window((hy > band_top) & (hy < band_bottom))
-    band_x, band_y, band_hx, band_head = feature_x[:, band], hy[:, band], hx[:, band], head[:, band]
+    band_x, band_y, band_head = feature_x[:, band], hy[:, band], head[:, band]
     band_image, band_mask = image[:, band], skin_mask[:, band]
     eye_shapes = []
     for side in (-1.0, 1.0):
