@@ -1,0 +1,238 @@
+"""The DCGAN: a generator builder, the discriminator (the detector's architecture) and the model `fit()` trains.
+
+    generator = build_generator(size=64)             # latents (N, 128) -> pixels (N, 64, 64, 3) in [0, 1]
+    discriminator = build_discriminator("cnn3", 64)  # pixels -> one logit of P(fake)
+    gan = DCGAN(generator, discriminator, seed=0)
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    gan.fit(real_images, epochs=10)
+
+Labels follow the lab's convention everywhere: fake = 1, real = 0, so the discriminator's
+logit is the logit of P(fake), as a "logit"-head detector's is.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from detector.errors import LabError
+
+# The generator of the published 128 px experiment: 1,520,643 parameters.
+GENERATOR_PRESETS = {
+    "seed128": dict(size=128, latent_dim=128, filters=(64, 128, 64, 64), dense_channels=128, output_kernel=5, batch_norm=False),
+}
+# Wide where the image is small and narrow where it is large, as in the DCGAN paper: the
+# discriminator's convolutions cost far more than these on a CPU (see benchmarks/bench_gan.py).
+GENERATOR_DEFAULTS = dict(size=64, latent_dim=128, filters=(256, 128, 64, 32), dense_channels=128, output_kernel=5, batch_norm=False)
+UPSAMPLING_STEPS = 4  # four stride-2 transposed convolutions: the image starts at size / 16
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def generator_options(
+    size: int | None = None,
+    latent_dim: int | None = None,
+    filters=None,
+    batch_norm: bool | None = None,
+    preset: str | None = None,
+    dense_channels: int | None = None,
+    output_kernel: int | None = None,
+) -> dict:
+    """Every generator option resolved: the defaults, overridden by the preset, then by the options given.
+
+    A preset fixes its architecture: an option given with it must agree (ValueError otherwise).
+    """
+    given = dict(
+        size=size, latent_dim=latent_dim, filters=None if filters is None else tuple(filters),
+        batch_norm=batch_norm, dense_channels=dense_channels, output_kernel=output_kernel,
+    )
+    options = dict(GENERATOR_DEFAULTS)
+    if preset is not None:
+        if preset not in GENERATOR_PRESETS:
+            raise ValueError(f"preset must be None or one of {sorted(GENERATOR_PRESETS)}. Received: preset={preset!r}")
+        for key, value in GENERATOR_PRESETS[preset].items():
+            if given[key] is not None and given[key] != value:
+                raise ValueError(f"preset {preset!r} has {key}={value!r}. Received: {key}={given[key]!r}")
+        options.update(GENERATOR_PRESETS[preset])
+    options.update({key: value for key, value in given.items() if value is not None})
+    size = options["size"]
+    if not _positive_int(size) or size % 16 or size < 16:
+        raise ValueError(f"size must be a multiple of 16 pixels (32, 64, 128, 256, ...). Received: size={size!r}")
+    for key in ("latent_dim", "dense_channels", "output_kernel"):
+        if not _positive_int(options[key]):
+            raise ValueError(f"{key} must be a positive integer. Received: {key}={options[key]!r}")
+    if options["output_kernel"] % 2 == 0:
+        raise ValueError(f"output_kernel must be odd, so the image stays centred. Received: output_kernel={options['output_kernel']}")
+    filters = options["filters"]
+    if len(filters) != UPSAMPLING_STEPS or not all(_positive_int(width) for width in filters):
+        raise ValueError(f"filters must be {UPSAMPLING_STEPS} positive integers, one per upsampling step. Received: filters={filters!r}")
+    options["filters"] = tuple(int(width) for width in filters)
+    options["batch_norm"] = bool(options["batch_norm"])
+    return {**options, "preset": preset}
+
+
+def build_generator(
+    size: int | None = None,
+    latent_dim: int | None = None,
+    filters=None,
+    batch_norm: bool | None = None,
+    preset: str | None = None,
+    dense_channels: int | None = None,
+    output_kernel: int | None = None,
+    name: str = "generator",
+) -> keras.Model:
+    """Latents (N, latent_dim) -> Dense -> (size/16, size/16, dense_channels) -> 4 x [Conv2DTranspose 4x4 stride 2,
+    optional BatchNorm, LeakyReLU 0.2] -> Conv2D to RGB with a sigmoid: pixels (N, size, size, 3) in [0, 1].
+
+    Unset options take the preset's value, else GENERATOR_DEFAULTS (64 px, latent 128,
+    filters 256, 128, 64, 32). preset="seed128" is the published 128 px generator.
+    """
+    options = generator_options(size, latent_dim, filters, batch_norm, preset, dense_channels, output_kernel)
+    start = options["size"] // 2**UPSAMPLING_STEPS
+    inputs = keras.Input(shape=(options["latent_dim"],), name="latents")
+    x = layers.Dense(start * start * options["dense_channels"], name="dense")(inputs)
+    x = layers.Reshape((start, start, options["dense_channels"]), name="reshape")(x)
+    for index, width in enumerate(options["filters"], start=1):
+        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", name=f"deconv{index}")(x)
+        if options["batch_norm"]:
+            x = layers.BatchNormalization(name=f"bn{index}")(x)
+        x = layers.LeakyReLU(0.2, name=f"lrelu{index}")(x)
+    outputs = layers.Conv2D(3, options["output_kernel"], padding="same", activation="sigmoid", name="to_rgb")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_discriminator(model: str = "cnn3", size: int = 64, **options) -> keras.Model:
+    """The detector architecture `model` at `size` px with one linear output unit: the logit of P(fake)."""
+    from detector.models import build_model
+
+    return build_model(model, size, head="logit", **options)
+
+
+def copy_detector_weights(discriminator: keras.Model, detector_run: str | os.PathLike) -> list[str]:
+    """Initialise `discriminator` from a trained detector run, layer by layer, all but the output layer.
+
+    Returns the names of the layers copied. LabError when the run's model is another
+    architecture or input size.
+    """
+    from detector.predict import load_detector
+
+    detector = load_detector(detector_run)
+    source = detector.model
+    size = int(discriminator.input_shape[1])
+    if detector.size != size:
+        raise LabError(f"--init-discriminator {detector.run_dir} takes {detector.size} px images, but the discriminator takes {size} px")
+    source_layers = {layer.name: layer for layer in source.layers[:-1]}
+    target_layers = discriminator.layers[:-1]
+    if source.name != discriminator.name or set(source_layers) != {layer.name for layer in target_layers}:
+        raise LabError(
+            f"--init-discriminator {detector.run_dir} is a {detector.config.get('model', source.name)} detector; "
+            f"it cannot initialise a {discriminator.name} discriminator"
+        )
+    copied = []
+    for layer in target_layers:
+        weights = source_layers[layer.name].get_weights()
+        shapes, expected = [w.shape for w in weights], [tuple(v.shape) for v in layer.weights]
+        if shapes != expected:
+            raise LabError(f"--init-discriminator {detector.run_dir}: layer {layer.name} has weights {shapes}, the discriminator's are {expected}")
+        if weights:
+            layer.set_weights(weights)
+            copied.append(layer.name)
+    return copied
+
+
+class DCGAN(keras.Model):
+    """A generator and a discriminator trained against each other by `fit()` on batches of real images.
+
+    Each step trains the discriminator on generated (label 1) and real (label 0) images in
+    one batch, then the generator to make the discriminator say "real" (the non-saturating
+    loss). label_smoothing lifts real targets from 0 to that value; label_noise moves every
+    target towards 0.5 by a uniform random amount up to that value.
+    """
+
+    def __init__(self, generator, discriminator, label_smoothing: float = 0.0, label_noise: float = 0.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        for option, value in (("label_smoothing", label_smoothing), ("label_noise", label_noise)):
+            if not 0.0 <= value < 0.5:
+                raise ValueError(f"{option} must be in [0, 0.5). Received: {option}={value!r}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(generator.input_shape[-1])
+        self.label_smoothing = float(label_smoothing)
+        self.label_noise = float(label_noise)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.p_fake_real_tracker = keras.metrics.Mean(name="d_p_fake_real")
+        self.p_fake_fake_tracker = keras.metrics.Mean(name="d_p_fake_fake")
+        self._moving_statistics = [
+            variable for variable in discriminator.non_trainable_variables if variable.name in ("moving_mean", "moving_variance")
+        ]
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(optimizer=None, jit_compile=kwargs.pop("jit_compile", False), **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    def build_optimizers(self) -> None:
+        """Create both optimizers' variables now (before restoring saved ones into them)."""
+        if not self.d_optimizer.built:
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+        if not self.g_optimizer.built:
+            self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.p_fake_real_tracker, self.p_fake_fake_tracker]
+
+    def call(self, latents, training=False):
+        return self.generator(latents, training=training)
+
+    def _targets(self, fake: bool, batch_size):
+        hard = ops.ones((batch_size, 1)) if fake else ops.full((batch_size, 1), self.label_smoothing)
+        if not self.label_noise:
+            return hard
+        toward_half = -1.0 if fake else 1.0
+        return hard + toward_half * self.label_noise * keras.random.uniform((batch_size, 1), seed=self.seed_generator)
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch_size = ops.shape(real)[0]
+
+        latents = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        fakes = self.generator(latents, training=True)
+        # Reals and fakes in batches of their own: with BatchNorm, a mixed batch lets the
+        # discriminator tell the classes apart by batch statistics the generator cannot match.
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(fakes, training=True)
+            real_logits = self.discriminator(real, training=True)
+            d_loss = 0.5 * (
+                self.loss_fn(self._targets(True, batch_size), fake_logits)
+                + self.loss_fn(self._targets(False, batch_size), real_logits)
+            )
+        gradients = tape.gradient(d_loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
+
+        # The generator step's fakes-only batch would pull the moving averages towards fakes;
+        # they are put back, so they keep averaging the real and fake batches the discriminator
+        # learns from, and the saved discriminator scores reals and fakes alike.
+        statistics = [tf.identity(variable.value) for variable in self._moving_statistics]
+        latents = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            g_logits = self.discriminator(self.generator(latents, training=True), training=True)
+            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), g_logits)  # "real" = 0
+        gradients = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+        for variable, value in zip(self._moving_statistics, statistics):
+            variable.assign(value)
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.p_fake_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
+        self.p_fake_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
+        return {metric.name: metric.result() for metric in self.metrics}

@@ -1,0 +1,110 @@
+import keras
+import numpy as np
+import pytest
+
+from detector.errors import LabError
+from detector.models import build_model
+from detector.runs import atomic_save_model, create_run_dir, write_json
+from gan_lab.dcgan import (
+    DCGAN,
+    build_discriminator,
+    build_generator,
+    copy_detector_weights,
+    generator_options,
+)
+
+
+def test_seed128_preset_is_the_published_generator():
+    generator = build_generator(preset="seed128")
+    assert generator.count_params() == 1_520_643
+    assert generator.output_shape == (None, 128, 128, 3)
+    assert generator.input_shape == (None, 128)
+    pixels = np.asarray(generator(np.random.default_rng(0).standard_normal((2, 128)).astype("float32")))
+    assert pixels.shape == (2, 128, 128, 3)
+    assert 0.0 <= pixels.min() and pixels.max() <= 1.0
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+def test_generator_sizes_start_at_a_sixteenth(size):
+    generator = build_generator(size=size, latent_dim=16, filters=(8, 8, 8, 8))
+    assert generator.output_shape == (None, size, size, 3)
+    assert generator.get_layer("reshape").output.shape[1:] == (size // 16, size // 16, 128)
+
+
+def test_generator_options_are_checked():
+    assert generator_options()["size"] == 64 and generator_options(preset="seed128")["size"] == 128
+    with pytest.raises(ValueError, match="size=64"):
+        build_generator(size=64, preset="seed128")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_generator(size=40)
+    with pytest.raises(ValueError, match="filters"):
+        build_generator(size=32, filters=(8, 8))
+    with pytest.raises(ValueError, match="preset"):
+        build_generator(preset="huge")
+    batch_norm = build_generator(size=32, filters=(8, 8, 8, 8), batch_norm=True)
+    assert [layer.name for layer in batch_norm.layers if "bn" in layer.name] == ["bn1", "bn2", "bn3", "bn4"]
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_discriminator_is_the_detector_with_one_logit(size):
+    discriminator = build_discriminator("cnn3", size)
+    assert discriminator.count_params() == build_model("cnn3", size, head="probability").count_params()
+    assert discriminator.output_shape == (None, 1)
+    assert discriminator.layers[-1].name == "fake_logit"
+    assert discriminator.layers[-1].get_config()["activation"] == "linear"
+    names = {layer.name for layer in discriminator.layers}
+    assert {"conv1", "conv2", "conv3", "dense", "bn_dense", "dropout_dense"} <= names
+
+
+def _tiny_gan(**options):
+    keras.utils.set_random_seed(0)
+    gan = DCGAN(build_generator(size=32, latent_dim=8, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), seed=0, **options)
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    return gan
+
+
+def test_train_step_returns_the_four_metrics_and_steps_both_optimizers():
+    gan = _tiny_gan(label_smoothing=0.1, label_noise=0.05)
+    images = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+    before = [keras.ops.convert_to_numpy(v) for v in gan.discriminator.trainable_variables[:1] + gan.generator.trainable_variables[:1]]
+    history = gan.fit(images, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+    assert set(history) == {"d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake"}
+    assert all(np.isfinite(values[0]) for values in history.values())
+    assert 0 <= history["d_p_fake_real"][0] <= 1 and 0 <= history["d_p_fake_fake"][0] <= 1
+    assert int(gan.d_optimizer.iterations) == 2 and int(gan.g_optimizer.iterations) == 2
+    after = [keras.ops.convert_to_numpy(v) for v in gan.discriminator.trainable_variables[:1] + gan.generator.trainable_variables[:1]]
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_label_options_are_checked():
+    with pytest.raises(ValueError, match="label_noise"):
+        _tiny_gan(label_noise=0.7)
+
+
+@pytest.fixture()
+def tiny_detector_run(tmp_path):
+    keras.utils.set_random_seed(1)
+    run_dir = create_run_dir("detector", "tiny", tmp_path / "runs")
+    atomic_save_model(build_model("cnn3", 32), run_dir / "model.keras")
+    write_json(run_dir / "config.json", {"model": "cnn3", "size": 32, "head": "probability", "crop": "resize"})
+    return run_dir
+
+
+def test_discriminator_starts_from_a_detector_run(tiny_detector_run):
+    keras.utils.set_random_seed(2)
+    discriminator = build_discriminator("cnn3", 32)
+    detector = keras.models.load_model(tiny_detector_run / "model.keras", compile=False)
+    head_before = discriminator.get_layer("fake_logit").get_weights()[0].copy()
+    copied = copy_detector_weights(discriminator, tiny_detector_run)
+    assert {"conv1", "bn1", "dense", "bn_dense"} <= set(copied) and "fake_logit" not in copied
+    for name in ("conv1", "conv3", "bn_dense"):
+        for mine, theirs in zip(discriminator.get_layer(name).get_weights(), detector.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(discriminator.get_layer("fake_logit").get_weights()[0], head_before)
+
+
+def test_detector_of_another_size_or_architecture_is_refused(tiny_detector_run):
+    with pytest.raises(LabError, match="32 px"):
+        copy_detector_weights(build_discriminator("cnn3", 48), tiny_detector_run)
+    with pytest.raises(LabError, match="small_cnn"):
+        copy_detector_weights(build_discriminator("small_cnn", 32), tiny_detector_run)

@@ -1,0 +1,148 @@
+import csv
+import dataclasses
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.errors import LabError
+from detector.runs import list_runs, read_json
+from gan_lab.train import (
+    GanConfig,
+    list_checkpoints,
+    load_discriminator,
+    load_generator,
+    read_history,
+    restore_dcgan,
+    run_config,
+    train_gan,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+COLUMNS = ["epoch", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity"]
+
+
+def _tiny(synth_root, **options):
+    values = dict(data=str(synth_root), size=32, epochs=2, batch_size=8, steps_per_epoch=2, grid_size=4, name="t", seed=0)
+    return GanConfig(**{**values, **options})
+
+
+def test_run_directory_holds_every_file(gan_run):
+    config = read_json(gan_run / "config.json")
+    assert config["size"] == 32 and config["epochs"] == 2 and Path(config["data"]).is_dir()
+    assert config["generator_filters"] == [256, 128, 64, 32] and config["parameters"]["generator"] > 0
+    with open(gan_run / "history.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames[: len(COLUMNS)] == COLUMNS
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    for row in rows:
+        assert 0 <= float(row["d_p_fake_real"]) <= 1 and 0 <= float(row["d_p_fake_fake"]) <= 1
+        assert float(row["diversity"]) > 0 and np.isfinite(float(row["d_loss"])) and np.isfinite(float(row["g_loss"]))
+    assert np.load(gan_run / "latents.npy").shape == (16, 128)
+    samples = sorted((gan_run / "samples").glob("epoch-*.png"))
+    assert [path.name for path in samples] == ["epoch-0001.png", "epoch-0002.png"]
+    for path in [*samples, gan_run / "plots" / "losses.png"]:
+        assert path.read_bytes()[:8] == PNG, path
+    with Image.open(gan_run / "progress.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames == 2
+    assert "epoch-0002.png" in (gan_run / "report.md").read_text()
+    assert read_json(gan_run / "metrics.json")["epochs_trained"] == 2
+
+
+def test_checkpoints_load_per_epoch(gan_run):
+    assert sorted(list_checkpoints(gan_run)) == [1, 2]
+    generator = load_generator(gan_run, 1)
+    assert generator.input_shape == (None, 128) and generator.output_shape == (None, 32, 32, 3)
+    assert load_discriminator(gan_run).output_shape == (None, 1)
+    last, first = load_generator(gan_run), load_generator(gan_run, 1)
+    assert not np.array_equal(last.get_layer("dense").get_weights()[0], first.get_layer("dense").get_weights()[0])
+    gan = restore_dcgan(gan_run, 2)
+    assert int(gan.d_optimizer.iterations) == 6 and int(gan.g_optimizer.iterations) == 6
+    with pytest.raises(LabError, match=r"available epochs: \[1, 2\]"):
+        load_generator(gan_run, 5)
+
+
+def test_same_seed_same_losses(gan_run, synth_root, tmp_path):
+    config = GanConfig(data=str(synth_root), size=32, epochs=2, batch_size=16, steps_per_epoch=3, grid_size=16, name="again", seed=0)
+    again = train_gan(config, runs_dir=tmp_path, progress=False)
+    first, second = read_history(gan_run), read_history(again)
+    for key in ("d_loss", "g_loss", "d_p_fake_fake", "diversity"):
+        np.testing.assert_allclose([row[key] for row in second], [row[key] for row in first], rtol=1e-5, err_msg=key)
+    np.testing.assert_array_equal(np.load(again / "latents.npy"), np.load(gan_run / "latents.npy"))
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops training like Ctrl-C, part-way through the second epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_with_optimizer_state(synth_root, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(_tiny(synth_root), runs_dir=tmp_path, progress=False, callbacks=[_Interrupt()])
+    (run_dir,) = list_runs(tmp_path, "gan")
+    assert sorted(list_checkpoints(run_dir)) == [1]
+    assert int(restore_dcgan(run_dir).g_optimizer.iterations) == 2
+
+    assert train_gan(resume=run_dir, progress=False) == run_dir
+    assert sorted(list_checkpoints(run_dir)) == [1, 2]
+    gan = restore_dcgan(run_dir, 2)
+    # Not reset on resume: two steps per epoch, two epochs.
+    assert int(gan.d_optimizer.iterations) == 4 and int(gan.g_optimizer.iterations) == 4
+    assert [row["epoch"] for row in read_history(run_dir)] == [1, 2]
+    with Image.open(run_dir / "progress.gif") as gif:
+        assert gif.n_frames == 2
+
+
+def test_incomplete_checkpoint_is_ignored_and_replaced(gan_run, tmp_path):
+    run_dir = tmp_path / gan_run.name
+    shutil.copytree(gan_run, run_dir)
+    broken = run_dir / "checkpoints" / "epoch-0003"
+    broken.mkdir()
+    shutil.copy(run_dir / "checkpoints" / "epoch-0002" / "generator.keras", broken / "generator.keras")
+    (run_dir / "checkpoints" / ".epoch-0003.x.partial").mkdir()
+    assert sorted(list_checkpoints(run_dir)) == [1, 2]
+    assert int(restore_dcgan(run_dir).g_optimizer.iterations) == 6  # the last complete epoch, 2
+
+    train_gan(dataclasses.replace(run_config(run_dir), epochs=3), resume=run_dir, progress=False)
+    assert sorted(list_checkpoints(run_dir)) == [1, 2, 3]
+    assert not (run_dir / "checkpoints" / ".epoch-0003.x.partial").exists()
+    assert int(restore_dcgan(run_dir, 3).g_optimizer.iterations) == 9
+    assert read_json(run_dir / "config.json")["epochs"] == 3
+
+
+def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_path):
+    for options, message in (
+        (dict(size=40), "multiple of 16"),
+        (dict(preset="seed128"), "size=32"),
+        (dict(discriminator="vgg16"), "discriminator"),
+        (dict(label_noise=0.6), "label_noise"),
+        (dict(data=str(tmp_path / "nowhere")), "nowhere"),
+    ):
+        with pytest.raises(LabError, match=message):
+            train_gan(_tiny(synth_root, **options), runs_dir=tmp_path / "runs", progress=False)
+    assert list_runs(tmp_path / "runs") == []
+
+
+def test_cli_trains_resumes_and_reports_errors(synth_root, tmp_path, capsys):
+    from gan_lab.cli import main
+
+    common = ["--size", "32", "--batch-size", "8", "--steps-per-epoch", "2", "--grid-size", "4", "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(["gan", "train", "--data", str(synth_root), "--epochs", "1", *common]) == 0
+    (run_dir,) = list_runs(tmp_path, "gan")
+    assert str(run_dir) in capsys.readouterr().out
+    assert main(["gan", "train", "--resume", str(run_dir), "--epochs", "2", "--quiet"]) == 0
+    assert sorted(list_checkpoints(run_dir)) == [1, 2]
+
+    assert main(["gan", "train", "--data", str(tmp_path / "missing"), "--epochs", "1", *common]) == 2
+    error = capsys.readouterr().err
+    assert "gan-lab: error:" in error and "missing" in error

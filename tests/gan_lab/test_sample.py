@@ -1,0 +1,70 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from detector.data import index_folder, load_images
+from detector.errors import LabError
+from detector.runs import create_run_dir, write_json
+from gan_lab.sample import sample_latents, sample_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_writes_exactly_n_fresh_images_and_a_grid(gan_run, tmp_path):
+    out = sample_run(gan_run, n=5, seed=1, out=tmp_path / "samples", grid=True)
+    files = sorted((out / "fake").iterdir())
+    assert [path.name for path in files] == [f"gan-epoch-0002-seed-1-{index:05d}.png" for index in range(5)]
+    pixels, _, kept = load_images(files, 32)
+    assert pixels.shape == (5, 32, 32, 3) and len(kept) == 5
+    assert 0.0 <= pixels.min() and pixels.max() <= 1.0
+    (grid,) = [path for path in out.iterdir() if path.is_file()]
+    assert "grid" in grid.name and grid.read_bytes()[:8] == PNG
+    grid_latents = np.load(gan_run / "latents.npy")
+    assert not np.isin(sample_latents(1, 2, 5, grid_latents.shape[1]), grid_latents).any()
+
+
+def test_same_seed_same_images_other_seed_other_images(gan_run, tmp_path):
+    first = sample_run(gan_run, n=3, seed=4, out=tmp_path / "a", epoch=1)
+    again = sample_run(gan_run, n=3, seed=4, out=tmp_path / "b", epoch=1)
+    other = sample_run(gan_run, n=3, seed=5, out=tmp_path / "c", epoch=1)
+    read = [sorted(path.read_bytes() for path in (folder / "fake").iterdir()) for folder in (first, again, other)]
+    assert read[0] == read[1] and read[0] != read[2]
+    assert all(path.name.startswith("gan-epoch-0001-") for path in (first / "fake").iterdir())
+
+
+def test_output_reads_as_the_fake_class_of_a_data_folder(gan_run, synth_root, tmp_path):
+    out = sample_run(gan_run, n=4, seed=2, out=tmp_path / "mixed", grid=True)
+    (out / "real").mkdir()
+    for path in sorted((synth_root / "train" / "real").iterdir())[:3]:
+        shutil.copy(path, out / "real" / path.name)
+    index = index_folder(out, split=(1.0, 0.0, 0.0))
+    assert index.layout == "real_fake"
+    assert index.splits["train"].counts() == {"real": 3, "fake": 4}
+
+
+def test_bad_run_directory_and_missing_epoch_are_lab_errors(gan_run, tmp_path):
+    with pytest.raises(LabError, match="not found"):
+        sample_run(tmp_path / "nowhere", n=2, seed=0, out=tmp_path / "out")
+    detector_dir = create_run_dir("detector", "x", tmp_path / "runs")
+    write_json(detector_dir / "config.json", {"model": "cnn3"})
+    with pytest.raises(LabError, match="detector run"):
+        sample_run(detector_dir, n=2, seed=0, out=tmp_path / "out")
+    empty_gan = create_run_dir("gan", "empty", tmp_path / "runs")
+    write_json(empty_gan / "config.json", {"size": 32})
+    with pytest.raises(LabError, match="no complete checkpoints"):
+        sample_run(empty_gan, n=2, seed=0, out=tmp_path / "out")
+    with pytest.raises(LabError, match=r"epoch 7; available epochs: \[1, 2\]"):
+        sample_run(gan_run, n=2, seed=0, out=tmp_path / "out", epoch=7)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_samples_and_reports_errors(gan_run, tmp_path, capsys):
+    from gan_lab.cli import main
+
+    assert main(["gan", "sample", str(gan_run), "--n", "3", "--seed", "2", "--out", str(tmp_path / "cli"), "--grid"]) == 0
+    assert len(list((tmp_path / "cli" / "fake").glob("*.png"))) == 3
+    assert len(list((tmp_path / "cli").glob("*grid*.png"))) == 1
+    assert main(["gan", "sample", str(gan_run), "--epoch", "9", "--out", str(tmp_path / "cli2")]) == 2
+    error = capsys.readouterr().err
+    assert "gan-lab: error:" in error and "[1, 2]" in error
