@@ -57,10 +57,9 @@ def register(subparsers) -> None:
 
 def _synth(args) -> int:
     from detector.data import SPLIT_NAMES
+    from detector.errors import LabError
     from detector.images import is_image_file
     from detector.synthfaces import write_dataset
-
-    from detector.errors import LabError
 
     try:
         out = write_dataset(

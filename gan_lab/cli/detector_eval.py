@@ -53,7 +53,7 @@ def register(subparsers) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from detector.evaluate import format_table, evaluate_run
+    from detector.evaluate import evaluate_run, format_table
 
     metrics = evaluate_run(args.run_dir, data=args.data, progress=not args.quiet)
     print(format_table(metrics))

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.data import DatasetIndex, Split, UnreadableImageWarning, index_folder, load_images, make_dataset
+from detector.data import (
+    DatasetIndex,
+    Split,
+    UnreadableImageWarning,
+    index_folder,
+    load_images,
+    make_dataset,
+)
 from detector.errors import LabError
 
 SIZE = 16

@@ -3,7 +3,14 @@ import pytest
 from PIL import Image
 
 from detector.errors import LabError
-from detector.images import fit_image, image_grid, is_image_file, load_rgb, open_rgb, save_png
+from detector.images import (
+    fit_image,
+    image_grid,
+    is_image_file,
+    load_rgb,
+    open_rgb,
+    save_png,
+)
 
 
 def _save(path, mode, size=(40, 30), **kwargs):
