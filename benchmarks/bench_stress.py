@@ -1,0 +1,93 @@
+"""Fakes generated and scored per second: the stress harness's fused pass against bare forward passes.
+
+bare: the generator's and the detector's forward passes, each its own tf.function, run one
+after the other per batch (what any harness must do at least). harness: gan_lab.stress's
+one-graph scorer (latents -> generator -> detector P(fake) + penultimate features), with
+and without the epoch's discriminator, through `generate_and_score`. Untrained weights:
+speed does not depend on them.
+
+    .venv/bin/python benchmarks/bench_stress.py --size 64 --n 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _call(model, inputs):
+    return model(inputs, training=False)
+
+
+def best_rate(function, n: int, repeats: int) -> float:
+    """Images per second of `function()` (which handles n images), best of `repeats` after a warm-up."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return n / min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--n", type=int, default=1024, help="fakes per timed run")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
+    args = parser.parse_args()
+
+    import numpy as np
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    from detector.models import build_model, outputs_to_p_fake
+    from gan_lab.dcgan import build_discriminator, build_generator
+    from gan_lab.stress import build_fused_scorer, generate_and_score, stress_latents
+
+    generator = build_generator(size=args.size)
+    detector = build_model("cnn3", size=args.size)
+    discriminator = build_discriminator("cnn3", size=args.size)
+    latent_dim = int(generator.input_shape[-1])
+    latents = stress_latents(0, 1, args.n, latent_dim)
+    image_spec = tf.TensorSpec((None, args.size, args.size, 3), tf.float32)
+    generate = tf.function(functools.partial(_call, generator), input_signature=[tf.TensorSpec((None, latent_dim), tf.float32)])
+    score = tf.function(functools.partial(_call, detector), input_signature=[image_spec])
+
+    def bare_generator():
+        for start in range(0, args.n, args.batch_size):
+            np.asarray(generate(latents[start : start + args.batch_size]))
+
+    def bare_generator_and_detector():
+        for start in range(0, args.n, args.batch_size):
+            pixels = np.asarray(generate(latents[start : start + args.batch_size]))
+            outputs_to_p_fake(np.asarray(score(pixels)), "probability")
+
+    fused = build_fused_scorer(generator, detector)
+    fused_with_discriminator = build_fused_scorer(generator, detector, discriminator=discriminator)
+
+    rates = {
+        "bare generator only": best_rate(bare_generator, args.n, args.repeats),
+        "bare generator + detector": best_rate(bare_generator_and_detector, args.n, args.repeats),
+        "harness (P(fake) + features)": best_rate(
+            lambda: generate_and_score(fused, latents, "probability", args.batch_size), args.n, args.repeats
+        ),
+        "harness (+ discriminator)": best_rate(
+            lambda: generate_and_score(fused_with_discriminator, latents, "probability", args.batch_size), args.n, args.repeats
+        ),
+    }
+    reference = rates["bare generator + detector"]
+    print(f"size {args.size} px, n {args.n}, batch {args.batch_size}, best of {args.repeats}")
+    for name, rate in rates.items():
+        print(f"{name:32s} {rate:9.1f} fakes/s  ({rate / reference:6.1%} of bare generator + detector)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from detector.errors import LabError
+from detector.runs import read_json, write_json
+from gan_lab.stress import (
+    COLUMNS,
+    EpochScores,
+    StressConfig,
+    compute_metrics,
+    read_scores_csv,
+    run_stress,
+    select_epochs,
+    stress_latents,
+)
+
+N = 24
+
+
+@pytest.fixture(scope="module")
+def stress_run(detector_run, gan_run, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("stress-runs")
+    config = StressConfig(
+        detector=str(detector_run), gan=str(gan_run), n=N, batch_size=16, seed=0, name="tiny",
+        export_fakes=str(runs / "exported"),
+    )
+    return run_stress(config, runs_dir=runs, progress=False)
+
+
+def _rows(run_dir, kind):
+    return [row for row in read_json(run_dir / "results.json") if row["kind"] == kind and row["detector"] == "original"]
+
+
+def test_a_row_per_epoch_with_every_column_in_range(stress_run, gan_run):
+    from gan_lab.train import list_checkpoints
+
+    rows = _rows(stress_run, "epoch")
+    assert [row["epoch"] for row in rows] == sorted(list_checkpoints(gan_run))
+    for row in rows:
+        assert set(COLUMNS) <= set(row)
+        for key in ("detection_rate", "detection_rate_05", "mean_p_fake", "median_p_fake", "roc_auc", "average_precision",
+                    "accuracy", "best_accuracy", "disc_detection_rate", "disc_roc_auc", "disc_average_precision"):
+            assert 0.0 <= row[key] <= 1.0, key
+        assert np.isfinite(row["kid"]) and np.isfinite(row["diversity"]) and row["diversity"] >= 0
+        assert row["n_fake"] == N and row["n_real"] >= 2
+    with open(stress_run / "results.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert tuple(table[0]) == COLUMNS
+    assert [int(row["epoch"]) for row in table if row["kind"] == "epoch"] == [row["epoch"] for row in rows]
+
+
+def test_fakes_are_fresh_not_the_training_grid(stress_run, gan_run):
+    from detector.images import load_rgb
+    from gan_lab.train import load_generator
+
+    grid = np.load(gan_run / "latents.npy")
+    generator = load_generator(gan_run, 2)
+    latents = stress_latents(0, 2, N, int(generator.input_shape[-1]))
+    assert not np.isin(latents, grid).any()
+    grid_images = np.rint(np.asarray(generator(grid.astype("float32"), training=False)) * 255)
+    exported = sorted((stress_run.parent / "exported").rglob("gan-epoch-0002-*.png"))
+    assert len(exported) == N
+    for path in exported:
+        image = load_rgb(path).astype(np.float64)
+        assert np.abs(grid_images - image).reshape(len(grid_images), -1).max(axis=1).min() > 1
+
+
+def test_ap_and_roc_auc_agree_with_scikit_learn_on_saved_scores(stress_run):
+    metrics = pytest.importorskip("sklearn.metrics")
+    for row in _rows(stress_run, "epoch"):
+        saved = read_scores_csv(stress_run / "scores" / f"epoch-{row['epoch']:04d}.csv")
+        assert (saved["labels"] == 1).sum() == row["n_fake"] and (saved["labels"] == 0).sum() == row["n_real"]
+        assert row["roc_auc"] == pytest.approx(metrics.roc_auc_score(saved["labels"], saved["p_fake"]), abs=1e-9)
+        assert row["average_precision"] == pytest.approx(metrics.average_precision_score(saved["labels"], saved["p_fake"]), abs=1e-9)
+        assert row["disc_roc_auc"] == pytest.approx(metrics.roc_auc_score(saved["labels"], saved["discriminator_p_fake"]), abs=1e-9)
+        fakes = saved["p_fake"][saved["labels"] == 1]
+        assert row["detection_rate"] == pytest.approx(np.mean(fakes >= row["threshold"]))
+
+
+def test_unperturbed_sweep_points_match_the_epoch_result(stress_run):
+    latest = _rows(stress_run, "epoch")[-1]
+    sweeps = {(row["perturbation"], row["level"]): row for row in _rows(stress_run, "sweep")}
+    assert all(row["epoch"] == latest["epoch"] for row in sweeps.values())
+    for point in (("blur", 0), ("rescale", 1), ("noise", 0)):
+        for key in ("detection_rate", "mean_p_fake", "average_precision", "roc_auc"):
+            assert sweeps[point][key] == pytest.approx(latest[key], abs=1e-6), (point, key)
+    # JPEG at quality 100 still rounds and requantises: close, not equal.
+    assert sweeps[("jpeg", 100)]["mean_p_fake"] == pytest.approx(latest["mean_p_fake"], abs=0.05)
+    assert sweeps[("jpeg", 100)]["detection_rate"] == pytest.approx(latest["detection_rate"], abs=0.25)
+    for row in sweeps.values():
+        assert 0 <= row["detection_rate"] <= 1 and 0 <= row["average_precision"] <= 1
+
+
+def test_report_plots_gallery_and_resolved_config(stress_run, gan_run):
+    report = (stress_run / "report.md").read_text()
+    assert "misses" in report and "dropout_dense" in report and "## Robustness" in report
+    for name in ("plots/epochs.png", "plots/robustness.png", "plots/spectra.png", "gallery.png"):
+        assert (stress_run / name).read_bytes()[:4] == b"\x89PNG", name
+        assert name in report
+    for sample in sorted((gan_run / "samples").glob("epoch-*.png")):
+        assert (stress_run / "samples" / sample.name).read_bytes() == sample.read_bytes()
+    config = read_json(stress_run / "config.json")
+    assert config["epochs"] == [1, 2] and config["n"] == N
+    assert config["resolved"]["feature_layer"] == "dropout_dense"
+
+
+def test_fused_scorer_matches_separate_forward_passes(detector_run, gan_run):
+    from detector.predict import load_detector
+    from gan_lab.stress import build_fused_scorer, generate_and_score
+    from gan_lab.train import load_discriminator, load_generator
+
+    detector = load_detector(detector_run)
+    generator = load_generator(gan_run, 1)
+    latents = stress_latents(3, 1, 10, int(generator.input_shape[-1]))
+    scorer = build_fused_scorer(generator, detector.model, detector.feature_layer(), load_discriminator(gan_run, 1))
+    fused = generate_and_score(scorer, latents, detector.head, batch_size=4)
+    pixels = np.asarray(generator(latents, training=False))
+    np.testing.assert_allclose(fused.p_fake, detector.score(pixels), atol=1e-5)
+    np.testing.assert_allclose(fused.features, detector.features(pixels), atol=1e-4)
+
+
+def test_same_seed_same_scores_through_the_cli(stress_run, detector_run, gan_run, tmp_path):
+    from gan_lab.cli import main
+
+    code = main(["stress", "--detector", str(detector_run), "--gan", str(gan_run), "--n", str(N), "--epochs", "2",
+                 "--batch-size", "16", "--no-sweeps", "--runs-dir", str(tmp_path)])
+    assert code == 0
+    (run_dir,) = tmp_path.glob("*-stress*")
+    again = read_scores_csv(run_dir / "scores" / "epoch-0002.csv")
+    first = read_scores_csv(stress_run / "scores" / "epoch-0002.csv")
+    np.testing.assert_allclose(again["p_fake"], first["p_fake"], atol=1e-6)
+    assert [row["kind"] for row in read_json(run_dir / "results.json")] == ["epoch"]
+
+
+def _copy_run(source, destination, keep_checkpoints=True):
+    shutil.copytree(source, destination, ignore=None if keep_checkpoints else shutil.ignore_patterns("checkpoints"))
+    return destination
+
+
+def test_mismatched_or_missing_runs_give_clear_errors(detector_run, gan_run, tmp_path, capsys):
+    from gan_lab.cli import main
+
+    runs = tmp_path / "runs"
+    with pytest.raises(LabError, match="detector run, not a gan run"):
+        run_stress(StressConfig(detector=str(detector_run), gan=str(detector_run)), runs_dir=runs, progress=False)
+    with pytest.raises(LabError, match="not found"):
+        run_stress(StressConfig(detector=str(detector_run), gan=str(tmp_path / "nowhere")), runs_dir=runs, progress=False)
+    empty = _copy_run(gan_run, tmp_path / "00001-gan-empty", keep_checkpoints=False)
+    with pytest.raises(LabError, match="no complete GAN checkpoints"):
+        run_stress(StressConfig(detector=str(detector_run), gan=str(empty)), runs_dir=runs, progress=False)
+    big = _copy_run(gan_run, tmp_path / "00002-gan-big")
+    write_json(big / "config.json", {**read_json(big / "config.json"), "size": 64})
+    with pytest.raises(LabError, match="sizes differ.*64 px.*32 px"):
+        run_stress(StressConfig(detector=str(detector_run), gan=str(big)), runs_dir=runs, progress=False)
+    with pytest.raises(LabError, match=r"epoch\(s\) \[7\].*\[1, 2\]"):
+        run_stress(StressConfig(detector=str(detector_run), gan=str(gan_run), epochs="7"), runs_dir=runs, progress=False)
+    assert not runs.exists() or not any(runs.iterdir())  # nothing half-written for a refused run
+    assert main(["stress", "--detector", str(detector_run), "--gan", str(detector_run), "--runs-dir", str(runs)]) == 2
+    assert "not a gan run" in capsys.readouterr().err
+
+
+def test_select_epochs_parses_all_and_lists():
+    assert select_epochs("all", [3, 1, 2]) == [1, 2, 3]
+    assert select_epochs("2, 1", [1, 2, 3]) == [1, 2]
+    assert select_epochs([3], [1, 2, 3]) == [3]
+    with pytest.raises(LabError, match="comma-separated"):
+        select_epochs("last", [1])
+
+
+def test_registered_metrics_on_separable_scores():
+    scores = EpochScores(
+        epoch=1, threshold=0.7, fake_p_fake=np.array([0.9, 0.8, 0.6, 0.95]), real_p_fake=np.array([0.1, 0.2, 0.3]),
+        discriminator_fake_p_fake=np.array([0.4, 0.4, 0.4, 0.4]), discriminator_real_p_fake=np.array([0.6, 0.6, 0.6]),
+    )
+    row = compute_metrics(scores, ("detection", "discriminator"))
+    assert row["detection_rate"] == 0.75 and row["detection_rate_05"] == 1.0
+    assert row["roc_auc"] == 1.0 and row["best_accuracy"] == 1.0
+    assert row["disc_detection_rate"] == 0.0 and row["disc_roc_auc"] == 0.0
+
+
+@pytest.mark.slow
+def test_hardening_saves_a_loadable_detector_and_reports_before_and_after(detector_run, gan_run, tmp_path):
+    from detector.predict import load_detector
+
+    config = StressConfig(detector=str(detector_run), gan=str(gan_run), n=16, batch_size=16, sweeps=False,
+                          harden=True, harden_epochs="2", name="hard")
+    run_dir = run_stress(config, runs_dir=tmp_path, progress=False)
+    hardened = load_detector(run_dir / "hardened")
+    assert hardened.size == 32 and 0 < hardened.threshold < 1
+    assert read_json(run_dir / "hardened" / "config.json")["hardening"]["gan_epochs"] == [2]
+    rows = read_json(run_dir / "results.json")
+    assert sorted({(row["detector"], row["epoch"]) for row in rows}) == [("hardened", 1), ("hardened", 2), ("original", 1), ("original", 2)]
+    assert "before and after" in (run_dir / "report.md").read_text()
+    original = load_detector(detector_run)
+    pixels = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    assert not np.allclose(hardened.score(pixels), original.score(pixels))
