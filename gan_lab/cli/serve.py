@@ -1,5 +1,46 @@
-"""Placeholder until this command group is written."""
+"""`gan-lab serve RUN_DIR`: the upload page that classifies a face and shows its Grad-CAM."""
+
+from __future__ import annotations
+
+import argparse
+
+from gan_lab.cli.common import add_runs_dir
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number between 1 and 65535, got {text}")
+    return value
+
+
+def _megabytes(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of megabytes, got {text}")
+    return value
 
 
 def register(subparsers) -> None:
-    return None
+    parser = subparsers.add_parser(
+        "serve",
+        help="Serve a web page that classifies uploaded faces",
+        description=(
+            "Serve a page where you upload a face photo and get Real or Fake, P(fake) and a Grad-CAM "
+            "overlay; a second page lists every detector run under --runs-dir with its test metrics "
+            "and lets you pick the one that classifies. Also answers POST /api/predict (field 'file') with JSON."
+        ),
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="detector run directory to classify with")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=_port, default=5000, help="port (default: 5000)")
+    add_runs_dir(parser)
+    parser.add_argument("--max-mb", type=_megabytes, default=10, help="largest upload accepted, in MB (default: 10)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan_lab.web import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, runs_dir=args.runs_dir, max_upload_mb=args.max_mb)
+    return 0

@@ -1,0 +1,348 @@
+"""Classify the faces in a video or camera stream, frame by frame, with a detector run.
+
+Faces are found with OpenCV's Haar cascade, classified in one batch per frame, and their
+P(fake) averaged over the last frames of each face's track, so a verdict does not flicker.
+Writes an annotated video and a CSV of per-frame results.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector.errors import LabError
+from detector.runs import atomic_write_text
+
+CSV_COLUMNS = ("frame", "track", "x", "y", "w", "h", "p_fake", "p_fake_smoothed", "verdict")
+FACE_CASCADE = "haarcascade_frontalface_default.xml"
+# BGR colours for the boxes.
+REAL_COLOUR = (60, 160, 40)
+FAKE_COLOUR = (40, 40, 220)
+
+
+def load_face_cascade() -> cv2.CascadeClassifier:
+    """OpenCV's frontal-face Haar cascade, shipped with opencv-python."""
+    path = os.path.join(cv2.data.haarcascades, FACE_CASCADE)
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise LabError(f"Could not load the face detector {path}; reinstall opencv-python-headless")
+    return cascade
+
+
+def detect_faces(cascade: cv2.CascadeClassifier, frame_bgr: np.ndarray, min_face: int = 40) -> list[tuple]:
+    """Face boxes (x, y, w, h) in a BGR frame, largest first."""
+    gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+    gray = cv2.equalizeHist(gray)
+    boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))
+    boxes = [tuple(int(v) for v in box) for box in (boxes if len(boxes) else [])]
+    return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
+
+
+def crop_face(frame_bgr: np.ndarray, box: tuple, size: int, margin: float = 0.25) -> np.ndarray:
+    """The face in `box` as float32 RGB pixels in [0, 1], `size` x `size`.
+
+    The crop is a square around the box, widened by `margin` of the box on each side
+    and moved (not shrunk) to stay inside the frame where it can.
+    """
+    if margin < 0:
+        raise ValueError(f"margin must be at least 0. Received: margin={margin}")
+    height, width = frame_bgr.shape[:2]
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + 2 * margin)))
+    side = max(1, min(side, width, height))
+    centre_x, centre_y = x + w / 2, y + h / 2
+    left = int(round(min(max(centre_x - side / 2, 0), width - side)))
+    top = int(round(min(max(centre_y - side / 2, 0), height - side)))
+    crop = frame_bgr[top : top + side, left : left + side]
+    # OpenCV decodes frames as BGR; every detector was trained on RGB.
+    crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    crop = cv2.resize(crop, (size, size), interpolation=interpolation)
+    return crop.astype(np.float32) / 255.0
+
+
+def box_iou(first: tuple, second: tuple) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = first
+    bx, by, bw, bh = second
+    overlap_w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    overlap_h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    overlap = overlap_w * overlap_h
+    union = aw * ah + bw * bh - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    """One face followed across frames, with its recent P(fake) values."""
+
+    track_id: int
+    box: tuple
+    last_seen: int
+    scores: deque = field(default_factory=deque)
+
+    @property
+    def smoothed(self) -> float:
+        return float(np.mean(self.scores))
+
+
+class IouTracker:
+    """Greedy IoU matching of each frame's boxes to the tracks of earlier frames."""
+
+    def __init__(self, smooth: int = 5, min_iou: float = 0.3, max_missed: int = 5):
+        if smooth < 1:
+            raise ValueError(f"smooth must be at least 1. Received: smooth={smooth}")
+        self.smooth = smooth
+        self.min_iou = min_iou
+        self.max_missed = max_missed
+        self.tracks: dict[int, Track] = {}
+        self.next_id = 1
+
+    def update(self, step: int, boxes: list[tuple], scores: np.ndarray) -> list[Track]:
+        """Assign this step's boxes (with their P(fake)) to tracks; returns the track of each box."""
+        pairs = sorted(
+            (
+                (box_iou(box, track.box), index, track_id)
+                for index, box in enumerate(boxes)
+                for track_id, track in self.tracks.items()
+            ),
+            reverse=True,
+        )
+        assigned: dict[int, int] = {}
+        for iou, index, track_id in pairs:
+            if iou < self.min_iou:
+                break
+            if index not in assigned and track_id not in assigned.values():
+                assigned[index] = track_id
+        result = []
+        for index, box in enumerate(boxes):
+            if index in assigned:
+                track = self.tracks[assigned[index]]
+            else:
+                track = Track(self.next_id, box, step, deque(maxlen=self.smooth))
+                self.tracks[track.track_id] = track
+                self.next_id += 1
+            track.box, track.last_seen = box, step
+            track.scores.append(float(scores[index]))
+            result.append(track)
+        # A face gone for a few steps is a new face when it comes back.
+        self.tracks = {i: t for i, t in self.tracks.items() if step - t.last_seen <= self.max_missed}
+        return result
+
+
+def parse_source(source: str | int | os.PathLike) -> int | Path:
+    """A camera index ("0", 0) or a video file path that exists."""
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        return int(source)
+    path = Path(source)
+    if not path.is_file():
+        raise LabError(f"Video file not found: {path}")
+    return path
+
+
+def _open_capture(source: int | Path) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(source if isinstance(source, int) else os.fspath(source))
+    if not capture.isOpened():
+        capture.release()
+        if isinstance(source, int):
+            raise LabError(f"Could not open camera {source}: is one connected, and free?")
+        raise LabError(f"Could not open video {source}: OpenCV cannot read this file")
+    return capture
+
+
+def _draw(frame: np.ndarray, box: tuple, label: str, fake: bool) -> None:
+    colour = FAKE_COLOUR if fake else REAL_COLOUR
+    x, y, w, h = box
+    cv2.rectangle(frame, (x, y), (x + w, y + h), colour, 2)
+    (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    top = max(0, y - text_h - baseline - 4)
+    cv2.rectangle(frame, (x, top), (x + text_w + 4, top + text_h + baseline + 4), colour, cv2.FILLED)
+    cv2.putText(frame, label, (x + 2, top + text_h + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def default_outputs(run_dir: Path, source: int | Path) -> tuple[Path, Path]:
+    """`run_dir/videos/<source name>-annotated.mp4` and `<source name>.csv`."""
+    stem = f"camera{source}" if isinstance(source, int) else source.stem
+    videos = Path(run_dir) / "videos"
+    return videos / f"{stem}-annotated.mp4", videos / f"{stem}.csv"
+
+
+def classify_video(
+    run_dir_or_detector,
+    source: str | int | os.PathLike,
+    out: str | os.PathLike | None = None,
+    csv_path: str | os.PathLike | None = None,
+    every: int = 1,
+    smooth: int = 5,
+    margin: float = 0.25,
+    min_face: int = 40,
+    max_frames: int | None = None,
+    show: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Find and classify the faces in every `every`-th frame; write an annotated video and a CSV.
+
+    run_dir_or_detector: a detector run directory or a loaded `detector.predict.Detector`.
+    source: a camera index ("0") or a video file.
+    out, csv_path: default to the run's videos/ folder.
+    smooth: P(fake) is averaged over a face's last `smooth` classified frames.
+    Returns a summary: frames read, frames with faces, tracks, mean P(fake), verdict counts, paths.
+    A camera is read until it stops, `max_frames`, or Ctrl-C; what was seen is still written.
+    """
+    if every < 1:
+        raise ValueError(f"every must be at least 1. Received: every={every}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1. Received: max_frames={max_frames}")
+    from tqdm.auto import tqdm
+
+    from detector.predict import load_detector
+
+    detector = run_dir_or_detector
+    if not hasattr(detector, "score"):
+        detector = load_detector(run_dir_or_detector)
+    source = parse_source(source)
+    default_video, default_csv = default_outputs(detector.run_dir, source)
+    out = Path(out) if out is not None else default_video
+    csv_path = Path(csv_path) if csv_path is not None else default_csv
+    if out.suffix.lower() != ".mp4":
+        raise LabError(f"The annotated video is written as MP4: name it *.mp4. Received: {out}")
+    cascade = load_face_cascade()
+    tracker = IouTracker(smooth=smooth, max_missed=max(2, 10 // every))
+    threshold = float(detector.threshold)
+
+    capture = _open_capture(source)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if isinstance(source, Path) else 0
+    total = min(total, max_frames) if max_frames and total > 0 else (total or max_frames)
+
+    rows: list[dict] = []
+    writer = None
+    temporary = None
+    frames = frames_classified = frames_with_faces = 0
+    labels: list[tuple] = []  # the last classified frame's (box, label, fake), drawn on skipped frames
+    bar = tqdm(total=total or None, unit="frame", desc="Classifying faces", disable=not progress)
+    try:
+        while max_frames is None or frames < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if writer is None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                # The encoder picks the container from the extension: the temporary name ends in .mp4.
+                handle, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.mp4", dir=out.parent)
+                os.close(handle)
+                temporary = Path(name)
+                # mkstemp makes the file private; the video should get the usual permissions.
+                umask = os.umask(0)
+                os.umask(umask)
+                temporary.chmod(0o666 & ~umask)
+                height, width = frame.shape[:2]
+                writer = cv2.VideoWriter(os.fspath(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                if not writer.isOpened():
+                    raise LabError(f"Could not write the video {out}: OpenCV has no MP4 (mp4v) encoder here")
+            if frames % every == 0:
+                boxes = detect_faces(cascade, frame, min_face=min_face)
+                step = frames // every
+                if boxes:
+                    batch = np.stack([crop_face(frame, box, detector.size, margin) for box in boxes])
+                    scores = np.asarray(detector.score(batch), dtype=np.float64).reshape(-1)
+                    frames_with_faces += 1
+                else:
+                    scores = np.zeros(0)
+                tracks = tracker.update(step, boxes, scores)
+                labels = []
+                for box, score, track in zip(boxes, scores, tracks):
+                    smoothed = track.smoothed
+                    verdict = detector.verdict(smoothed)
+                    labels.append((box, f"{verdict} {smoothed:.2f}", verdict == "Fake"))
+                    x, y, w, h = box
+                    rows.append(
+                        {
+                            "frame": frames,
+                            "track": track.track_id,
+                            "x": x,
+                            "y": y,
+                            "w": w,
+                            "h": h,
+                            "p_fake": f"{score:.6f}",
+                            "p_fake_smoothed": f"{smoothed:.6f}",
+                            "verdict": verdict,
+                        }
+                    )
+                frames_classified += 1
+            for box, label, fake in labels:
+                _draw(frame, box, label, fake)
+            writer.write(frame)
+            if show:
+                _show(frame)
+            frames += 1
+            bar.update(1)
+    except KeyboardInterrupt:
+        # Stopping a camera with Ctrl-C is normal: keep what was recorded.
+        pass
+    except BaseException:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if show:
+            cv2.destroyAllWindows()
+    if frames == 0:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise LabError(f"No frames could be read from {_describe(source)}")
+    os.replace(temporary, out)
+    buffer = io.StringIO()
+    csv_writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    csv_writer.writeheader()
+    csv_writer.writerows(rows)
+    atomic_write_text(csv_path, buffer.getvalue())
+
+    final = {}
+    for row in rows:
+        final[row["track"]] = row
+    return {
+        "source": _describe(source),
+        "run": Path(detector.run_dir).name,
+        "threshold": threshold,
+        "fps": fps,
+        "frames": frames,
+        "frames_classified": frames_classified,
+        "frames_with_faces": frames_with_faces,
+        "faces": len(rows),
+        "tracks": len(final),
+        "mean_p_fake": float(np.mean([float(r["p_fake"]) for r in rows])) if rows else None,
+        "fake_detections": sum(r["verdict"] == "Fake" for r in rows),
+        "real_detections": sum(r["verdict"] == "Real" for r in rows),
+        "video": out,
+        "csv": csv_path,
+    }
+
+
+def _describe(source: int | Path) -> str:
+    return f"camera {source}" if isinstance(source, int) else os.fspath(source)
+
+
+def _show(frame: np.ndarray) -> None:
+    try:
+        cv2.imshow("gan-lab video (q stops)", frame)
+        key = cv2.waitKey(1) & 0xFF
+    except cv2.error:
+        raise LabError(
+            "--show needs an OpenCV build with a display (opencv-python, not opencv-python-headless)"
+        ) from None
+    if key == ord("q"):
+        raise KeyboardInterrupt

@@ -1,0 +1,298 @@
+"""A small web page that classifies an uploaded face with a detector run and shows its Grad-CAM.
+
+`create_app(run_dir)` returns a Flask app; `gan-lab serve RUN_DIR` runs it. Uploads are
+decoded from memory and never written to disk; answers carry images as data URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from flask import (
+    Flask,
+    abort,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
+from PIL import Image
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.utils import secure_filename
+
+from detector.errors import LabError
+from detector.images import fit_image, open_rgb
+from detector.runs import list_runs, read_json, require_run_dir
+
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
+UPLOAD_FIELD = "file"
+# The uploaded photo is shown scaled down to this many pixels on its longer side.
+DISPLAY_SIDE = 384
+# A few MB of PNG can hold a billion pixels; refuse before decoding rather than exhaust memory.
+MAX_PIXELS = 40_000_000
+
+
+class _InMemoryRequest(Flask.request_class):
+    """Keep uploaded files in memory (bounded by MAX_CONTENT_LENGTH), never in a temporary file."""
+
+    def _get_file_stream(self, *args, **kwargs):
+        return io.BytesIO()
+
+
+class DetectorRegistry:
+    """The detector runs the page can use, loaded on first use and kept loaded."""
+
+    def __init__(self, run_dir: str | os.PathLike, runs_dir: str | os.PathLike):
+        self.initial = require_run_dir(run_dir, "detector").resolve()
+        self.runs_dir = Path(runs_dir)
+        self.current = self.initial.name
+        self._loaded: dict[Path, object] = {}
+        # Keras models are shared by the server's threads: load and predict one request at a time.
+        self.lock = threading.Lock()
+
+    def runs(self) -> dict[str, Path]:
+        """Run name -> run directory for every detector run under runs_dir, plus the initial one."""
+        runs = {path.name: path.resolve() for path in list_runs(self.runs_dir, "detector")}
+        runs[self.initial.name] = self.initial
+        return dict(sorted(runs.items()))
+
+    def path(self, name: str) -> Path:
+        runs = self.runs()
+        if name not in runs:
+            raise LabError(f"No detector run named {name!r} under {self.runs_dir}")
+        return runs[name]
+
+    def select(self, name: str) -> None:
+        require_run_dir(self.path(name), "detector")
+        self.current = name
+
+    def is_loaded(self, name: str) -> bool:
+        return self.runs().get(name) in self._loaded
+
+    def get(self, name: str | None = None):
+        """The loaded detector for run `name` (the selected one by default). Call under `lock`."""
+        from detector.predict import load_detector
+
+        path = self.path(name or self.current)
+        if path not in self._loaded:
+            self._loaded[path] = load_detector(path)
+        return self._loaded[path]
+
+
+def _data_uri(pixels: np.ndarray) -> str:
+    """A uint8 or [0, 1] float RGB array as a PNG data URI."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        pixels = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _display_copy(image: Image.Image) -> Image.Image:
+    image = image.copy()
+    image.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.LANCZOS)
+    return image
+
+
+def _read_upload() -> tuple[str, bytes]:
+    """The uploaded file's sanitised name and bytes, or a LabError for a missing or empty upload."""
+    upload = request.files.get(UPLOAD_FIELD)
+    if upload is None or not upload.filename:
+        raise LabError(f"No file uploaded: send the image in the form field {UPLOAD_FIELD!r}")
+    # The name is only ever displayed, never used as a path.
+    name = secure_filename(upload.filename) or "upload"
+    data = upload.read()
+    if not data:
+        raise LabError(f"{name} is empty")
+    return name, data
+
+
+def _check_pixel_count(data: bytes, name: str) -> None:
+    """Refuse an image with more than MAX_PIXELS pixels, reading only its header."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+    except Image.DecompressionBombError:
+        raise LabError(f"{name} has more pixels than can be decoded safely. Send a smaller image") from None
+    except Exception:  # not an image at all: open_rgb words that error
+        return
+    if width * height > MAX_PIXELS:
+        raise LabError(
+            f"{name} is {width}x{height} pixels; the limit is {MAX_PIXELS / 1e6:g} megapixels. Send a smaller image"
+        )
+
+
+def _load_metrics(run_dir: Path) -> tuple[dict, str | None]:
+    """The test metrics of a run, and a note when there are none to show."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return {}, "not evaluated yet (no metrics.json)"
+    try:
+        metrics = read_json(path)
+    except LabError as error:
+        return {}, str(error)
+    if not isinstance(metrics, dict):
+        return {}, f"{path.name} does not hold a JSON object"
+    return metrics, None
+
+
+def _format_number(value) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.3f}"
+    return "–"
+
+
+def create_app(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs", max_upload_mb: float = 10) -> Flask:
+    """The web page's Flask app, classifying with `run_dir` until the user picks another run."""
+    if not max_upload_mb > 0:
+        raise ValueError(f"max_upload_mb must be positive. Received: max_upload_mb={max_upload_mb!r}")
+    registry = DetectorRegistry(run_dir, runs_dir)
+    app = Flask(__name__)
+    app.request_class = _InMemoryRequest
+    app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
+    app.extensions["gan_lab_detectors"] = registry
+    app.jinja_env.filters["number"] = _format_number
+
+    def classify(for_page: bool) -> dict:
+        """Score the upload; for the page, also its images and Grad-CAM as data URIs."""
+        name, data = _read_upload()
+        _check_pixel_count(data, name)
+        image = open_rgb(data, name)
+        with registry.lock:
+            run = registry.current
+            detector = registry.get(run)
+            pixels = fit_image(image, detector.size, mode="crop", min_size=detector.size, name=name)
+            p_fake = float(detector.score(pixels[np.newaxis])[0])
+            result = {
+                "file": name,
+                "p_fake": p_fake,
+                "verdict": detector.verdict(p_fake),
+                "threshold": float(detector.threshold),
+                "run": run,
+            }
+            if not for_page:
+                return result
+            from detector.explain import gradcam, overlay
+
+            # The verdict stands without the explanation: a model Grad-CAM cannot handle gets a note.
+            try:
+                result["overlay_uri"] = _data_uri(overlay(pixels, gradcam(detector.model, pixels)))
+            except LabError as error:
+                result["gradcam_error"] = str(error)
+        result["image_uri"] = _data_uri(np.asarray(_display_copy(image)))
+        result["input_uri"] = _data_uri(pixels)
+        result["size"] = detector.size
+        result["original_size"] = "{}x{}".format(*image.size)
+        return result
+
+    def page(template: str, status: int = 200, **context):
+        context.setdefault("current_run", registry.current)
+        context.setdefault("max_upload_mb", max_upload_mb)
+        return render_template(template, **context), status
+
+    @app.get("/")
+    def index():
+        return page("index.html")
+
+    @app.post("/")
+    def predict_page():
+        try:
+            result = classify(for_page=True)
+        except LabError as error:
+            return page("index.html", 400, error=str(error))
+        return page("index.html", result=result)
+
+    @app.post("/api/predict")
+    def predict_api():
+        try:
+            result = classify(for_page=False)
+        except LabError as error:
+            return jsonify(error=str(error)), 400
+        return jsonify(result)
+
+    @app.get("/runs")
+    def runs_page():
+        rows = []
+        for name, path in registry.runs().items():
+            metrics, note = _load_metrics(path)
+            plots_dir = path / "plots"
+            plots = sorted(p.name for p in plots_dir.glob("*.png") if p.is_file()) if plots_dir.is_dir() else []
+            try:
+                config = read_json(path / "config.json")
+            except LabError:
+                config = {}
+            rows.append(
+                {
+                    "name": name,
+                    "metrics": metrics,
+                    "note": note,
+                    "plots": plots,
+                    "model": config.get("model", "?"),
+                    "size": config.get("size", "?"),
+                    "loaded": registry.is_loaded(name),
+                }
+            )
+        return page("runs.html", runs=rows, metric_names=METRIC_NAMES, runs_dir=str(registry.runs_dir))
+
+    @app.post("/runs")
+    def select_run():
+        name = request.form.get("run", "")
+        if name not in registry.runs():
+            message = f"No detector run named {name!r} under {registry.runs_dir}"
+            return page("error.html", 404, title="Unknown run", message=message)
+        try:
+            registry.select(name)
+        except LabError as error:
+            return page("error.html", 400, title="Cannot use that run", message=str(error))
+        return redirect(url_for("index"), code=303)
+
+    @app.get("/runs/<run>/plots/<path:filename>")
+    def plot(run: str, filename: str):
+        try:
+            run_dir = registry.path(run)
+        except LabError:
+            abort(404)
+        if not filename.lower().endswith(".png"):
+            abort(404)
+        # send_from_directory refuses any path that leaves the plots folder (404).
+        return send_from_directory(run_dir / "plots", filename, mimetype="image/png")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error):
+        message = f"The upload is larger than the limit of {max_upload_mb:g} MB; send a smaller image."
+        if request.path.startswith("/api/"):
+            return jsonify(error=message), 413
+        return page("index.html", 413, error=message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if request.path.startswith("/api/"):
+            return jsonify(error=error.description), error.code
+        return page("error.html", error.code, title=error.name, message=error.description)
+
+    return app
+
+
+def serve(
+    run_dir: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    runs_dir: str | os.PathLike = "runs",
+    max_upload_mb: float = 10,
+) -> None:
+    """Load the detector, then serve the page until interrupted."""
+    app = create_app(run_dir, runs_dir=runs_dir, max_upload_mb=max_upload_mb)
+    registry = app.extensions["gan_lab_detectors"]
+    with registry.lock:
+        registry.get()  # a broken run fails here, before the server starts
+    print(f"Serving {registry.current} on http://{host}:{port}/ (Ctrl-C stops)")
+    app.run(host=host, port=port, threaded=True)

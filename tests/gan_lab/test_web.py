@@ -1,0 +1,277 @@
+import base64
+import io
+import json
+import shutil
+import tempfile
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.errors import LabError
+from detector.images import save_png
+from detector.runs import read_json, write_json
+from gan_lab.web import create_app
+
+
+def _photo() -> Image.Image:
+    """A real photograph shipped with matplotlib (512x600)."""
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return Image.open(io.BytesIO(handle.read())).convert("RGB")
+
+
+def _encode(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def _upload(data: bytes, name: str):
+    return {"file": (io.BytesIO(data), name)}
+
+
+def _decode_data_uri(uri: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :])))
+
+
+@pytest.fixture(scope="module")
+def web_runs(tmp_path_factory, detector_run):
+    """Two copies of the tiny detector run: as trained, and one whose threshold 0 calls everything Fake."""
+    runs_dir = tmp_path_factory.mktemp("web-runs")
+    first = shutil.copytree(detector_run, runs_dir / "00001-detector-tiny")
+    second = shutil.copytree(detector_run, runs_dir / "00002-detector-always-fake")
+    metrics = read_json(first / "metrics.json")
+    write_json(second / "metrics.json", {**metrics, "threshold": 0.0})
+    save_png(first / "plots" / "extra.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    (first / "plots" / "notes.txt").write_text("not a plot")
+    return runs_dir, first, second
+
+
+@pytest.fixture(scope="module")
+def client(web_runs):
+    runs_dir, first, _ = web_runs
+    return create_app(first, runs_dir=runs_dir).test_client()
+
+
+@pytest.fixture(scope="module")
+def detector_size(web_runs):
+    return read_json(web_runs[1] / "config.json")["size"]
+
+
+@pytest.mark.parametrize(
+    "name,encode",
+    [
+        ("hopper.jpg", lambda photo: _encode(photo, "JPEG", quality=90)),
+        ("hopper.png", lambda photo: _encode(photo, "PNG")),
+        ("hopper-rgba.png", lambda photo: _encode(photo.convert("RGBA"), "PNG")),
+        ("hopper-gray.jpg", lambda photo: _encode(photo.convert("L"), "JPEG")),
+        ("hopper-wide.png", lambda photo: _encode(photo.resize((900, 300)), "PNG")),
+    ],
+)
+def test_api_classifies_every_kind_of_image(client, web_runs, name, encode):
+    response = client.post("/api/predict", data=_upload(encode(_photo()), name))
+    assert response.status_code == 200, response.json
+    answer = response.json
+    assert set(answer) == {"file", "p_fake", "verdict", "threshold", "run"}
+    assert answer["file"] == name
+    assert 0.0 <= answer["p_fake"] <= 1.0
+    assert answer["verdict"] == ("Fake" if answer["p_fake"] >= answer["threshold"] else "Real")
+    assert answer["threshold"] == read_json(web_runs[1] / "metrics.json")["threshold"]
+    assert answer["run"] == "00001-detector-tiny"
+
+
+def test_same_photo_in_other_formats_scores_alike(client):
+    photo = _photo()
+    encodings = {"a.png": _encode(photo, "PNG"), "a.bmp": _encode(photo, "BMP"), "a.webp": _encode(photo, "WEBP", lossless=True)}
+    scores = [client.post("/api/predict", data=_upload(data, name)).json["p_fake"] for name, data in encodings.items()]
+    # Lossless encodings of one photo are the same pixels, so the same score.
+    assert max(scores) - min(scores) < 1e-5
+
+
+def test_page_shows_verdict_image_and_gradcam(client, detector_size):
+    response = client.post("/", data=_upload(_encode(_photo(), "JPEG"), "hopper.jpg"), content_type="multipart/form-data")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'id="verdict"' in html and ("Real</h2>" in html or "Fake</h2>" in html)
+    assert "P(fake) =" in html
+    uris = [part.split('"')[0] for part in html.split('src="')[1:] if part.startswith("data:")]
+    assert len(uris) == 3  # upload, detector input, Grad-CAM overlay
+    upload, model_input, gradcam = (_decode_data_uri(uri) for uri in uris)
+    assert max(upload.size) <= 384 and upload.size[1] > upload.size[0]  # the portrait photo, scaled down
+    assert model_input.size == (detector_size, detector_size)
+    assert gradcam.size == (detector_size, detector_size) and gradcam.mode == "RGB"
+
+
+def test_too_small_image_is_refused(client, detector_size):
+    tiny = _encode(_photo().resize((detector_size - 1, detector_size + 10)), "PNG")
+    response = client.post("/api/predict", data=_upload(tiny, "tiny.png"))
+    assert response.status_code == 400
+    assert "tiny.png" in response.json["error"] and "smaller than the model's input" in response.json["error"]
+    page = client.post("/", data=_upload(tiny, "tiny.png"))
+    assert page.status_code == 400 and "smaller than the model" in page.get_data(as_text=True)
+
+
+def test_image_with_too_many_pixels_is_refused_before_decoding(client, monkeypatch):
+    import gan_lab.web
+
+    monkeypatch.setattr(gan_lab.web, "MAX_PIXELS", 100 * 100)
+    response = client.post("/api/predict", data=_upload(_encode(Image.new("L", (200, 101)), "PNG"), "huge.png"))
+    assert response.status_code == 400
+    assert response.json["error"] == "huge.png is 200x101 pixels; the limit is 0.01 megapixels. Send a smaller image"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL's own guard against decompression bombs
+    response = client.post("/api/predict", data=_upload(_encode(Image.new("L", (30, 30)), "PNG"), "bomb.png"))
+    assert response.status_code == 400 and "bomb.png has more pixels than can be decoded safely" in response.json["error"]
+
+
+def test_not_an_image_is_refused(client):
+    response = client.post("/api/predict", data=_upload(b"name,label\nface,real\n", "faces.csv"))
+    assert response.status_code == 400
+    assert response.json["error"] == "faces.csv is not an image file PIL can read"
+
+
+def test_truncated_image_is_refused(client):
+    data = _encode(_photo(), "JPEG", quality=95)
+    response = client.post("/api/predict", data=_upload(data[: len(data) // 2], "cut.jpg"))
+    assert response.status_code == 400
+    assert "cut.jpg could not be decoded" in response.json["error"]
+
+
+def test_missing_or_empty_upload_is_refused(client):
+    response = client.post("/api/predict", data={"other": "x"})
+    assert response.status_code == 400 and "form field 'file'" in response.json["error"]
+    response = client.post("/api/predict", data=_upload(b"", "empty.png"))
+    assert response.status_code == 400 and response.json["error"] == "empty.png is empty"
+    page = client.post("/", data={})
+    assert page.status_code == 400 and "No file uploaded" in page.get_data(as_text=True)
+
+
+def test_upload_names_are_sanitised_and_escaped(client):
+    data = _encode(_photo(), "PNG")
+    response = client.post("/api/predict", data=_upload(data, "../../etc/<b>passwd</b>.png"))
+    assert response.status_code == 200
+    assert response.json["file"] == "etc_bpasswd_b.png"
+    page = client.post("/", data=_upload(b"junk", "<script>alert(1)</script>.png")).get_data(as_text=True)
+    assert "<script>alert" not in page
+
+
+def test_too_large_upload_gets_413(web_runs):
+    runs_dir, first, _ = web_runs
+    client = create_app(first, runs_dir=runs_dir, max_upload_mb=0.05).test_client()
+    data = np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    response = client.post("/api/predict", data=_upload(data, "big.png"))
+    assert response.status_code == 413
+    assert "larger than the limit of 0.05 MB" in response.json["error"]
+    page = client.post("/", data=_upload(data, "big.png"))
+    assert page.status_code == 413 and "larger than the limit" in page.get_data(as_text=True)
+
+
+def test_uploads_never_touch_the_disk(client, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # Werkzeug spools uploads over 500 KB to a temporary file unless told otherwise.
+    large = _encode(_photo().resize((1200, 1400)), "PNG")
+    assert len(large) > 600_000
+    response = client.post("/api/predict", data=_upload(large, "large.png"))
+    assert response.status_code == 200
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_page_lists_runs_metrics_and_plots(client, web_runs):
+    runs_dir, first, _ = web_runs
+    html = client.get("/runs").get_data(as_text=True)
+    assert "00001-detector-tiny" in html and "00002-detector-always-fake" in html
+    metrics = read_json(first / "metrics.json")
+    for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+        assert f"{metrics[name]:.3f}" in html
+    plots = sorted(p.name for p in (first / "plots").glob("*.png"))
+    assert "extra.png" in plots
+    for plot in plots:
+        url = f"/runs/00001-detector-tiny/plots/{plot}"
+        assert url in html
+        response = client.get(url)
+        assert response.status_code == 200 and response.mimetype == "image/png"
+        assert response.data == (first / "plots" / plot).read_bytes()
+
+
+def test_plot_serving_refuses_absolute_and_relative_escapes(client, web_runs):
+    _, first, second = web_runs
+    save_png(second / "plots" / "other.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    assert client.get("/runs/00002-detector-always-fake/plots/other.png").status_code == 200
+    escapes = [
+        "/runs/00001-detector-tiny/plots/..%2F..%2F00002-detector-always-fake%2Fplots%2Fother.png",
+        "/runs/00001-detector-tiny/plots/" + str(second / "plots" / "other.png").replace("/", "%2F"),
+    ]
+    for url in escapes:
+        assert client.get(url, follow_redirects=True).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/runs/00001-detector-tiny/plots/../config.json",
+        "/runs/00001-detector-tiny/plots/..%2Fmetrics.json",
+        "/runs/00001-detector-tiny/plots/%2e%2e/%2e%2e/00002-detector-always-fake/metrics.json",
+        "/runs/00001-detector-tiny/plots//etc/passwd",
+        "/runs/00001-detector-tiny/plots/%2Fetc%2Fpasswd.png",
+        "/runs/00001-detector-tiny/plots/notes.txt",
+        "/runs/..%2F00001-detector-tiny/plots/extra.png",
+        "/runs/00009-detector-missing/plots/extra.png",
+    ],
+)
+def test_plot_serving_refuses_paths_outside_plots(client, url):
+    assert client.get(url, follow_redirects=True).status_code == 404
+
+
+def test_switching_runs(web_runs):
+    runs_dir, first, _ = web_runs
+    client = create_app(first, runs_dir=runs_dir).test_client()
+    data = _upload(_encode(_photo(), "PNG"), "hopper.png")
+    before = client.post("/api/predict", data=data).json
+    assert before["run"] == "00001-detector-tiny"
+
+    response = client.post("/runs", data={"run": "00002-detector-always-fake"})
+    assert response.status_code == 303
+    assert "00002-detector-always-fake" in client.get("/").get_data(as_text=True)
+    after = client.post("/api/predict", data=_upload(_encode(_photo(), "PNG"), "hopper.png")).json
+    assert after["run"] == "00002-detector-always-fake"
+    assert after["threshold"] == 0.0 and after["verdict"] == "Fake"
+    assert after["p_fake"] == pytest.approx(before["p_fake"], abs=1e-6)  # same weights, other threshold
+    assert "(loaded)" in client.get("/runs").get_data(as_text=True)
+
+    response = client.post("/runs", data={"run": "../00001-detector-tiny"})
+    assert response.status_code == 404 and "No detector run named" in response.get_data(as_text=True)
+    assert client.post("/api/predict", data=_upload(_encode(_photo(), "PNG"), "h.png")).json["run"] == (
+        "00002-detector-always-fake"
+    )
+
+
+def test_broken_run_gives_a_clear_error(web_runs, tmp_path):
+    runs_dir, first, _ = web_runs
+    broken = shutil.copytree(first, tmp_path / "00003-detector-broken")
+    (broken / "model.keras").write_bytes(b"not a model")
+    client = create_app(broken, runs_dir=tmp_path).test_client()
+    response = client.post("/api/predict", data=_upload(_encode(_photo(), "PNG"), "hopper.png"))
+    assert response.status_code == 400 and "model.keras could not be loaded" in response.json["error"]
+
+
+def test_api_errors_are_json(client):
+    response = client.get("/api/predict")
+    assert response.status_code == 405 and "error" in json.loads(response.data)
+
+
+def test_create_app_checks_its_arguments(tmp_path):
+    with pytest.raises(LabError, match="not found"):
+        create_app(tmp_path / "missing")
+    with pytest.raises(ValueError, match="max_upload_mb"):
+        create_app(tmp_path, max_upload_mb=0)
+
+
+def test_serve_command_is_registered():
+    from gan_lab.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "runs/00001-detector-x", "--port", "8123", "--max-mb", "2"])
+    assert (args.run_dir, args.port, args.host, args.runs_dir, args.max_mb) == ("runs/00001-detector-x", 8123, "127.0.0.1", "runs", 2.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "run", "--port", "70000"])

@@ -1,0 +1,95 @@
+"""The upload page end to end, in a real headless Chromium driven by Selenium."""
+
+import os
+import shutil
+import threading
+
+import matplotlib.cbook
+import pytest
+from werkzeug.serving import make_server
+
+from gan_lab.web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        message = f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, detector_run):
+    runs_dir = tmp_path_factory.mktemp("browser-runs")
+    first = shutil.copytree(detector_run, runs_dir / "00001-detector-tiny")
+    shutil.copytree(detector_run, runs_dir / "00002-detector-second")
+    # Port 0: the system picks a free port.
+    http = make_server("127.0.0.1", 0, create_app(first, runs_dir=runs_dir), threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    thread.join(timeout=10)
+
+
+def test_upload_a_photo_and_read_the_verdict(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/")
+    assert browser.find_element(By.ID, "current-run").text == "00001-detector-tiny"
+    photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    browser.find_element(By.ID, "file").send_keys(str(photo))
+    browser.find_element(By.ID, "submit").click()
+    verdict = WebDriverWait(browser, 120).until(expected_conditions.presence_of_element_located((By.ID, "verdict")))
+    assert verdict.text in ("Real", "Fake")
+    p_fake = float(browser.find_element(By.ID, "p-fake").text)
+    threshold = float(browser.find_element(By.ID, "threshold").text)
+    assert 0.0 <= p_fake <= 1.0
+    assert verdict.text == ("Fake" if p_fake >= threshold else "Real")
+    gradcam = browser.find_element(By.ID, "gradcam")
+    assert gradcam.get_attribute("src").startswith("data:image/png;base64,")
+    # The browser decoded the overlay: it is a real image, not a broken icon.
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", gradcam) > 0
+
+
+def test_pick_another_run_in_the_browser(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/runs")
+    assert "00002-detector-second" in browser.page_source
+    browser.find_element(By.CSS_SELECTOR, "form input[value='00002-detector-second'] + button").click()
+    # The form posts, then redirects to the upload page, which names the run now in use.
+    WebDriverWait(browser, 30).until(
+        expected_conditions.text_to_be_present_in_element((By.ID, "current-run"), "00002-detector-second")
+    )
+    assert browser.current_url.rstrip("/") == server
