@@ -80,6 +80,9 @@ class GanConfig:
     beta_1: float = 0.5  # Adam's first-moment decay for both optimizers
     label_smoothing: float = 0.0  # real targets become this instead of 0
     label_noise: float = 0.05  # every target moves towards 0.5 by a uniform amount up to this
+    # Differentiable augmentation of everything the discriminator sees (gan_lab.dcgan.diff_augment):
+    # names from "color", "translation", "cutout"; for real data sets of a few thousand images.
+    augment: tuple = ()
     diversity_n: int = 128  # generated (and real) images the per-epoch diversity is measured on
     collapse_fraction: float = 0.5  # warn when diversity falls below this fraction of epoch 1's
     crop: str = "resize"  # how images of another size are fitted: "resize" (stretch) or "crop" (centre square)
@@ -100,6 +103,7 @@ def check_config(config: GanConfig) -> GanConfig:
     """A copy of `config` with defaults resolved (name, generator widths); LabError naming the first bad option."""
     from detector.images import FIT_MODES
     from detector.synthfaces import DIFFICULTIES
+    from gan_lab.dcgan import AUGMENT_POLICIES
     from gan_lab.dcgan import generator_options
 
     def refuse(option: str, expected: str):
@@ -130,6 +134,8 @@ def check_config(config: GanConfig) -> GanConfig:
         value = getattr(config, option)
         if not isinstance(value, (int, float)) or not 0 <= value < 0.5:
             refuse(option, "a number in [0, 0.5)")
+    if isinstance(config.augment, str) or any(name not in AUGMENT_POLICIES for name in config.augment):
+        refuse("augment", f"a list of names from {AUGMENT_POLICIES}")
     if not 0 <= config.collapse_fraction < 1:
         refuse("collapse_fraction", "a fraction in [0, 1)")
     try:
@@ -144,6 +150,7 @@ def check_config(config: GanConfig) -> GanConfig:
         config,
         data=os.fspath(config.data),
         generator_filters=options["filters"],
+        augment=tuple(config.augment),
         init_discriminator=os.fspath(Path(init).resolve()) if init else None,
         name=config.name or f"{config.preset or 'dcgan'}-{config.size}px",
     )
@@ -280,7 +287,10 @@ def make_dcgan(generator, discriminator, config: GanConfig):
 
     from gan_lab.dcgan import DCGAN
 
-    gan = DCGAN(generator, discriminator, label_smoothing=config.label_smoothing, label_noise=config.label_noise, seed=config.seed)
+    gan = DCGAN(
+        generator, discriminator, label_smoothing=config.label_smoothing, label_noise=config.label_noise,
+        augment=tuple(config.augment), seed=config.seed,
+    )
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),

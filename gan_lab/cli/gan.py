@@ -6,12 +6,23 @@ import argparse
 
 from gan_lab.cli.common import add_runs_dir, add_seed, positive_int
 
+# The same names as gan_lab.dcgan.AUGMENT_POLICIES, spelled out so that `--help` needs no TensorFlow.
+AUGMENT_POLICIES = ("color", "translation", "cutout")
+
 
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 0.5:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 0.5), got {text}")
     return value
+
+
+def _policy(text: str) -> tuple[str, ...]:
+    names = () if text.strip().lower() in ("", "none") else tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in AUGMENT_POLICIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"expected 'none' or names from {', '.join(AUGMENT_POLICIES)}, got {text}")
+    return names
 
 
 def register(subparsers) -> None:
@@ -33,6 +44,11 @@ def register(subparsers) -> None:
     train.add_argument("--init-discriminator", metavar="RUN_DIR", default=None, help="start the discriminator from this detector run's weights")
     train.add_argument("--label-smoothing", type=_fraction, default=None, help="target for real images instead of 0 (default: 0)")
     train.add_argument("--label-noise", type=_fraction, default=None, help="random shift of every target towards 0.5, up to this (default: 0.05)")
+    train.add_argument(
+        "--augment", type=_policy, default=None, metavar="NAMES",
+        help="differentiable augmentation of the discriminator's inputs: 'none' or comma-separated names from "
+        f"{', '.join(AUGMENT_POLICIES)}; helps with a few thousand real images (default: none)",
+    )
     train.add_argument("--grid-size", type=positive_int, default=None, help="images in each epoch's sample grid (default: 64)")
     train.add_argument("--synth-n", type=positive_int, default=None, help="with --data synth: SynthFaces images in total, half real (default: 2000)")
     train.add_argument("--name", default=None, help="run directory suffix (default: dcgan-<size>px)")
@@ -62,7 +78,7 @@ _OPTIONS = {
     "data": "data", "size": "size", "epochs": "epochs", "batch_size": "batch_size",
     "steps_per_epoch": "steps_per_epoch", "preset": "preset", "latent_dim": "latent_dim",
     "discriminator": "discriminator", "init_discriminator": "init_discriminator",
-    "label_smoothing": "label_smoothing", "label_noise": "label_noise", "grid_size": "grid_size",
+    "label_smoothing": "label_smoothing", "label_noise": "label_noise", "augment": "augment", "grid_size": "grid_size",
     "synth_n": "synth_n", "name": "name",
 }
 

@@ -6,10 +6,12 @@ from detector.errors import LabError
 from detector.models import build_model
 from detector.runs import atomic_save_model, create_run_dir, write_json
 from gan_lab.dcgan import (
+    AUGMENT_POLICIES,
     DCGAN,
     build_discriminator,
     build_generator,
     copy_detector_weights,
+    diff_augment,
     generator_options,
 )
 
@@ -108,3 +110,41 @@ def test_detector_of_another_size_or_architecture_is_refused(tiny_detector_run):
         copy_detector_weights(build_discriminator("cnn3", 48), tiny_detector_run)
     with pytest.raises(LabError, match="small_cnn"):
         copy_detector_weights(build_discriminator("small_cnn", 32), tiny_detector_run)
+
+
+def test_discriminator_learns_to_separate_reals_from_fakes():
+    # The discriminator's BatchNorm sits just before its linear head: with batch statistics
+    # on batches of one class each, every batch has the same mean logit and it cannot learn.
+    gan = _tiny_gan()
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    bright = np.full((64, 32, 32, 3), 0.9, dtype=np.float32)
+    history = gan.fit(bright, batch_size=16, epochs=5, shuffle=False, verbose=0).history
+    assert history["d_p_fake_fake"][-1] > history["d_p_fake_real"][-1] + 0.2
+
+
+@pytest.mark.parametrize("policy", [("color",), ("translation",), ("cutout",), AUGMENT_POLICIES])
+def test_diff_augment_draws_per_image_and_passes_gradients(policy):
+    import tensorflow as tf
+
+    images = tf.constant(np.random.default_rng(0).random((6, 32, 32, 3), dtype=np.float32))
+    seed = keras.random.SeedGenerator(0)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        augmented = diff_augment(images, policy, seed)
+        total = keras.ops.sum(augmented)
+    assert augmented.shape == images.shape
+    changes = np.asarray(augmented - images).reshape(6, -1)
+    assert (np.abs(changes).max(axis=1) > 0).all(), "every image is augmented"
+    assert len({change.tobytes() for change in changes}) == 6, "each image has its own draw"
+    gradient = np.asarray(tape.gradient(total, images))
+    assert np.isfinite(gradient).all() and np.abs(gradient).sum() > 0
+    if policy == ("translation",):  # a shift only moves pixels (edges repeat)
+        assert set(np.unique(np.asarray(augmented))) <= set(np.unique(np.asarray(images)))
+
+
+def test_no_augmentation_leaves_batches_alone():
+    gan = _tiny_gan(augment=())
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(gan._augmented(images)), images)
+    with pytest.raises(ValueError, match="augment"):
+        _tiny_gan(augment=("mixup",))
