@@ -129,13 +129,21 @@ def discriminator(scores: EpochScores) -> dict:
 
 @register_metric
 def kid(scores: EpochScores) -> dict:
-    """KID between the fakes and real test images in the detector's penultimate-layer features."""
+    """KID between the fakes and real test images in the detector's penultimate-layer features.
+
+    Each feature is standardised by the real images' mean and spread first, so that KID does
+    not grow with the scale of one detector's activations (the cubic kernel would make that
+    scale a million-fold difference) and runs are comparable.
+    """
     from gan_lab.kid import kernel_inception_distance
 
     if scores.fake_features is None or scores.real_features is None:
         return {}
+    real = np.asarray(scores.real_features, dtype=np.float64)
+    mean, scale = real.mean(axis=0), real.std(axis=0)
+    scale[scale < 1e-6] = 1.0  # a feature constant on reals: centre it, leave its scale
     value, spread = kernel_inception_distance(
-        scores.real_features, scores.fake_features, num_subsets=KID_SUBSETS, max_subset_size=KID_MAX_SUBSET_SIZE, seed=scores.seed
+        (real - mean) / scale, (scores.fake_features - mean) / scale, num_subsets=KID_SUBSETS, max_subset_size=KID_MAX_SUBSET_SIZE, seed=scores.seed
     )
     return {"kid": value, "kid_std": spread}
 

@@ -237,7 +237,7 @@ def write_outputs(
 ) -> Path:
     """results.csv/json, plots, gallery, copied sample grids and report.md; returns the report's path."""
     from gan_lab.spectra import plot_spectra
-    from gan_lab.stress import write_results
+    from gan_lab.stress import KID_MAX_SUBSET_SIZE, KID_SUBSETS, write_results
 
     write_results(run_dir, rows)
     plots = [plot_epochs(rows, run_dir / "plots" / "epochs.png")]
@@ -267,8 +267,9 @@ def write_outputs(
         "",
         *_epoch_table(rows, "original"),
         "",
-        f"KID: unbiased, cubic polynomial kernel (Binkowski et al., 2018), {100} subsets of up to 1000, in the detector's "
-        f"penultimate-layer features (layer `{context['feature_layer']}`, {context['feature_width']} values), not Inception's; "
+        f"KID: unbiased, cubic polynomial kernel (Binkowski et al., 2018), {KID_SUBSETS} subsets of up to {KID_MAX_SUBSET_SIZE}, "
+        f"in the detector's penultimate-layer features (layer `{context['feature_layer']}`, {context['feature_width']} values, "
+        "each standardised by the real test images' mean and standard deviation), not Inception's; "
         "comparable within this detector only. Diversity: mean pairwise distance of the fakes in the same features. "
         "\"disc.\" is that epoch's own discriminator used as a detector (sigmoid of its logit, threshold 0.5). "
         "Per-image scores: `scores/epoch-NNNN.csv`.",
