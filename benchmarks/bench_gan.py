@@ -38,16 +38,15 @@ def forward_flops(model) -> int:
     return int(total)
 
 
-def step_flops(generator_flops: int, discriminator_flops: int, batch_size: int, concatenated_generator_step: bool) -> int:
+def step_flops(generator_flops: int, discriminator_flops: int, batch_size: int) -> int:
     """Work of one GAN step; a backward pass costs about twice its forward pass (input and weight gradients).
 
     Discriminator step: generator forward (B), discriminator forward and backward on 2B.
     Generator step: generator forward and backward (B), discriminator forward and
-    input-gradient pass on 2B (B without BatchNorm), no discriminator weight gradients.
+    input-gradient pass on B, no discriminator weight gradients.
     """
-    seen = 2 if concatenated_generator_step else 1
     discriminator_step = generator_flops + 2 * 3 * discriminator_flops
-    generator_step = 3 * generator_flops + seen * 2 * discriminator_flops
+    generator_step = 3 * generator_flops + 2 * discriminator_flops
     return batch_size * (discriminator_step + generator_step)
 
 
@@ -137,7 +136,6 @@ def main(argv=None) -> None:
 
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
     d_optimizer, g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
-    batch_norm = gan._batch_norm
 
     @tf.function
     def bare_step(real):
@@ -146,13 +144,12 @@ def main(argv=None) -> None:
         targets = tf.concat([tf.ones((batch, 1)), tf.zeros((batch, 1))], axis=0)
         targets += 0.05 * tf.random.uniform(tf.shape(targets)) * (1.0 - 2.0 * targets)
         with tf.GradientTape() as tape:
-            d_loss = loss(targets, discriminator(tf.concat([fakes, real], axis=0), training=True))
+            d_loss = loss(targets, discriminator(tf.concat([fakes, real], axis=0), training=False))
         d_optimizer.apply_gradients(zip(tape.gradient(d_loss, discriminator.trainable_variables), discriminator.trainable_variables))
         latents = tf.random.normal((batch, latent_dim))
         with tf.GradientTape() as tape:
             fakes = generator(latents, training=True)
-            shown = tf.concat([fakes, real], axis=0) if batch_norm else fakes
-            g_loss = loss(tf.zeros((batch, 1)), discriminator(shown, training=True)[:batch])
+            g_loss = loss(tf.zeros((batch, 1)), discriminator(fakes, training=False))
         g_optimizer.apply_gradients(zip(tape.gradient(g_loss, generator.trainable_variables), generator.trainable_variables))
         return d_loss + g_loss
 
@@ -171,7 +168,7 @@ def main(argv=None) -> None:
     peak = matmul_rate(args.matmul_size, repeats=5)
 
     g_flops, d_flops = forward_flops(generator), forward_flops(discriminator)
-    work = step_flops(g_flops, d_flops, batch, batch_norm)
+    work = step_flops(g_flops, d_flops, batch)
     print(
         f"DCGAN {args.size} px, batch {batch}: generator {generator.count_params():,} parameters "
         f"({g_flops / 1e6:.0f} MFLOP per image forward), {args.discriminator} discriminator "

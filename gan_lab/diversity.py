@@ -81,20 +81,22 @@ def image_diversity(images: np.ndarray, extractor=None, batch_size: int = 256) -
     return mean_pairwise_distance(np.concatenate(features))
 
 
-def check_collapse(values: list[float], fraction: float = COLLAPSE_FRACTION, epochs: list[int] | None = None) -> str | None:
-    """Warn (ModeCollapseWarning) and return the message when the last value is below `fraction` of the first.
+def check_collapse(values: list[float], reference: float, fraction: float = COLLAPSE_FRACTION, epochs: list[int] | None = None) -> str | None:
+    """Warn (ModeCollapseWarning) and return the message when the last value is below `fraction` of `reference`.
 
-    values: the diversity of each epoch so far, first epoch first.
+    values: the diversity of each epoch so far, first epoch first; reference: the real
+    training images' diversity. Not epoch 1's: an untrained generator's noise is more
+    varied than faces, so its figure falls as the faces appear.
     """
-    if not values or len(values) < 2:
+    if not values or reference is None:
         return None
-    first, last = float(values[0]), float(values[-1])
-    if not (math.isfinite(first) and math.isfinite(last)) or first <= 0 or last >= fraction * first:
+    last, reference = float(values[-1]), float(reference)
+    if not (math.isfinite(reference) and math.isfinite(last)) or reference <= 0 or last >= fraction * reference:
         return None
     epochs = epochs or list(range(1, len(values) + 1))
     message = (
         f"Possible mode collapse: sample diversity at epoch {epochs[-1]} is {last:.3g}, below {fraction:.0%} of "
-        f"epoch {epochs[0]}'s {first:.3g}. Look at the sample grids; if the faces look alike, try "
+        f"the real training images' {reference:.3g}. Look at the sample grids; if the faces look alike, try "
         "label smoothing or a lower discriminator learning rate."
     )
     warnings.warn(message, ModeCollapseWarning, stacklevel=2)

@@ -84,7 +84,7 @@ class GanConfig:
     # names from "color", "translation", "cutout"; for real data sets of a few thousand images.
     augment: tuple = ()
     diversity_n: int = 128  # generated (and real) images the per-epoch diversity is measured on
-    collapse_fraction: float = 0.5  # warn when diversity falls below this fraction of epoch 1's
+    collapse_fraction: float = 0.5  # warn when diversity falls below this fraction of the real images' diversity
     crop: str = "resize"  # how images of another size are fitted: "resize" (stretch) or "crop" (centre square)
     seed: int = 0
     name: str = ""  # run directory suffix; "" means "<preset or dcgan>-<size>px"
@@ -468,7 +468,9 @@ def _make_callback(run_dir: Path, config: GanConfig, rows: list[dict], state: di
             plot_history(rows, run_dir / "plots" / "losses.png", real_diversity)
             frames = [path for epoch_number, path in sample_epochs(run_dir / "samples").items() if epoch_number <= number]
             write_progress_gif(frames, run_dir / "progress.gif")
-            message = check_collapse([row["diversity"] for row in rows], config.collapse_fraction, [row["epoch"] for row in rows])
+            message = check_collapse(
+                [row["diversity"] for row in rows], real_diversity, config.collapse_fraction, [row["epoch"] for row in rows]
+            )
             if message and progress:
                 print(message, flush=True)
 
