@@ -7,9 +7,16 @@ import os
 import time
 from pathlib import Path
 
-from detector.runs import atomic_write_text, create_run_dir, list_runs, read_json, require_run_dir, write_json
+from detector.runs import (
+    atomic_write_text,
+    create_run_dir,
+    list_runs,
+    read_json,
+    require_run_dir,
+    write_json,
+)
 
-# What each preset trains. "default" fits about 15 minutes on 2 CPU cores; "full" is the
+# What each preset trains. "default" takes about 11 minutes on 2 CPU cores; "full" is the
 # published setting (128 px, the seed128 generator) for a GPU or a long night; "tiny" is
 # for tests and for checking an install in a minute.
 PRESETS = {
@@ -18,8 +25,8 @@ PRESETS = {
         gan_steps_per_epoch=3, generator_preset=None, stress_n=32, sweeps=True,
     ),
     "default": dict(
-        size=64, synth_n=3000, detector_epochs=5, gan_epochs=8, gan_batch_size=32,
-        gan_steps_per_epoch=40, generator_preset=None, stress_n=256, sweeps=True,
+        size=64, synth_n=3000, detector_epochs=5, gan_epochs=12, gan_batch_size=32,
+        gan_steps_per_epoch=100, generator_preset=None, stress_n=256, sweeps=True,
     ),
     "full": dict(
         size=128, synth_n=20000, detector_epochs=20, gan_epochs=50, gan_batch_size=64,
@@ -183,7 +190,7 @@ def write_report(run_dir: Path, config: QuickstartConfig, detector_run: Path, ga
     for row in epoch_rows:
         lines.append(
             f"| {row['epoch']} | {row.get('detection_rate', float('nan')):.1%} | {row.get('mean_p_fake', float('nan')):.3f} "
-            f"| {row.get('roc_auc', float('nan')):.3f} | {row.get('kid', float('nan')):.4f} |"
+            f"| {row.get('roc_auc', float('nan')):.3f} | {row.get('kid', float('nan')):.3g} |"
         )
     if samples:
         lines += ["", f"## Generated faces after the last epoch ({samples[-1].stem})", "", f"![samples]({_relative(samples[-1], run_dir)})"]

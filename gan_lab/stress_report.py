@@ -64,6 +64,11 @@ def plot_epochs(rows: list[dict], path: Path) -> Path:
     axes[1].set_title("Fakes vs real test images")
     axes[1].set_ylim(-0.02, 1.02)
     axes[2].set_title("KID between fakes and real test images")
+    kids = [value for value in _series(rows, "original", "kid")[1] if math.isfinite(value)]
+    if kids and max(kids) > 100 * max(min(abs(value) for value in kids), 1e-6):
+        # Orders of magnitude between the first epochs and the last: a log scale (linear near 0,
+        # where the unbiased estimate can dip below it).
+        axes[2].set_yscale("symlog", linthresh=max(min(abs(value) for value in kids), 1e-3))
     from matplotlib.ticker import MaxNLocator
 
     for axis in axes:
@@ -124,6 +129,11 @@ def _figure(value, digits: int = 3) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _significant(value, digits: int = 3) -> str:
+    """KID spans orders of magnitude across epochs: significant figures, not decimals."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
 def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
@@ -154,7 +164,7 @@ def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
             trend = "falls" if last_kid < first_kid else "rises"
             meaning = "the fakes move closer to real test images" if trend == "falls" else "the fakes drift away from real test images"
             sentences.append(
-                f"KID {trend} from {first_kid:.4f} (epoch {epochs[0]['epoch']}) to {last_kid:.4f} (epoch {last['epoch']}): "
+                f"KID {trend} from {first_kid:.3g} (epoch {epochs[0]['epoch']}) to {last_kid:.3g} (epoch {last['epoch']}): "
                 f"{meaning} in the detector's feature space."
             )
     if last.get("disc_detection_rate") is not None:
@@ -187,7 +197,7 @@ def _epoch_table(rows: list[dict], detector: str) -> list[str]:
             f"| {_figure(row['mean_p_fake'])} | {_figure(row['median_p_fake'])} | {_figure(row['roc_auc'])} "
             f"| {_figure(row['average_precision'])} | {_percent(row['best_accuracy'])} "
             f"| {_percent(row.get('disc_detection_rate'))} | {_figure(row.get('disc_average_precision'))} "
-            f"| {_figure(row.get('kid'), 4)} | {_figure(row.get('diversity'))} |"
+            f"| {_significant(row.get('kid'))} | {_figure(row.get('diversity'))} |"
         )
     return lines
 

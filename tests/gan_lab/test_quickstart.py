@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from detector.runs import list_runs
+from gan_lab.cli import main
+from gan_lab.quickstart import PRESETS, QuickstartConfig
+
+
+def test_presets_resolve_and_explicit_options_win():
+    config = QuickstartConfig(preset="tiny", size=48).resolved()
+    assert config.size == 48 and config.gan_epochs == PRESETS["tiny"]["gan_epochs"]
+    assert QuickstartConfig().resolved().size == 64
+    assert QuickstartConfig(preset="full").resolved().generator_preset == "seed128"
+    with pytest.raises(ValueError, match="preset"):
+        QuickstartConfig(preset="huge").resolved()
+
+
+@pytest.mark.slow
+def test_tiny_quickstart_writes_every_promised_output(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["quickstart", "--preset", "tiny", "--runs-dir", str(runs), "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    [run] = list_runs(runs, "quickstart")
+    assert f"Report: {run / 'report.md'}" in out
+    state = json.loads((run / "state.json").read_text())
+    detector_run, gan_run, stress_run = (runs / state[key].split("/")[-1] for key in ("detector", "gan", "stress"))
+    assert (detector_run / "model.keras").is_file() and (detector_run / "metrics.json").is_file()
+    assert len(list((gan_run / "samples").glob("epoch-*.png"))) == 2
+    assert (gan_run / "progress.gif").is_file()
+    assert (stress_run / "results.csv").is_file() and (stress_run / "report.md").is_file()
+    report = (run / "report.md").read_text()
+    for linked in ("report.md", "samples/epoch-0002.png", "progress.gif"):
+        assert linked in report
+    # Every relative link in the report resolves.
+    import re
+
+    for target in re.findall(r"\]\(([^)]+)\)", report):
+        assert (run / target).exists(), target
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [row["epoch"] for row in metrics["stress"]] == [1, 2]
+    assert 0.0 <= metrics["detector"]["accuracy"] <= 1.0
+
+    # Running it again with --resume keeps every finished step.
+    assert main(["quickstart", "--resume", str(run)]) == 0
+    assert "already done" in capsys.readouterr().out
+    assert len(list(runs.glob("*-detector-*"))) == 1
