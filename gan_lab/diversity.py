@@ -86,12 +86,16 @@ def check_collapse(values: list[float], reference: float, fraction: float = COLL
 
     values: the diversity of each epoch so far, first epoch first; reference: the real
     training images' diversity. Not epoch 1's: an untrained generator's noise is more
-    varied than faces, so its figure falls as the faces appear.
+    varied than faces, so its figure falls as the faces appear. A generator whose samples
+    have never been that varied (one still drawing the same grey image after a few steps)
+    has not collapsed, it has not started: no warning.
     """
     if not values or reference is None:
         return None
     last, reference = float(values[-1]), float(reference)
     if not (math.isfinite(reference) and math.isfinite(last)) or reference <= 0 or last >= fraction * reference:
+        return None
+    if max((float(value) for value in values[:-1]), default=0.0) < fraction * reference:
         return None
     epochs = epochs or list(range(1, len(values) + 1))
     message = (

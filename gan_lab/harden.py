@@ -9,6 +9,7 @@ with a validation-chosen threshold) that `detector.predict.load_detector` loads.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,11 @@ def harden_detector(
     # A fresh copy from disk: the original run's model.keras is never touched.
     model = keras.models.load_model(Path(detector.run_dir) / "model.keras", compile=False)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss_for_head(detector.head))
-    history = model.fit(dataset, epochs=fine_tune_epochs, verbose=1 if progress else 0)
+    with warnings.catch_warnings():
+        # The mixed data set's length is unknown until read, and Keras warns each time it ends.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        # shuffle=False: the data set shuffles itself, with `seed`.
+        history = model.fit(dataset, epochs=fine_tune_epochs, shuffle=False, verbose=1 if progress else 0)
 
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)

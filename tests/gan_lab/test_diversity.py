@@ -26,6 +26,8 @@ def test_collapse_warns_below_a_fraction_of_the_real_images_diversity():
         # Falling from an untrained generator's noise towards the real figure is not collapse.
         assert check_collapse([14.1, 8.3, 6.8], reference=9.0) is None
         assert check_collapse([6.8], reference=float("nan")) is None
+        # Never varied yet (an untrained generator's grey squares): not started, not collapsed.
+        assert check_collapse([0.14, 0.17, 0.2], reference=10.4) is None
     with pytest.warns(ModeCollapseWarning, match="epoch 3 is 1.2, below 50% of the real training images' 9"):
         message = check_collapse([14.1, 8.3, 1.2], reference=9.0)
     assert message.startswith("Possible mode collapse")
