@@ -25,7 +25,7 @@ COLLAPSE_FRACTION = 0.5
 
 
 class ModeCollapseWarning(UserWarning):
-    """The generator's samples became much less varied than at its first epoch."""
+    """The generator's samples became much less varied than the real training images."""
 
 
 def mean_pairwise_distance(features: np.ndarray) -> float:

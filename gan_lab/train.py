@@ -134,9 +134,9 @@ def check_config(config: GanConfig) -> GanConfig:
         value = getattr(config, option)
         if not isinstance(value, (int, float)) or not 0 <= value < 0.5:
             refuse(option, "a number in [0, 0.5)")
-    if isinstance(config.augment, str) or any(name not in AUGMENT_POLICIES for name in config.augment):
+    if not isinstance(config.augment, (list, tuple)) or any(name not in AUGMENT_POLICIES for name in config.augment):
         refuse("augment", f"a list of names from {AUGMENT_POLICIES}")
-    if not 0 <= config.collapse_fraction < 1:
+    if not isinstance(config.collapse_fraction, (int, float)) or not 0 <= config.collapse_fraction < 1:
         refuse("collapse_fraction", "a fraction in [0, 1)")
     try:
         options = generator_options(
@@ -366,7 +366,8 @@ def write_report(run_dir: Path, config: GanConfig, rows: list[dict], metrics: di
             f"| {row['epoch']} | {row['d_loss']:.3f} | {row['g_loss']:.3f} | {row['d_p_fake_real']:.3f} "
             f"| {row['d_p_fake_fake']:.3f} | {row['diversity']:.3g} |"
         )
-    lines += ["", f"Real training images' diversity: {metrics['real_diversity']:.3g}."]
+    if metrics.get("real_diversity") is not None:
+        lines += ["", f"Real training images' diversity: {metrics['real_diversity']:.3g}."]
     if metrics.get("stopped"):
         lines += ["", f"Training stopped early: {metrics['stopped']}."]
     if rows:
@@ -420,7 +421,7 @@ def _real_sample(config: GanConfig, split) -> np.ndarray:
 # --------------------------------------------------------------------------- the epoch callback
 
 
-def _make_callback(run_dir: Path, config: GanConfig, rows: list[dict], state: dict, real_diversity: float | None, progress: bool):
+def _make_callback(run_dir: Path, config: GanConfig, rows: list[dict], state: dict, real_diversity: float | None):
     """After each epoch: sample grid, diversity, history.csv, checkpoint, plot and GIF, in that order.
 
     The history row is written before the checkpoint, and a resumed run drops rows after
@@ -468,11 +469,11 @@ def _make_callback(run_dir: Path, config: GanConfig, rows: list[dict], state: di
             plot_history(rows, run_dir / "plots" / "losses.png", real_diversity)
             frames = [path for epoch_number, path in sample_epochs(run_dir / "samples").items() if epoch_number <= number]
             write_progress_gif(frames, run_dir / "progress.gif")
-            message = check_collapse(
-                [row["diversity"] for row in rows], real_diversity, config.collapse_fraction, [row["epoch"] for row in rows]
-            )
-            if message and progress:
-                print(message, flush=True)
+            if not state.get("collapse_warned"):  # once per run: after a collapse, every epoch would repeat it
+                message = check_collapse(
+                    [row["diversity"] for row in rows], real_diversity, config.collapse_fraction, [row["epoch"] for row in rows]
+                )
+                state["collapse_warned"] = message is not None
 
     return EpochEnd()
 
@@ -569,12 +570,18 @@ def _resume_run(run_dir, config: GanConfig | None, progress: bool):
         if not _is_int(config.epochs) or config.epochs < 1:
             raise LabError(f"epochs must be a positive integer. Received: epochs={config.epochs!r}")
         saved = dataclasses.replace(saved, epochs=config.epochs)
-        write_json(run_dir / "config.json", {**read_json(run_dir / "config.json"), "epochs": config.epochs})
     if not Path(saved.data).is_dir():
         raise LabError(f"Cannot resume {run_dir}: its data folder {saved.data} is not on this machine")
     index = _index(saved)
     checkpoints = list_checkpoints(run_dir)
     completed = max(checkpoints, default=0)
+    if saved.epochs < completed:
+        raise LabError(
+            f"Cannot resume {run_dir} to {saved.epochs} epochs in total: it has completed {completed}. "
+            f"Give --epochs above {completed} to train on"
+        )
+    if saved.epochs != read_json(run_dir / "config.json").get("epochs"):
+        write_json(run_dir / "config.json", {**read_json(run_dir / "config.json"), "epochs": saved.epochs})
     _remove_leftovers(run_dir, completed)
     keras.utils.set_random_seed(saved.seed + completed)
     if completed:
@@ -615,7 +622,9 @@ def train_gan(
         write_history(run_dir / "history.csv", rows, HISTORY_COLUMNS)
     split = index.splits["train"]
     steps = config.steps_per_epoch or max(1, len(split.paths) // config.batch_size)
-    real_diversity = image_diversity(_real_sample(config, split))
+    reals = _real_sample(config, split)
+    # The collapse warning's reference; with fewer than two readable images there is none.
+    real_diversity = image_diversity(reals) if len(reals) >= 2 else None
 
     state.pop("stopped", None)
     if completed < config.epochs:
@@ -627,7 +636,7 @@ def train_gan(
             initial_epoch=completed,
             steps_per_epoch=steps,
             shuffle=False,  # the data set shuffles itself, with the run's seed
-            callbacks=[_make_callback(run_dir, config, rows, state, real_diversity, progress), *(callbacks or [])],
+            callbacks=[_make_callback(run_dir, config, rows, state, real_diversity), *(callbacks or [])],
             verbose=1 if progress else 0,
         )
     else:

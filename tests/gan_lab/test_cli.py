@@ -40,3 +40,10 @@ def test_console_script_reports_lab_errors_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "gan-lab: error:" in result.stderr and "nowhere" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_gan_command_knows_the_augmentation_names_without_tensorflow():
+    from gan_lab.cli.gan import AUGMENT_POLICIES
+    from gan_lab.dcgan import AUGMENT_POLICIES as MODEL_POLICIES
+
+    assert AUGMENT_POLICIES == MODEL_POLICIES

@@ -119,6 +119,12 @@ def test_incomplete_checkpoint_is_ignored_and_replaced(gan_run, tmp_path):
     assert int(restore_dcgan(run_dir, 3).g_optimizer.iterations) == 9
     assert read_json(run_dir / "config.json")["epochs"] == 3
 
+    # Fewer epochs than it has done: refused, and nothing of the run is touched.
+    with pytest.raises(LabError, match="completed 3"):
+        train_gan(dataclasses.replace(run_config(run_dir), epochs=2), resume=run_dir, progress=False)
+    assert read_json(run_dir / "config.json")["epochs"] == 3
+    assert sorted(list_checkpoints(run_dir)) == [1, 2, 3]
+
 
 def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_path):
     for options, message in (
@@ -126,6 +132,9 @@ def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_p
         (dict(preset="seed128"), "size=32"),
         (dict(discriminator="vgg16"), "discriminator"),
         (dict(label_noise=0.6), "label_noise"),
+        (dict(augment=None), "augment"),
+        (dict(augment=("mixup",)), "augment"),
+        (dict(collapse_fraction="half"), "collapse_fraction"),
         (dict(data=str(tmp_path / "nowhere")), "nowhere"),
     ):
         with pytest.raises(LabError, match=message):
