@@ -103,8 +103,7 @@ def check_config(config: GanConfig) -> GanConfig:
     """A copy of `config` with defaults resolved (name, generator widths); LabError naming the first bad option."""
     from detector.images import FIT_MODES
     from detector.synthfaces import DIFFICULTIES
-    from gan_lab.dcgan import AUGMENT_POLICIES
-    from gan_lab.dcgan import generator_options
+    from gan_lab.dcgan import AUGMENT_POLICIES, generator_options
 
     def refuse(option: str, expected: str):
         raise LabError(f"{option} must be {expected}. Received: {option}={getattr(config, option)!r}")

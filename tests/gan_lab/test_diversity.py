@@ -3,7 +3,12 @@ import warnings
 import numpy as np
 import pytest
 
-from gan_lab.diversity import ModeCollapseWarning, check_collapse, image_diversity, mean_pairwise_distance
+from gan_lab.diversity import (
+    ModeCollapseWarning,
+    check_collapse,
+    image_diversity,
+    mean_pairwise_distance,
+)
 
 
 def test_mean_pairwise_distance_matches_a_direct_computation():
