@@ -22,18 +22,6 @@ HARDEN_LEARNING_RATE = 1e-4
 VALID_LIMIT = 2000
 
 
-def _loss_for_head(head: str):
-    import keras
-
-    if head == "probability":
-        return keras.losses.BinaryCrossentropy()
-    if head == "logit":
-        return keras.losses.BinaryCrossentropy(from_logits=True)
-    if head == "softmax2":
-        return keras.losses.SparseCategoricalCrossentropy()
-    raise ValueError(f"head must be one of ('probability', 'logit', 'softmax2'). Received: head={head!r}")
-
-
 def hardening_fakes(gan_dir: Path, epochs: list[int], n: int, seed: int, batch_size: int = 256) -> np.ndarray:
     """n fakes per epoch from the hardening latent stream, float32 [0, 1]."""
     from gan_lab.stress import HARDENING_STREAM, check_not_grid, stress_latents
@@ -89,6 +77,7 @@ def harden_detector(
 
     from detector.metrics import best_threshold, binary_metrics, roc_auc
     from detector.predict import load_detector
+    from detector.train import loss_for_head
     from gan_lab.stress import detector_index, split_images
 
     if not epochs:
@@ -104,7 +93,7 @@ def harden_detector(
 
     # A fresh copy from disk: the original run's model.keras is never touched.
     model = keras.models.load_model(Path(detector.run_dir) / "model.keras", compile=False)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss_for_head(detector.head))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for_head(detector.head))
     with warnings.catch_warnings():
         # The mixed data set's length is unknown until read, and Keras warns each time it ends.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
