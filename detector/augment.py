@@ -16,8 +16,21 @@ def _check_probability(name: str, value: float) -> float:
     return float(value)
 
 
+class _PerImageAugmentation(keras.layers.Layer):
+    """A layer that draws a random transformation per image (get_random_transformation) and applies it
+    (transform_images) in training only, with probability `self.probability`."""
+
+    def call(self, images, training=True):
+        if not training or self.probability == 0.0:
+            return images
+        return self.transform_images(images, self.get_random_transformation(images), training=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 @keras.saving.register_keras_serializable(package="detector")
-class RandomGaussianBlur(keras.layers.Layer):
+class RandomGaussianBlur(_PerImageAugmentation):
     """Blurs each image with probability `probability`, sigma drawn from `sigma_range` per image.
 
     Laundering fakes through a blur is a cheap way to hide GAN artifacts; training on it
@@ -67,14 +80,6 @@ class RandomGaussianBlur(keras.layers.Layer):
         blurred = tf.ensure_shape(self._blur(images, weights), images.shape)
         return tf.where(transformation["apply"][:, None, None, None], blurred, images)
 
-    def call(self, images, training=True):
-        if not training or self.probability == 0.0:
-            return images
-        return self.transform_images(images, self.get_random_transformation(images), training=True)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
         config = super().get_config()
         config.update(probability=self.probability, sigma_range=self.sigma_range, kernel_size=self.kernel_size, seed=self.seed)
@@ -82,7 +87,7 @@ class RandomGaussianBlur(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="detector")
-class RandomJpegQuality(keras.layers.Layer):
+class RandomJpegQuality(_PerImageAugmentation):
     """Re-compresses each image as JPEG with probability `probability`, quality drawn per image.
 
     Expects float pixels in [0, 1].
@@ -124,14 +129,6 @@ class RandomJpegQuality(keras.layers.Layer):
             recompress, (images, transformation["quality"], transformation["apply"]), fn_output_signature=images.dtype
         )
         return tf.ensure_shape(recompressed, images.shape)
-
-    def call(self, images, training=True):
-        if not training or self.probability == 0.0:
-            return images
-        return self.transform_images(images, self.get_random_transformation(images), training=True)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()
