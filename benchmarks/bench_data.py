@@ -62,22 +62,47 @@ def main() -> None:
             from detector.synthfaces import write_dataset
 
             start = time.perf_counter()
-            root = write_dataset(os.path.join(scratch, "faces"), n=args.n, size=args.size, seed=args.seed, progress=False)
+            root = write_dataset(
+                os.path.join(scratch, "faces"), n=args.n, size=args.size, seed=args.seed, progress=False
+            )
             print(f"wrote {args.n} SynthFaces images ({args.size} px) in {time.perf_counter() - start:.1f} s")
         train = index_folder(root, seed=args.seed).splits["train"]
-        print(f"{len(train.paths)} training images from {root}, {os.cpu_count()} CPU cores, batch {args.batch_size}, crop={args.crop}")
+        print(
+            f"{len(train.paths)} training images from {root}, {os.cpu_count()} CPU cores, batch {args.batch_size}, crop={args.crop}"
+        )
         options = dict(size=args.size, batch_size=args.batch_size, crop=args.crop, shuffle=True, seed=args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rows = [
-                ("plain PIL + numpy loop", timed(args.passes, plain_loop, train.paths, args.size, args.crop, args.batch_size)),
+                (
+                    "plain PIL + numpy loop",
+                    timed(args.passes, plain_loop, train.paths, args.size, args.crop, args.batch_size),
+                ),
                 ("make_dataset", timed(args.passes, pipeline_pass, make_dataset(train, **options))),
-                ("make_dataset + augmentation (flip, rotation, shift, zoom)",
-                 timed(args.passes, pipeline_pass, make_dataset(train, augment=build_augmentation(seed=args.seed), **options))),
-                ("make_dataset + augmentation + blur 0.5 + JPEG 0.5",
-                 timed(args.passes, pipeline_pass, make_dataset(
-                     train, augment=build_augmentation(seed=args.seed, blur_probability=0.5, jpeg_probability=0.5), **options))),
-                ("make_dataset, cache=True (2nd pass from memory)", timed(args.passes, pipeline_pass, make_dataset(train, cache=True, **options))),
+                (
+                    "make_dataset + augmentation (flip, rotation, shift, zoom)",
+                    timed(
+                        args.passes,
+                        pipeline_pass,
+                        make_dataset(train, augment=build_augmentation(seed=args.seed), **options),
+                    ),
+                ),
+                (
+                    "make_dataset + augmentation + blur 0.5 + JPEG 0.5",
+                    timed(
+                        args.passes,
+                        pipeline_pass,
+                        make_dataset(
+                            train,
+                            augment=build_augmentation(seed=args.seed, blur_probability=0.5, jpeg_probability=0.5),
+                            **options,
+                        ),
+                    ),
+                ),
+                (
+                    "make_dataset, cache=True (2nd pass from memory)",
+                    timed(args.passes, pipeline_pass, make_dataset(train, cache=True, **options)),
+                ),
             ]
     baseline = rows[0][1]
     for name, rate in rows:

@@ -65,7 +65,9 @@ def forward_flops(model) -> float:
             multiply_adds += height * width * channels * int(np.prod(layer.kernel_size))
         elif isinstance(layer, keras.layers.Conv2D):
             height, width, channels = layer.output.shape[1:]
-            multiply_adds += height * width * channels * int(np.prod(layer.kernel_size)) * layer.input.shape[-1] // layer.groups
+            multiply_adds += (
+                height * width * channels * int(np.prod(layer.kernel_size)) * layer.input.shape[-1] // layer.groups
+            )
         elif isinstance(layer, keras.layers.Dense):
             multiply_adds += int(layer.input.shape[-1]) * layer.units
     return 2.0 * multiply_adds
@@ -81,7 +83,11 @@ def training_rate(model_name: str, size: int, batch_size: int, steps: int, seed:
 
     keras.utils.set_random_seed(seed)
     model = build_model(model_name, size=size)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_for_head("probability"), metrics=metrics_for_head("probability"))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=loss_for_head("probability"),
+        metrics=metrics_for_head("probability"),
+    )
     rng = np.random.default_rng(seed)
     images = rng.random((batch_size * 4, size, size, 3), dtype=np.float32)
     labels = (np.arange(len(images)) % 2).astype(np.float32)
@@ -153,9 +159,15 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
     parser.add_argument("--train-steps", type=int, default=20, help="training steps per timed epoch (default: 20)")
     parser.add_argument("--images", type=int, default=512, help="images scored in memory per size (default: 512)")
-    parser.add_argument("--folder-images", type=int, default=256, help="PNG files in the prediction folder (default: 256)")
-    parser.add_argument("--loop-images", type=int, default=48, help="files scored one model.predict at a time (default: 48)")
-    parser.add_argument("--matmul-size", type=int, default=2048, help="side of the square matrices for the peak (default: 2048)")
+    parser.add_argument(
+        "--folder-images", type=int, default=256, help="PNG files in the prediction folder (default: 256)"
+    )
+    parser.add_argument(
+        "--loop-images", type=int, default=48, help="files scored one model.predict at a time (default: 48)"
+    )
+    parser.add_argument(
+        "--matmul-size", type=int, default=2048, help="side of the square matrices for the peak (default: 2048)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timings (default: 3)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -167,10 +179,14 @@ def main(argv=None) -> None:
 
     started = time.perf_counter()
     peak = matmul_peak(args.matmul_size, args.repeats)
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores; fp32 matmul peak "
-          f"({args.matmul_size}x{args.matmul_size}): {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores; fp32 matmul peak "
+        f"({args.matmul_size}x{args.matmul_size}): {peak / 1e9:.1f} GFLOP/s"
+    )
     print()
-    header = f"{'model':<8} {'px':>4}  {'MFLOP/img':>9}  {'train img/s':>11} {'util':>5}  {'infer img/s':>11} {'util':>5}"
+    header = (
+        f"{'model':<8} {'px':>4}  {'MFLOP/img':>9}  {'train img/s':>11} {'util':>5}  {'infer img/s':>11} {'util':>5}"
+    )
     print(header)
     rows = []
     with tempfile.TemporaryDirectory() as temporary:
@@ -190,7 +206,9 @@ def main(argv=None) -> None:
         print(f"Scoring a folder of {args.folder_images} PNGs (decoding included):")
         print(f"{'px':>4}  {'predict_paths img/s':>19}  {'model.predict per file img/s':>28}  {'speed-up':>8}")
         for size, detector in rows:
-            folder = write_dataset(temporary / f"faces-{size}", n=args.folder_images, size=min(size, 256), seed=0, progress=False)
+            folder = write_dataset(
+                temporary / f"faces-{size}", n=args.folder_images, size=min(size, 256), seed=0, progress=False
+            )
             batched, loop, files = folder_rates(detector, folder, args.loop_images, args.repeats)
             print(f"{size:>4}  {batched:>19.1f}  {loop:>28.1f}  {batched / loop:>7.1f}x")
     print()

@@ -145,12 +145,16 @@ def main(argv=None) -> None:
         targets += 0.05 * tf.random.uniform(tf.shape(targets)) * (1.0 - 2.0 * targets)
         with tf.GradientTape() as tape:
             d_loss = loss(targets, discriminator(tf.concat([fakes, real], axis=0), training=False))
-        d_optimizer.apply_gradients(zip(tape.gradient(d_loss, discriminator.trainable_variables), discriminator.trainable_variables))
+        d_optimizer.apply_gradients(
+            zip(tape.gradient(d_loss, discriminator.trainable_variables), discriminator.trainable_variables)
+        )
         latents = tf.random.normal((batch, latent_dim))
         with tf.GradientTape() as tape:
             fakes = generator(latents, training=True)
             g_loss = loss(tf.zeros((batch, 1)), discriminator(fakes, training=False))
-        g_optimizer.apply_gradients(zip(tape.gradient(g_loss, generator.trainable_variables), generator.trainable_variables))
+        g_optimizer.apply_gradients(
+            zip(tape.gradient(g_loss, generator.trainable_variables), generator.trainable_variables)
+        )
         return d_loss + g_loss
 
     def run_bare(steps):
@@ -174,12 +178,16 @@ def main(argv=None) -> None:
         f"({g_flops / 1e6:.0f} MFLOP per image forward), {args.discriminator} discriminator "
         f"{discriminator.count_params():,} parameters ({d_flops / 1e6:.0f} MFLOP per image forward)"
     )
-    print(f"work per step: {work / 1e9:.1f} GFLOP; {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads")
+    print(
+        f"work per step: {work / 1e9:.1f} GFLOP; {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads"
+    )
     print(f"matmul peak ({args.matmul_size}x{args.matmul_size} float32): {peak / 1e9:.0f} GFLOP/s")
     print(f"tracing and warm-up: {warm_up:.1f} s; best of {args.repeats} x {args.steps} steps:")
     print(f"{'method':<28} {'s/step':>7} {'images/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
     for name, seconds in times.items():
-        print(f"{name:<28} {seconds:>7.3f} {batch / seconds:>9.1f} {work / seconds / 1e9:>8.1f} {work / seconds / peak:>8.0%}")
+        print(
+            f"{name:<28} {seconds:>7.3f} {batch / seconds:>9.1f} {work / seconds / 1e9:>8.1f} {work / seconds / peak:>8.0%}"
+        )
     print(f"fit() overhead over the bare step: {times['fit()'] / times['bare tf.function'] - 1:+.1%}")
 
 

@@ -33,7 +33,9 @@ def _timed(function, repeats: int) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512, help="images scored by the batched path (default: 512)")
-    parser.add_argument("--loop-images", type=int, default=64, help="images scored by the per-image loops (default: 64)")
+    parser.add_argument(
+        "--loop-images", type=int, default=64, help="images scored by the per-image loops (default: 64)"
+    )
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--model", default="cnn3")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -48,7 +50,9 @@ def main(argv=None) -> None:
         run_dir = Path(folder) / "00001-detector-bench"
         run_dir.mkdir()
         atomic_save_model(build_model(args.model, size=args.size), run_dir / "model.keras")
-        write_json(run_dir / "config.json", {"model": args.model, "head": "probability", "size": args.size, "crop": "resize"})
+        write_json(
+            run_dir / "config.json", {"model": args.model, "head": "probability", "size": args.size, "crop": "resize"}
+        )
         detector = load_detector(run_dir)
     detector.batch_size = args.batch_size
     rng = np.random.default_rng(0)
@@ -61,9 +65,13 @@ def main(argv=None) -> None:
 
     batched = _timed(lambda: detector.score(images), args.repeats)
     graph_loop = _timed(lambda: [detector.score(image[None]) for image in loop_images], args.repeats)
-    predict_loop = _timed(lambda: [detector.model.predict(image[None], verbose=0) for image in loop_images], args.repeats)
+    predict_loop = _timed(
+        lambda: [detector.model.predict(image[None], verbose=0) for image in loop_images], args.repeats
+    )
 
-    same = np.allclose(detector.score(loop_images), [detector.score(image[None])[0] for image in loop_images], atol=1e-5)
+    same = np.allclose(
+        detector.score(loop_images), [detector.score(image[None])[0] for image in loop_images], atol=1e-5
+    )
     print(f"model {args.model}, {args.size} px, batch size {args.batch_size}, best of {args.repeats}")
     print(f"{'method':<32} {'images':>7} {'seconds':>8} {'images/s':>9}")
     for name, count, seconds in (
@@ -72,7 +80,9 @@ def main(argv=None) -> None:
         ("Detector.score batched", len(images), batched),
     ):
         print(f"{name:<32} {count:>7} {seconds:>8.3f} {count / seconds:>9.1f}")
-    print(f"speed-up of batched over model.predict per image: {(len(images) / batched) / (len(loop_images) / predict_loop):.1f}x")
+    print(
+        f"speed-up of batched over model.predict per image: {(len(images) / batched) / (len(loop_images) / predict_loop):.1f}x"
+    )
     print(f"batched and per-image scores agree: {same}")
 
 

@@ -58,7 +58,9 @@ def main() -> None:
     latent_dim = int(generator.input_shape[-1])
     latents = stress_latents(0, 1, args.n, latent_dim)
     image_spec = tf.TensorSpec((None, args.size, args.size, 3), tf.float32)
-    generate = tf.function(functools.partial(_call, generator), input_signature=[tf.TensorSpec((None, latent_dim), tf.float32)])
+    generate = tf.function(
+        functools.partial(_call, generator), input_signature=[tf.TensorSpec((None, latent_dim), tf.float32)]
+    )
     score = tf.function(functools.partial(_call, detector), input_signature=[image_spec])
 
     def bare_generator():
@@ -80,7 +82,9 @@ def main() -> None:
             lambda: generate_and_score(fused, latents, "probability", args.batch_size), args.n, args.repeats
         ),
         "harness (+ discriminator)": best_rate(
-            lambda: generate_and_score(fused_with_discriminator, latents, "probability", args.batch_size), args.n, args.repeats
+            lambda: generate_and_score(fused_with_discriminator, latents, "probability", args.batch_size),
+            args.n,
+            args.repeats,
         ),
     }
     reference = rates["bare generator + detector"]

@@ -45,7 +45,9 @@ def main() -> None:
 
     def written() -> int:
         with tempfile.TemporaryDirectory() as folder:
-            write_dataset(Path(folder) / "faces", n=args.n, size=args.size, seed=1, difficulty=args.difficulty, progress=False)
+            write_dataset(
+                Path(folder) / "faces", n=args.n, size=args.size, seed=1, difficulty=args.difficulty, progress=False
+            )
         return args.n
 
     print(f"SynthFaces {args.size} px, {args.difficulty}")

@@ -37,13 +37,17 @@ class RandomGaussianBlur(_PerImageAugmentation):
     keeps a detector from relying only on the finest pixel detail.
     """
 
-    def __init__(self, probability=0.5, sigma_range=BLUR_SIGMA_RANGE, kernel_size=BLUR_KERNEL_SIZE, seed=None, **kwargs):
+    def __init__(
+        self, probability=0.5, sigma_range=BLUR_SIGMA_RANGE, kernel_size=BLUR_KERNEL_SIZE, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.probability = _check_probability("probability", probability)
         if kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and at least 3. Received: kernel_size={kernel_size!r}")
         if not 0 < sigma_range[0] <= sigma_range[1]:
-            raise ValueError(f"sigma_range must be (low, high) with 0 < low <= high. Received: sigma_range={sigma_range!r}")
+            raise ValueError(
+                f"sigma_range must be (low, high) with 0 < low <= high. Received: sigma_range={sigma_range!r}"
+            )
         self.sigma_range = tuple(float(value) for value in sigma_range)
         self.kernel_size = int(kernel_size)
         self.seed = seed
@@ -54,7 +58,9 @@ class RandomGaussianBlur(_PerImageAugmentation):
         batch, height, width, channels = tf.unstack(tf.shape(images))
         radius = self.kernel_size // 2
         padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-        folded = tf.reshape(tf.transpose(padded, [1, 2, 0, 3]), [1, height + 2 * radius, width + 2 * radius, batch * channels])
+        folded = tf.reshape(
+            tf.transpose(padded, [1, 2, 0, 3]), [1, height + 2 * radius, width + 2 * radius, batch * channels]
+        )
         per_channel = tf.repeat(weights, channels, axis=0)  # [batch * channels, kernel]
         horizontal = tf.transpose(per_channel)[None, :, :, None]  # [1, kernel, batch * channels, 1]
         vertical = tf.transpose(per_channel)[:, None, :, None]  # [kernel, 1, batch * channels, 1]
@@ -82,7 +88,9 @@ class RandomGaussianBlur(_PerImageAugmentation):
 
     def get_config(self):
         config = super().get_config()
-        config.update(probability=self.probability, sigma_range=self.sigma_range, kernel_size=self.kernel_size, seed=self.seed)
+        config.update(
+            probability=self.probability, sigma_range=self.sigma_range, kernel_size=self.kernel_size, seed=self.seed
+        )
         return config
 
 
@@ -97,7 +105,9 @@ class RandomJpegQuality(_PerImageAugmentation):
         super().__init__(**kwargs)
         self.probability = _check_probability("probability", probability)
         if not 1 <= quality_range[0] <= quality_range[1] <= 100:
-            raise ValueError(f"quality_range must be (low, high) within 1..100. Received: quality_range={quality_range!r}")
+            raise ValueError(
+                f"quality_range must be (low, high) within 1..100. Received: quality_range={quality_range!r}"
+            )
         self.quality_range = tuple(int(value) for value in quality_range)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -143,9 +153,7 @@ def staged_layers(augment) -> list | None:
     running the (expensive) image transforms one batch at a time.
     """
     layers = list(augment.layers) if isinstance(augment, keras.Sequential) else [augment]
-    staged = all(
-        hasattr(layer, "get_random_transformation") and hasattr(layer, "transform_images") for layer in layers
-    )
+    staged = all(hasattr(layer, "get_random_transformation") and hasattr(layer, "transform_images") for layer in layers)
     return layers if staged and layers else None
 
 

@@ -20,7 +20,14 @@ LAYOUTS = ("140k", "ciplab", "real_fake", "real_only")
 # Folder names map to labels explicitly, so alphabetical order ("fake" < "real") never decides a label.
 CLASS_FOLDERS = {"real": REAL, "fake": FAKE}
 CIPLAB_FOLDERS = {"training_real": REAL, "training_fake": FAKE}
-SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "valid": "valid",
+    "val": "valid",
+    "validation": "valid",
+    "test": "test",
+}
 # The Kaggle 140k download nests its folders two levels down (real_vs_fake/real-vs-fake/).
 SEARCH_DEPTH = 3
 
@@ -73,9 +80,7 @@ def _list_images(folder: Path, skip: tuple[str, ...] = ()) -> list[str]:
     """Image files under `folder` (recursively, hidden entries and `skip` folder names left out), sorted."""
     found = []
     for directory, subdirectories, files in os.walk(folder, followlinks=True):
-        subdirectories[:] = [
-            name for name in subdirectories if not name.startswith(".") and name.lower() not in skip
-        ]
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(".") and name.lower() not in skip]
         found.extend(os.path.join(directory, name) for name in files if is_image_file(name))
     return sorted(found)
 
@@ -407,7 +412,11 @@ def make_dataset(
         else:
 
             def draw_transformations(images, batch_labels):
-                return images, batch_labels, tuple(layer.get_random_transformation(images, training=True) for layer in layers)
+                return (
+                    images,
+                    batch_labels,
+                    tuple(layer.get_random_transformation(images, training=True) for layer in layers),
+                )
 
             def apply_transformations(images, batch_labels, transformations):
                 for layer, transformation in zip(layers, transformations):

@@ -77,7 +77,9 @@ def score_split(detector, split, progress: bool = False) -> tuple[np.ndarray, np
     paths = [str(path) for path in split.paths]
     if not paths:
         return np.zeros(0), np.zeros(0, dtype=np.int64), []
-    dataset = make_dataset(split, size=detector.size, batch_size=EVALUATION_BATCH_SIZE, crop=detector.crop, shuffle=False)
+    dataset = make_dataset(
+        split, size=detector.size, batch_size=EVALUATION_BATCH_SIZE, crop=detector.crop, shuffle=False
+    )
     batches = dataset
     if progress:
         from tqdm import tqdm
@@ -151,7 +153,10 @@ def split_metrics(labels, scores, threshold: float) -> dict:
     """Every test-split number evaluate_run reports, as plain keys."""
     at_half = binary_metrics(labels, scores, 0.5)
     at_threshold = binary_metrics(labels, scores, threshold)
-    metrics = {key: at_half[key] for key in ("accuracy", "precision", "recall", "f1", "accuracy_real", "accuracy_fake", "confusion_matrix")}
+    metrics = {
+        key: at_half[key]
+        for key in ("accuracy", "precision", "recall", "f1", "accuracy_real", "accuracy_fake", "confusion_matrix")
+    }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         metrics["roc_auc"] = roc_auc(labels, scores)
@@ -194,7 +199,9 @@ def evaluate_run(
                 "pass the data folder to evaluate on (--data DIR)"
             )
     run_root = Path(run_data) if run_data else None
-    other = data is not None and (run_root is None or not run_root.is_dir() or Path(data).resolve() != run_root.resolve())
+    other = data is not None and (
+        run_root is None or not run_root.is_dir() or Path(data).resolve() != run_root.resolve()
+    )
     if other:
         data_root = Path(data)
         if not data_root.is_dir():
@@ -287,7 +294,9 @@ def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detecto
     else:
         axes.text(0.5, 0.5, "ROC undefined: one class only", ha="center")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    axes.set(xlabel="False positive rate (real called fake)", ylabel="True positive rate (fake caught)", title="ROC curve")
+    axes.set(
+        xlabel="False positive rate (real called fake)", ylabel="True positive rate (fake caught)", title="ROC curve"
+    )
     written.append(save_figure(figure, plot_dir / "roc.png"))
 
     figure, axes = _figure()
@@ -302,20 +311,38 @@ def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detecto
     written.append(save_figure(figure, plot_dir / "precision_recall.png"))
 
     figure, axes_grid = _figure(9.0, 4.0, 1, 2)
-    for axes, cut, title in ((axes_grid[0][0], 0.5, "threshold 0.5"), (axes_grid[0][1], threshold, f"chosen threshold {threshold:.3f}")):
+    for axes, cut, title in (
+        (axes_grid[0][0], 0.5, "threshold 0.5"),
+        (axes_grid[0][1], threshold, f"chosen threshold {threshold:.3f}"),
+    ):
         matrix = np.asarray(binary_metrics(labels, scores, cut)["confusion_matrix"])
         axes.imshow(matrix, cmap="Blues")
         for (row, column), count in np.ndenumerate(matrix):
             color = "white" if count > matrix.max() / 2 else "black"
             axes.text(column, row, str(count), ha="center", va="center", color=color, fontsize=14)
-        axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES, xlabel="Predicted", ylabel="True", title=title)
+        axes.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xticklabels=CLASS_NAMES,
+            yticklabels=CLASS_NAMES,
+            xlabel="Predicted",
+            ylabel="True",
+            title=title,
+        )
     written.append(save_figure(figure, plot_dir / "confusion_matrix.png"))
 
     figure, axes = _figure()
     table = calibration_bins(labels, scores, CALIBRATION_BINS)
     centres = (table["edges"][:-1] + table["edges"][1:]) / 2
     filled = table["counts"] > 0
-    axes.bar(centres[filled], table["fraction_fake"][filled], width=1.0 / CALIBRATION_BINS, edgecolor="black", alpha=0.7, label="fraction fake")
+    axes.bar(
+        centres[filled],
+        table["fraction_fake"][filled],
+        width=1.0 / CALIBRATION_BINS,
+        edgecolor="black",
+        alpha=0.7,
+        label="fraction fake",
+    )
     axes.plot(table["mean_score"][filled], table["fraction_fake"][filled], "o-", color="tab:red", label="mean P(fake)")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     ece = expected_calibration_error(labels, scores, CALIBRATION_BINS)
@@ -366,7 +393,9 @@ def _mistakes_gallery(path: Path, labels, scores, threshold: float, paths, detec
             except LabError:
                 axes.text(0.5, 0.5, "unreadable", ha="center", transform=axes.transAxes)
             axes.set_title(f"P(fake)={scores[index]:.2f}\n{Path(paths[index]).name[:18]}", fontsize=7)
-        grid[row][0].text(-0.1, 0.5, title, rotation=90, ha="right", va="center", transform=grid[row][0].transAxes, fontsize=9)
+        grid[row][0].text(
+            -0.1, 0.5, title, rotation=90, ha="right", va="center", transform=grid[row][0].transAxes, fontsize=9
+        )
     figure.suptitle(f"Most confident mistakes at threshold {threshold:.3f}")
     return save_figure(figure, path)
 

@@ -66,7 +66,9 @@ def _as_batch(pixels) -> np.ndarray:
     if pixels.ndim == 3:
         pixels = pixels[None]
     if pixels.ndim != 4 or pixels.shape[0] != 1 or pixels.shape[-1] != 3:
-        raise ValueError(f"pixels must be one RGB image (H, W, 3) or (1, H, W, 3). Received: pixels.shape={pixels.shape}")
+        raise ValueError(
+            f"pixels must be one RGB image (H, W, 3) or (1, H, W, 3). Received: pixels.shape={pixels.shape}"
+        )
     return pixels.astype(np.float32)
 
 
@@ -266,5 +268,12 @@ def explain_image(
         _activation_figure(maps, out_dir / "activations.png"),
         save_png(out_dir / "gradcam.png", overlay(display, display_heatmap)),
         save_png(out_dir / "gradcam_heatmap.png", colorize(display_heatmap)),
-        _summary_figure(pixels, heatmap, p_fake, f"{verdict} at threshold {detector.threshold:.3f}", target, out_dir / "explanation.png"),
+        _summary_figure(
+            pixels,
+            heatmap,
+            p_fake,
+            f"{verdict} at threshold {detector.threshold:.3f}",
+            target,
+            out_dir / "explanation.png",
+        ),
     ]

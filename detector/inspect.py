@@ -151,7 +151,11 @@ def format_inspection(result: dict) -> str:
         lines.append(f"  {name:<8}{by_class.get('real', 0):>9}{by_class.get('fake', 0):>9}")
     top_sizes = list(result["sizes"].items())[:5]
     more = len(result["sizes"]) - len(top_sizes)
-    lines.append("  sizes:   " + ", ".join(f"{size} ({count})" for size, count in top_sizes) + (f", +{more} more" if more > 0 else ""))
+    lines.append(
+        "  sizes:   "
+        + ", ".join(f"{size} ({count})" for size, count in top_sizes)
+        + (f", +{more} more" if more > 0 else "")
+    )
     lines.append("  modes:   " + ", ".join(f"{mode} ({count})" for mode, count in result["modes"].items()))
     lines.append("  formats: " + ", ".join(f"{name} ({count})" for name, count in result["formats"].items()))
     if result["unreadable"]:

@@ -127,7 +127,9 @@ def precision_recall_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.n
         _single_class("Recall", labels)
     false_positives, true_positives, thresholds = _cumulative_counts(labels, scores)
     predicted_positive = true_positives + false_positives
-    precision = np.divide(true_positives, predicted_positive, out=np.zeros_like(true_positives), where=predicted_positive > 0)
+    precision = np.divide(
+        true_positives, predicted_positive, out=np.zeros_like(true_positives), where=predicted_positive > 0
+    )
     if true_positives[-1]:
         recall = true_positives / true_positives[-1]
     else:
@@ -203,8 +205,7 @@ def best_threshold(labels, scores, criterion: str = "accuracy") -> float:
     else:
         if positives.size == 0 or negatives.size == 0:
             raise ValueError(
-                "Youden's J needs both real and fake images. Received: "
-                f"{negatives.size} real and {positives.size} fake"
+                f"Youden's J needs both real and fake images. Received: {negatives.size} real and {positives.size} fake"
             )
         objective = true_positives / positives.size - false_positives / negatives.size
     best = np.flatnonzero(np.isclose(objective, objective.max(), rtol=0.0, atol=1e-12))

@@ -8,8 +8,8 @@ discriminator's), or "softmax2" (two softmax units [P(real), P(fake)], as earlie
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np

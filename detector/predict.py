@@ -8,8 +8,9 @@ import glob
 import math
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -230,7 +231,9 @@ def predict_paths(
         score_pending()
     failed = sum(1 for row in rows.values() if row["p_fake"] is None) + len(problems)
     if failed:
-        warnings.warn(f"{failed} of {len(files) + len(problems)} paths could not be scored; see their rows", stacklevel=2)
+        warnings.warn(
+            f"{failed} of {len(files) + len(problems)} paths could not be scored; see their rows", stacklevel=2
+        )
     return [rows[path] for path in files] + problems
 
 

@@ -31,28 +31,77 @@ CHUNK_PIXELS = 64 * 64 * 64
 
 # Per difficulty: probability that a fake carries each artifact, and the range of its strength.
 _ARTIFACT_PROBABILITY = {
-    "easy": {"upsampling": 0.8, "eye_mismatch": 0.55, "accessory_asymmetry": 0.4, "background_smear": 0.5, "smooth_skin": 0.55},
-    "medium": {"upsampling": 0.9, "eye_mismatch": 0.45, "accessory_asymmetry": 0.3, "background_smear": 0.45, "smooth_skin": 0.55},
-    "hard": {"upsampling": 0.5, "eye_mismatch": 0.35, "accessory_asymmetry": 0.25, "background_smear": 0.3, "smooth_skin": 0.35},
+    "easy": {
+        "upsampling": 0.8,
+        "eye_mismatch": 0.55,
+        "accessory_asymmetry": 0.4,
+        "background_smear": 0.5,
+        "smooth_skin": 0.55,
+    },
+    "medium": {
+        "upsampling": 0.9,
+        "eye_mismatch": 0.45,
+        "accessory_asymmetry": 0.3,
+        "background_smear": 0.45,
+        "smooth_skin": 0.55,
+    },
+    "hard": {
+        "upsampling": 0.5,
+        "eye_mismatch": 0.35,
+        "accessory_asymmetry": 0.25,
+        "background_smear": 0.3,
+        "smooth_skin": 0.35,
+    },
 }
 _STRENGTH_RANGE = {"easy": (0.75, 1.0), "medium": (0.55, 0.85), "hard": (0.15, 0.4)}
 
 _SKIN_TONES = np.array(
-    [[0.97, 0.85, 0.76], [0.91, 0.73, 0.60], [0.80, 0.60, 0.45], [0.66, 0.45, 0.31], [0.47, 0.31, 0.21], [0.33, 0.21, 0.14]],
+    [
+        [0.97, 0.85, 0.76],
+        [0.91, 0.73, 0.60],
+        [0.80, 0.60, 0.45],
+        [0.66, 0.45, 0.31],
+        [0.47, 0.31, 0.21],
+        [0.33, 0.21, 0.14],
+    ],
     dtype=np.float32,
 )
 _HAIR_COLOURS = np.array(
-    [[0.07, 0.05, 0.04], [0.20, 0.12, 0.07], [0.38, 0.24, 0.13], [0.80, 0.64, 0.38], [0.55, 0.22, 0.09], [0.68, 0.66, 0.64], [0.12, 0.09, 0.08]],
+    [
+        [0.07, 0.05, 0.04],
+        [0.20, 0.12, 0.07],
+        [0.38, 0.24, 0.13],
+        [0.80, 0.64, 0.38],
+        [0.55, 0.22, 0.09],
+        [0.68, 0.66, 0.64],
+        [0.12, 0.09, 0.08],
+    ],
     dtype=np.float32,
 )
 _IRIS_COLOURS = np.array(
-    [[0.36, 0.21, 0.09], [0.22, 0.12, 0.06], [0.28, 0.48, 0.75], [0.30, 0.52, 0.30], [0.52, 0.42, 0.18], [0.50, 0.56, 0.62]],
+    [
+        [0.36, 0.21, 0.09],
+        [0.22, 0.12, 0.06],
+        [0.28, 0.48, 0.75],
+        [0.30, 0.52, 0.30],
+        [0.52, 0.42, 0.18],
+        [0.50, 0.56, 0.62],
+    ],
     dtype=np.float32,
 )
 _METAL_COLOURS = np.array([[0.90, 0.75, 0.30], [0.80, 0.80, 0.82], [0.85, 0.45, 0.35]], dtype=np.float32)
-_FRAME_COLOURS = np.array([[0.08, 0.08, 0.08], [0.35, 0.20, 0.10], [0.70, 0.65, 0.55], [0.15, 0.20, 0.45]], dtype=np.float32)
+_FRAME_COLOURS = np.array(
+    [[0.08, 0.08, 0.08], [0.35, 0.20, 0.10], [0.70, 0.65, 0.55], [0.15, 0.20, 0.45]], dtype=np.float32
+)
 _SMEAR_COLOURS = np.array(
-    [[0.85, 0.30, 0.30], [0.30, 0.70, 0.35], [0.30, 0.40, 0.85], [0.90, 0.80, 0.30], [0.75, 0.35, 0.80], [0.95, 0.95, 0.95]],
+    [
+        [0.85, 0.30, 0.30],
+        [0.30, 0.70, 0.35],
+        [0.30, 0.40, 0.85],
+        [0.90, 0.80, 0.30],
+        [0.75, 0.35, 0.80],
+        [0.95, 0.95, 0.95],
+    ],
     dtype=np.float32,
 )
 _SPLIT_IDS = {name: index for index, name in enumerate(SPLIT_NAMES)}
@@ -222,15 +271,25 @@ def _render_chunk(keys, size, fake, difficulty):
     hx = np.cos(roll) * dx + np.sin(roll) * dy
     hy = -np.sin(roll) * dx + np.cos(roll) * dy
 
-    skin = _colour(_SKIN_TONES[np.minimum((U[16] * 5).astype(int), 4)] * (1 - (U[16] * 5 % 1))[:, None]
-                   + _SKIN_TONES[np.minimum((U[16] * 5).astype(int) + 1, 5)] * (U[16] * 5 % 1)[:, None])
+    skin = _colour(
+        _SKIN_TONES[np.minimum((U[16] * 5).astype(int), 4)] * (1 - (U[16] * 5 % 1))[:, None]
+        + _SKIN_TONES[np.minimum((U[16] * 5).astype(int) + 1, 5)] * (U[16] * 5 % 1)[:, None]
+    )
     hair = _colour(_pick(_HAIR_COLOURS, U[17]))
     light = uniform(18, -1.0, 1.0)
 
     # Long hair falls behind the shoulders, parted below the chin so it never reads as a beard.
     long_hair = _column(U[26] < 0.45)
     hair_length = uniform(27, 0.9, 1.55)
-    back_hair = _ellipse(hx, hy, 0.0, -0.15 * b + 0.5 * (hair_length - 1.0) * b, a * uniform(28, 1.15, 1.32), b * (0.5 + 0.55 * hair_length), pixel)
+    back_hair = _ellipse(
+        hx,
+        hy,
+        0.0,
+        -0.15 * b + 0.5 * (hair_length - 1.0) * b,
+        a * uniform(28, 1.15, 1.32),
+        b * (0.5 + 0.55 * hair_length),
+        pixel,
+    )
     back_hair = back_hair * (1.0 - _smooth(np.maximum(np.abs(hx) - a * 0.62, b * 0.55 - hy), pixel * 3))
     _paint(image, back_hair * long_hair, hair * 0.8)
 
@@ -270,7 +329,9 @@ def _render_chunk(keys, size, fake, difficulty):
     # Nose: shading on the side away from the light, nostrils, a highlight on the tip.
     nose_tip = b * uniform(31, 0.26, 0.34)
     nose_side = -np.sign(light + 1e-6)
-    ridge = _smooth(np.abs(feature_x - nose_side * a * 0.09) - a * 0.03, pixel * 2) * _smooth(np.abs(hy - nose_tip * 0.55) - nose_tip * 0.5, pixel * 2)
+    ridge = _smooth(np.abs(feature_x - nose_side * a * 0.09) - a * 0.03, pixel * 2) * _smooth(
+        np.abs(hy - nose_tip * 0.55) - nose_tip * 0.5, pixel * 2
+    )
     image *= (1.0 - 0.18 * ridge * head)[..., None]
     for side in (-1.0, 1.0):
         nostril = _ellipse(feature_x, hy, side * a * 0.075, nose_tip + a * 0.03, a * 0.045, a * 0.025, pixel)
@@ -341,7 +402,13 @@ def _render_chunk(keys, size, fake, difficulty):
         _paint(band_image, 0.85 * lid, skin * 0.3)
         brow_across = (band_x - centre) / (eye_rx * 1.3)
         brow_curve = eye_y - brow_height + brow_arch * a * 0.05 * brow_across**2
-        brow = _smooth(np.maximum(np.abs(band_y - brow_curve) - brow_thickness * (1.0 - 0.4 * np.abs(brow_across)), (np.abs(brow_across) - 1.0) * eye_rx), pixel)
+        brow = _smooth(
+            np.maximum(
+                np.abs(band_y - brow_curve) - brow_thickness * (1.0 - 0.4 * np.abs(brow_across)),
+                (np.abs(brow_across) - 1.0) * eye_rx,
+            ),
+            pixel,
+        )
         _paint(band_image, 0.9 * brow * band_head, hair * 0.9)
         eye_shapes.append((centre, sclera))
         band_mask *= 1.0 - sclera
@@ -380,7 +447,11 @@ def _render_chunk(keys, size, fake, difficulty):
         ring_radius = np.sqrt(((band_x - centre) / frame_rx) ** 2 + ((band_y - eye_y) / ry) ** 2)
         ring = _smooth(np.abs(ring_radius - 1.0) * np.minimum(frame_rx, ry) - thickness * 0.5, pixel)
         colour = frame_colour + glasses_mismatch[..., None] * (other_frame - frame_colour) if right else frame_colour
-        _paint(band_image, 0.18 * _smooth((ring_radius - 1.0) * ry, pixel) * glasses, _colour(np.tile([[0.75, 0.85, 0.95]], (n, 1))))
+        _paint(
+            band_image,
+            0.18 * _smooth((ring_radius - 1.0) * ry, pixel) * glasses,
+            _colour(np.tile([[0.75, 0.85, 0.95]], (n, 1))),
+        )
         _paint(band_image, ring * glasses, colour)
         arm_start, arm_end = centre + side * frame_rx, side * a * 0.98
         arm = _smooth(np.abs(band_y - eye_y + frame_ry * 0.2) - thickness * 0.5, pixel) * _smooth(
@@ -408,10 +479,23 @@ def _render_chunk(keys, size, fake, difficulty):
         ear_x = side * a * 0.97 + yaw * a * 0.04
         radius = earring_radius * ((1.0 + 0.9 * earring_mismatch) if right else 1.0)
         drop = ear_y + a * 0.3 + radius
-        earring = _ellipse(ring_hx, ring_y, ear_x, drop, radius, radius * (1.0 + 0.6 * earring_mismatch if right else 1.0), pixel)
+        earring = _ellipse(
+            ring_hx, ring_y, ear_x, drop, radius, radius * (1.0 + 0.6 * earring_mismatch if right else 1.0), pixel
+        )
         colour = metal + earring_mismatch[..., None] * (other_metal - metal) if right else metal
         coverage = earring * earrings * ((1.0 - 0.6 * earring_mismatch * pupil_sign.clip(0, 1)) if right else 1.0)
-        _paint(ring_image, coverage, colour * (1.0 + 0.3 * _ellipse(ring_hx, ring_y, ear_x - radius * 0.3, drop - radius * 0.3, radius * 0.4, radius * 0.4, pixel))[..., None])
+        _paint(
+            ring_image,
+            coverage,
+            colour
+            * (
+                1.0
+                + 0.3
+                * _ellipse(
+                    ring_hx, ring_y, ear_x - radius * 0.3, drop - radius * 0.3, radius * 0.4, radius * 0.4, pixel
+                )
+            )[..., None],
+        )
 
     # Lighting: exposure and colour temperature of the whole scene.
     exposure = uniform(61, 0.85, 1.12)[..., None]
@@ -535,7 +619,9 @@ def write_dataset(
     size, seed, difficulty = _check_size(size), _check_seed(seed), _check_difficulty(difficulty)
     split = _check_split(split)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2 * len(SPLIT_NAMES):
-        raise ValueError(f"n must be an integer of at least {2 * len(SPLIT_NAMES)} (half real, half fake). Received: n={n!r}")
+        raise ValueError(
+            f"n must be an integer of at least {2 * len(SPLIT_NAMES)} (half real, half fake). Received: n={n!r}"
+        )
     per_class = int(n) // 2
     counts = _split_counts(per_class, split)
     out = Path(out)
@@ -562,7 +648,9 @@ def write_dataset(
                     name = f"{class_name}_{start + offset:06d}.png"
                     (folder / name).write_bytes(_png_bytes(pixels))
                     relative = f"{split_name}/{class_name}/{name}"
-                    rows.append([relative, split_name, label, class_name, difficulty] + [f"{value:.4f}" for value in row])
+                    rows.append(
+                        [relative, split_name, label, class_name, difficulty] + [f"{value:.4f}" for value in row]
+                    )
                 if bar is not None:
                     bar.update(len(images))
     finally:
@@ -612,8 +700,10 @@ def ensure_synthfaces(cache_root, n: int, size: int, seed: int, difficulty: str 
     return target
 
 
-def resolve_data(data, runs_dir="runs", size: int = 64, n: int = 2000, seed: int = 0, difficulty: str = "medium") -> Path:
-    """"synth" means the cached SynthFaces set under `runs_dir/synthfaces`; anything else is a folder that must exist."""
+def resolve_data(
+    data, runs_dir="runs", size: int = 64, n: int = 2000, seed: int = 0, difficulty: str = "medium"
+) -> Path:
+    """ "synth" means the cached SynthFaces set under `runs_dir/synthfaces`; anything else is a folder that must exist."""
     if isinstance(data, str) and data == "synth":
         return ensure_synthfaces(Path(runs_dir) / "synthfaces", n=n, size=size, seed=seed, difficulty=difficulty)
     path = Path(data)

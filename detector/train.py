@@ -167,7 +167,10 @@ def metrics_for_head(head: str) -> list:
     if head == "probability":
         return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
     if head == "logit":
-        return [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"), keras.metrics.AUC(from_logits=True, name="auc")]
+        return [
+            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+            keras.metrics.AUC(from_logits=True, name="auc"),
+        ]
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), _fake_column_auc()(name="auc")]
 
 
@@ -252,6 +255,7 @@ def _datasets(config: DetectorConfig, index, shuffle_seed: int):
     train = make_dataset(index.splits["train"], shuffle=True, augment=augment, seed=shuffle_seed, repeat=True, **common)
     valid = make_dataset(index.splits["valid"], shuffle=False, **common)
     if config.head == "softmax2":
+
         def as_class(images, labels):
             return images, tf.cast(labels, tf.int32)
 
@@ -308,7 +312,16 @@ def _recalibration_images(config: DetectorConfig, index):
     return images[np.random.default_rng(config.seed + 1).permutation(len(images))]
 
 
-def _make_callbacks(run_dir: Path, config: DetectorConfig, model, index, state: dict, history_rows: list[dict], best_weights, progress: bool) -> list:
+def _make_callbacks(
+    run_dir: Path,
+    config: DetectorConfig,
+    model,
+    index,
+    state: dict,
+    history_rows: list[dict],
+    best_weights,
+    progress: bool,
+) -> list:
     """Checkpoints, early stopping, learning-rate cuts and history.csv, each continuing from `state`.
 
     Order matters: each epoch ends with history.csv, then model.keras (if the validation loss
@@ -412,8 +425,16 @@ def _make_callbacks(run_dir: Path, config: DetectorConfig, model, index, state: 
                 learning_rate=_learning_rate(self.model),
                 stopped="loss became NaN" if diverged else ("early stopping" if self.model.stop_training else None),
                 train_seconds=state.get("train_seconds", 0.0) + time.monotonic() - self.started,
-                early_stopping={"wait": early_stopping.wait, "best": _finite(early_stopping.best), "best_epoch": early_stopping.best_epoch},
-                reduce_lr={"wait": reduce_lr.wait, "best": _finite(reduce_lr.best), "cooldown_counter": reduce_lr.cooldown_counter},
+                early_stopping={
+                    "wait": early_stopping.wait,
+                    "best": _finite(early_stopping.best),
+                    "best_epoch": early_stopping.best_epoch,
+                },
+                reduce_lr={
+                    "wait": reduce_lr.wait,
+                    "best": _finite(reduce_lr.best),
+                    "cooldown_counter": reduce_lr.cooldown_counter,
+                },
             )
             self.started = time.monotonic()
             write_json(folder / STATE_FILE, state)
@@ -422,10 +443,16 @@ def _make_callbacks(run_dir: Path, config: DetectorConfig, model, index, state: 
                     old.unlink(missing_ok=True)
 
     best_model = BestModel(run_dir / "model.keras", state.get("best_val_loss"), state.get("best_epoch"))
-    early_stopping = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, restore_best_weights=True, verbose=verbose)
+    early_stopping = EarlyStopping(
+        monitor="val_loss", mode="min", patience=config.patience, restore_best_weights=True, verbose=verbose
+    )
     reduce_lr = ReduceLROnPlateau(
-        monitor="val_loss", mode="min", factor=config.lr_factor, patience=config.lr_patience,
-        min_lr=config.min_learning_rate, verbose=verbose,
+        monitor="val_loss",
+        mode="min",
+        factor=config.lr_factor,
+        patience=config.lr_patience,
+        min_lr=config.min_learning_rate,
+        verbose=verbose,
     )
     recalibrate = []
     if config.bn_recalibration and _batch_norm_layers(model):
@@ -458,7 +485,12 @@ def _start_run(config: DetectorConfig, runs_dir, progress: bool):
     config = check_config(config)
     try:
         data = resolve_data(
-            config.data, runs_dir, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.synth_difficulty
+            config.data,
+            runs_dir,
+            size=config.size,
+            n=config.synth_n,
+            seed=config.seed,
+            difficulty=config.synth_difficulty,
         )
     except LabError:
         raise
@@ -528,7 +560,9 @@ def _resume_run(run_dir, config: DetectorConfig | None, progress: bool):
         try:
             model.load_weights(checkpoint)
         except Exception as error:  # Keras raises several types for a foreign or mismatched file
-            raise LabError(f"Cannot resume {run_dir}: {checkpoint} does not fit {run_config.model} at {run_config.size} px: {error}") from None
+            raise LabError(
+                f"Cannot resume {run_dir}: {checkpoint} does not fit {run_config.model} at {run_config.size} px: {error}"
+            ) from None
     _say(progress, f"Resuming {run_dir} after epoch {completed} of {run_config.epochs}")
     return run_config, index, model, state
 
@@ -565,7 +599,9 @@ def train_detector(
             _say(progress, f"{run_dir} has finished training and evaluation; nothing to resume")
             return run_dir
         # Rows of epochs after the last saved state are trained again, so they are dropped.
-        history_rows = [row for row in read_history(run_dir / "history.csv") if row["epoch"] < state.get("completed_epochs", 0)]
+        history_rows = [
+            row for row in read_history(run_dir / "history.csv") if row["epoch"] < state.get("completed_epochs", 0)
+        ]
     completed = int(state.get("completed_epochs", 0))
 
     if not state.get("finished") and not state.get("stopped") and completed < config.epochs:
@@ -586,7 +622,10 @@ def train_detector(
                 initial_epoch=completed,
                 steps_per_epoch=steps,
                 shuffle=False,  # the training data set shuffles itself, with the run's seed
-                callbacks=[*_make_callbacks(run_dir, config, model, index, state, history_rows, best_weights, progress), *(callbacks or [])],
+                callbacks=[
+                    *_make_callbacks(run_dir, config, model, index, state, history_rows, best_weights, progress),
+                    *(callbacks or []),
+                ],
                 verbose=1 if progress else 0,
             )
     state["finished"] = True

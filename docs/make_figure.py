@@ -30,7 +30,11 @@ def make_figure(quickstart_dir: str | Path) -> bytes:
     state = read_json(run_dir / "state.json")
     detector_dir, gan_dir, stress_dir = (Path(state[key]) for key in ("detector", "gan", "stress"))
     metrics = read_json(detector_dir / "metrics.json")
-    rows = [row for row in read_json(stress_dir / "results.json") if row["kind"] == "epoch" and row["detector"] == "original"]
+    rows = [
+        row
+        for row in read_json(stress_dir / "results.json")
+        if row["kind"] == "epoch" and row["detector"] == "original"
+    ]
     grids = sorted((gan_dir / "samples").glob("epoch-*.png"))
 
     figure = Figure(figsize=(12, 3.8), dpi=100, layout="constrained")

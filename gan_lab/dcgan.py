@@ -22,11 +22,15 @@ from detector.errors import LabError
 
 # The generator of the published 128 px experiment: 1,520,643 parameters.
 GENERATOR_PRESETS = {
-    "seed128": dict(size=128, latent_dim=128, filters=(64, 128, 64, 64), dense_channels=128, output_kernel=5, batch_norm=False),
+    "seed128": dict(
+        size=128, latent_dim=128, filters=(64, 128, 64, 64), dense_channels=128, output_kernel=5, batch_norm=False
+    ),
 }
 # Wide where the image is small and narrow where it is large, as in the DCGAN paper: the
 # discriminator's convolutions cost far more than these on a CPU (see benchmarks/bench_gan.py).
-GENERATOR_DEFAULTS = dict(size=64, latent_dim=128, filters=(256, 128, 64, 32), dense_channels=128, output_kernel=5, batch_norm=False)
+GENERATOR_DEFAULTS = dict(
+    size=64, latent_dim=128, filters=(256, 128, 64, 32), dense_channels=128, output_kernel=5, batch_norm=False
+)
 UPSAMPLING_STEPS = 4  # four stride-2 transposed convolutions: the image starts at size / 16
 
 
@@ -48,8 +52,12 @@ def generator_options(
     A preset fixes its architecture: an option given with it must agree (ValueError otherwise).
     """
     given = dict(
-        size=size, latent_dim=latent_dim, filters=None if filters is None else tuple(filters),
-        batch_norm=batch_norm, dense_channels=dense_channels, output_kernel=output_kernel,
+        size=size,
+        latent_dim=latent_dim,
+        filters=None if filters is None else tuple(filters),
+        batch_norm=batch_norm,
+        dense_channels=dense_channels,
+        output_kernel=output_kernel,
     )
     options = dict(GENERATOR_DEFAULTS)
     if preset is not None:
@@ -67,10 +75,14 @@ def generator_options(
         if not _positive_int(options[key]):
             raise ValueError(f"{key} must be a positive integer. Received: {key}={options[key]!r}")
     if options["output_kernel"] % 2 == 0:
-        raise ValueError(f"output_kernel must be odd, so the image stays centred. Received: output_kernel={options['output_kernel']}")
+        raise ValueError(
+            f"output_kernel must be odd, so the image stays centred. Received: output_kernel={options['output_kernel']}"
+        )
     filters = options["filters"]
     if len(filters) != UPSAMPLING_STEPS or not all(_positive_int(width) for width in filters):
-        raise ValueError(f"filters must be {UPSAMPLING_STEPS} positive integers, one per upsampling step. Received: filters={filters!r}")
+        raise ValueError(
+            f"filters must be {UPSAMPLING_STEPS} positive integers, one per upsampling step. Received: filters={filters!r}"
+        )
     options["filters"] = tuple(int(width) for width in filters)
     options["batch_norm"] = bool(options["batch_norm"])
     return {**options, "preset": preset}
@@ -125,7 +137,9 @@ def copy_detector_weights(discriminator: keras.Model, detector_run: str | os.Pat
     source = detector.model
     size = int(discriminator.input_shape[1])
     if detector.size != size:
-        raise LabError(f"--init-discriminator {detector.run_dir} takes {detector.size} px images, but the discriminator takes {size} px")
+        raise LabError(
+            f"--init-discriminator {detector.run_dir} takes {detector.size} px images, but the discriminator takes {size} px"
+        )
     source_layers = {layer.name: layer for layer in source.layers[:-1]}
     target_layers = discriminator.layers[:-1]
     if source.name != discriminator.name or set(source_layers) != {layer.name for layer in target_layers}:
@@ -138,7 +152,9 @@ def copy_detector_weights(discriminator: keras.Model, detector_run: str | os.Pat
         weights = source_layers[layer.name].get_weights()
         shapes, expected = [w.shape for w in weights], [tuple(v.shape) for v in layer.weights]
         if shapes != expected:
-            raise LabError(f"--init-discriminator {detector.run_dir}: layer {layer.name} has weights {shapes}, the discriminator's are {expected}")
+            raise LabError(
+                f"--init-discriminator {detector.run_dir}: layer {layer.name} has weights {shapes}, the discriminator's are {expected}"
+            )
         if weights:
             layer.set_weights(weights)
             copied.append(layer.name)
@@ -198,8 +214,14 @@ class DCGAN(keras.Model):
     """
 
     def __init__(
-        self, generator, discriminator, label_smoothing: float = 0.0, label_noise: float = 0.0,
-        augment: tuple[str, ...] = (), seed: int | None = None, **kwargs,
+        self,
+        generator,
+        discriminator,
+        label_smoothing: float = 0.0,
+        label_noise: float = 0.0,
+        augment: tuple[str, ...] = (),
+        seed: int | None = None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         unknown = [name for name in augment if name not in AUGMENT_POLICIES]

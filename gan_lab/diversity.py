@@ -63,8 +63,12 @@ def build_feature_extractor(seed: int = FEATURE_SEED):
     x = layers.Rescaling(2.0, offset=-1.0, name="centre")(x)
     for index, filters in enumerate(FEATURE_FILTERS):
         x = layers.Conv2D(
-            filters, 4, strides=2, padding="same",
-            kernel_initializer=keras.initializers.HeNormal(seed=seed + index), name=f"conv{index + 1}",
+            filters,
+            4,
+            strides=2,
+            padding="same",
+            kernel_initializer=keras.initializers.HeNormal(seed=seed + index),
+            name=f"conv{index + 1}",
         )(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{index + 1}")(x)
     outputs = layers.Flatten(name="features")(x)
@@ -77,11 +81,16 @@ def image_diversity(images: np.ndarray, extractor=None, batch_size: int = 256) -
     """Mean pairwise distance of the images' features in `extractor` (default: `build_feature_extractor()`)."""
     extractor = extractor or build_feature_extractor()
     images = np.asarray(images, dtype=np.float32)
-    features = [np.asarray(extractor(images[start : start + batch_size], training=False)) for start in range(0, len(images), batch_size)]
+    features = [
+        np.asarray(extractor(images[start : start + batch_size], training=False))
+        for start in range(0, len(images), batch_size)
+    ]
     return mean_pairwise_distance(np.concatenate(features))
 
 
-def check_collapse(values: list[float], reference: float, fraction: float = COLLAPSE_FRACTION, epochs: list[int] | None = None) -> str | None:
+def check_collapse(
+    values: list[float], reference: float, fraction: float = COLLAPSE_FRACTION, epochs: list[int] | None = None
+) -> str | None:
     """Warn (ModeCollapseWarning) and return the message when the last value is below `fraction` of `reference`.
 
     values: the diversity of each epoch so far, first epoch first; reference: the real

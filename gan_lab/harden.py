@@ -49,7 +49,10 @@ def _training_dataset(split, extra_fakes: np.ndarray, size: int, crop: str, batc
     total = len(split.paths) + len(extra_fakes)
     # Weights by size, so both run out at about the same time and every image is seen once.
     mixed = tf.data.Dataset.sample_from_datasets(
-        [base, extra], weights=[len(split.paths) / total, len(extra_fakes) / total], seed=seed, stop_on_empty_dataset=False
+        [base, extra],
+        weights=[len(split.paths) / total, len(extra_fakes) / total],
+        seed=seed,
+        stop_on_empty_dataset=False,
     )
     if head == "softmax2":
         mixed = mixed.map(lambda pixels, label: (pixels, tf.cast(label, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
@@ -117,7 +120,10 @@ def harden_detector(
         "seed": seed,
         "final_loss": float(history.history["loss"][-1]),
     }
-    write_json(out_dir / "config.json", {**original_config, "name": f"{original_config.get('name', '')}-hardened".strip("-"), "hardening": hardening})
+    write_json(
+        out_dir / "config.json",
+        {**original_config, "name": f"{original_config.get('name', '')}-hardened".strip("-"), "hardening": hardening},
+    )
 
     # The threshold on the validation split, as training chose the original's.
     hardened = load_detector(out_dir)
@@ -130,10 +136,12 @@ def harden_detector(
             labels = np.r_[np.zeros(len(real), dtype=np.int64), np.ones(len(fake), dtype=np.int64)]
             scores = np.r_[hardened.score(real), hardened.score(fake)]
             threshold = best_threshold(labels, scores)
-            metrics.update({
-                "threshold": threshold,
-                "valid_accuracy": binary_metrics(labels, scores, threshold)["accuracy"],
-                "valid_roc_auc": roc_auc(labels, scores),
-            })
+            metrics.update(
+                {
+                    "threshold": threshold,
+                    "valid_accuracy": binary_metrics(labels, scores, threshold)["accuracy"],
+                    "valid_roc_auc": roc_auc(labels, scores),
+                }
+            )
     write_json(out_dir / "metrics.json", metrics)
     return out_dir

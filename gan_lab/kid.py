@@ -25,7 +25,9 @@ def _check_features(name: str, features) -> np.ndarray:
             f"Received: {name}.shape={features.shape}"
         )
     if not np.isfinite(features).all():
-        raise ValueError(f"{name} contains NaN or infinite values. Received: {int((~np.isfinite(features)).sum())} of them")
+        raise ValueError(
+            f"{name} contains NaN or infinite values. Received: {int((~np.isfinite(features)).sum())} of them"
+        )
     return features
 
 
@@ -46,13 +48,14 @@ def kernel_inception_distance(
     fake = _check_features("fake_features", fake_features)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(
-            "real_features and fake_features must have the same width. "
-            f"Received: {real.shape[1]} and {fake.shape[1]}"
+            f"real_features and fake_features must have the same width. Received: {real.shape[1]} and {fake.shape[1]}"
         )
     if not isinstance(num_subsets, int) or num_subsets < 1:
         raise ValueError(f"num_subsets must be a positive integer. Received: num_subsets={num_subsets!r}")
     if not isinstance(max_subset_size, int) or max_subset_size < 2:
-        raise ValueError(f"max_subset_size must be an integer of at least 2. Received: max_subset_size={max_subset_size!r}")
+        raise ValueError(
+            f"max_subset_size must be an integer of at least 2. Received: max_subset_size={max_subset_size!r}"
+        )
     rng = np.random.default_rng(seed)
     m = min(len(real), len(fake), max_subset_size)
     estimates = np.empty(num_subsets)

@@ -8,7 +8,7 @@ rescale factor 1, noise sigma 0) returns an exact copy; JPEG at quality 100 is s
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -115,10 +115,22 @@ PERTURBATIONS: dict[str, tuple[Callable[..., np.ndarray], str, float | None]] = 
 
 # The sweep the stress harness runs: (perturbation, level), mildest first within each.
 DEFAULT_SWEEP: tuple[tuple[str, float], ...] = (
-    ("jpeg", 100), ("jpeg", 90), ("jpeg", 70), ("jpeg", 50), ("jpeg", 30),
-    ("blur", 0), ("blur", 1), ("blur", 2), ("blur", 3),
-    ("rescale", 1), ("rescale", 0.5), ("rescale", 0.25),
-    ("noise", 0), ("noise", 0.02), ("noise", 0.05), ("noise", 0.1),
+    ("jpeg", 100),
+    ("jpeg", 90),
+    ("jpeg", 70),
+    ("jpeg", 50),
+    ("jpeg", 30),
+    ("blur", 0),
+    ("blur", 1),
+    ("blur", 2),
+    ("blur", 3),
+    ("rescale", 1),
+    ("rescale", 0.5),
+    ("rescale", 0.25),
+    ("noise", 0),
+    ("noise", 0.02),
+    ("noise", 0.05),
+    ("noise", 0.1),
 )
 
 

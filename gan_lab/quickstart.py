@@ -21,16 +21,37 @@ from detector.runs import (
 # for tests and for checking an install in a minute.
 PRESETS = {
     "tiny": dict(
-        size=32, synth_n=240, detector_epochs=1, gan_epochs=2, gan_batch_size=16,
-        gan_steps_per_epoch=3, generator_preset=None, stress_n=32, sweeps=True,
+        size=32,
+        synth_n=240,
+        detector_epochs=1,
+        gan_epochs=2,
+        gan_batch_size=16,
+        gan_steps_per_epoch=3,
+        generator_preset=None,
+        stress_n=32,
+        sweeps=True,
     ),
     "default": dict(
-        size=64, synth_n=3000, detector_epochs=5, gan_epochs=12, gan_batch_size=32,
-        gan_steps_per_epoch=100, generator_preset=None, stress_n=256, sweeps=True,
+        size=64,
+        synth_n=3000,
+        detector_epochs=5,
+        gan_epochs=12,
+        gan_batch_size=32,
+        gan_steps_per_epoch=100,
+        generator_preset=None,
+        stress_n=256,
+        sweeps=True,
     ),
     "full": dict(
-        size=128, synth_n=20000, detector_epochs=20, gan_epochs=50, gan_batch_size=64,
-        gan_steps_per_epoch=None, generator_preset="seed128", stress_n=1000, sweeps=True,
+        size=128,
+        synth_n=20000,
+        detector_epochs=20,
+        gan_epochs=50,
+        gan_batch_size=64,
+        gan_steps_per_epoch=None,
+        generator_preset="seed128",
+        stress_n=1000,
+        sweeps=True,
     ),
 }
 STEPS = ("detector", "gan", "stress")
@@ -54,7 +75,7 @@ class QuickstartConfig:
     stress_n: int | None = None
     sweeps: bool | None = None
 
-    def resolved(self) -> "QuickstartConfig":
+    def resolved(self) -> QuickstartConfig:
         """A copy with every unset option taken from the preset."""
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}. Received: preset={self.preset!r}")
@@ -68,19 +89,35 @@ def _step_configs(config: QuickstartConfig, data: str):
     from gan_lab.train import GanConfig
 
     detector = DetectorConfig(
-        data=data, model="cnn3", size=config.size, epochs=config.detector_epochs, seed=config.seed,
-        name=f"quickstart-cnn3-{config.size}px", synth_n=config.synth_n, synth_difficulty=config.difficulty,
+        data=data,
+        model="cnn3",
+        size=config.size,
+        epochs=config.detector_epochs,
+        seed=config.seed,
+        name=f"quickstart-cnn3-{config.size}px",
+        synth_n=config.synth_n,
+        synth_difficulty=config.difficulty,
     )
     gan = GanConfig(
-        data=data, size=config.size, epochs=config.gan_epochs, batch_size=config.gan_batch_size,
-        steps_per_epoch=config.gan_steps_per_epoch, preset=config.generator_preset, seed=config.seed,
-        name=f"quickstart-{config.size}px", synth_n=config.synth_n,
+        data=data,
+        size=config.size,
+        epochs=config.gan_epochs,
+        batch_size=config.gan_batch_size,
+        steps_per_epoch=config.gan_steps_per_epoch,
+        preset=config.generator_preset,
+        seed=config.seed,
+        name=f"quickstart-{config.size}px",
+        synth_n=config.synth_n,
     )
-    stress = StressConfig(detector="", gan="", n=config.stress_n, seed=config.seed, sweeps=config.sweeps, name="quickstart")
+    stress = StressConfig(
+        detector="", gan="", n=config.stress_n, seed=config.seed, sweeps=config.sweeps, name="quickstart"
+    )
     return detector, gan, stress
 
 
-def run_quickstart(config: QuickstartConfig, runs_dir: str | os.PathLike = "runs", resume=None, progress: bool = True) -> Path:
+def run_quickstart(
+    config: QuickstartConfig, runs_dir: str | os.PathLike = "runs", resume=None, progress: bool = True
+) -> Path:
     """Run every step, each into its own run directory, and link them from one report.
 
     `resume` is an interrupted quickstart directory: finished steps are kept, an interrupted
@@ -108,7 +145,11 @@ def run_quickstart(config: QuickstartConfig, runs_dir: str | os.PathLike = "runs
             print(f"[quickstart] {message}", flush=True)
 
     started = time.monotonic()
-    data = os.fspath(resolve_data(config.data, runs_dir, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.difficulty))
+    data = os.fspath(
+        resolve_data(
+            config.data, runs_dir, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.difficulty
+        )
+    )
     say(f"data: {data}")
     detector_config, gan_config, stress_config = _step_configs(config, data)
 
@@ -133,16 +174,22 @@ def run_quickstart(config: QuickstartConfig, runs_dir: str | os.PathLike = "runs
         return Path(run)
 
     detector_run = step(
-        "detector", "1/3 training the cnn3 detector", "detector",
+        "detector",
+        "1/3 training the cnn3 detector",
+        "detector",
         lambda resume: train_detector(detector_config, runs_dir=runs_dir, resume=resume, progress=progress),
     )
     gan_run = step(
-        "gan", "2/3 training the DCGAN", "gan",
+        "gan",
+        "2/3 training the DCGAN",
+        "gan",
         lambda resume: train_gan(gan_config, runs_dir=runs_dir, resume=resume, progress=progress),
     )
     stress_config.detector, stress_config.gan = os.fspath(detector_run), os.fspath(gan_run)
     stress_run = step(
-        "stress", "3/3 stress-testing the detector on every GAN epoch", "stress",
+        "stress",
+        "3/3 stress-testing the detector on every GAN epoch",
+        "stress",
         lambda resume: run_stress(stress_config, runs_dir=runs_dir, progress=progress),
     )
     minutes = (time.monotonic() - started) / 60
@@ -155,7 +202,9 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
-def write_report(run_dir: Path, config: QuickstartConfig, detector_run: Path, gan_run: Path, stress_run: Path, minutes: float) -> Path:
+def write_report(
+    run_dir: Path, config: QuickstartConfig, detector_run: Path, gan_run: Path, stress_run: Path, minutes: float
+) -> Path:
     """report.md: the three runs' headline figures and pictures, linked relative to the report."""
     metrics = read_json(detector_run / "metrics.json")
     stress_rows = read_json(stress_run / "results.json")
@@ -180,7 +229,11 @@ def write_report(run_dir: Path, config: QuickstartConfig, detector_run: Path, ga
         "",
         "| accuracy | precision | recall | F1 | ROC-AUC |",
         "| --- | --- | --- | --- | --- |",
-        "| " + " | ".join(f"{metrics.get(key, float('nan')):.3f}" for key in ("accuracy", "precision", "recall", "f1", "roc_auc")) + " |",
+        "| "
+        + " | ".join(
+            f"{metrics.get(key, float('nan')):.3f}" for key in ("accuracy", "precision", "recall", "f1", "roc_auc")
+        )
+        + " |",
         "",
         "## The detector against fresh fakes from each GAN epoch",
         "",
@@ -193,7 +246,12 @@ def write_report(run_dir: Path, config: QuickstartConfig, detector_run: Path, ga
             f"| {row.get('roc_auc', float('nan')):.3f} | {row.get('kid', float('nan')):.3g} |"
         )
     if samples:
-        lines += ["", f"## Generated faces after the last epoch ({samples[-1].stem})", "", f"![samples]({_relative(samples[-1], run_dir)})"]
+        lines += [
+            "",
+            f"## Generated faces after the last epoch ({samples[-1].stem})",
+            "",
+            f"![samples]({_relative(samples[-1], run_dir)})",
+        ]
     gif = gan_run / "progress.gif"
     if gif.is_file():
         lines += ["", f"Training progress, one frame per epoch: ![progress]({_relative(gif, run_dir)})"]
@@ -201,7 +259,11 @@ def write_report(run_dir: Path, config: QuickstartConfig, detector_run: Path, ga
         lines += ["", f"![{plot.stem}]({_relative(plot, run_dir)})"]
     write_json(
         run_dir / "metrics.json",
-        {"detector": {key: metrics.get(key) for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "threshold")},
-         "stress": epoch_rows},
+        {
+            "detector": {
+                key: metrics.get(key) for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "threshold")
+            },
+            "stress": epoch_rows,
+        },
     )
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -32,7 +32,10 @@ _SAMPLE_NAME = re.compile(r"^epoch-(\d+)\.png$")
 def generate(generator, latents: np.ndarray, batch_size: int = GENERATE_BATCH_SIZE) -> np.ndarray:
     """The generator's images for `latents` (N, latent_dim), float32 (N, S, S, 3) clipped to [0, 1]."""
     latents = np.asarray(latents, dtype=np.float32)
-    batches = [np.asarray(generator(latents[start : start + batch_size], training=False)) for start in range(0, len(latents), batch_size)]
+    batches = [
+        np.asarray(generator(latents[start : start + batch_size], training=False))
+        for start in range(0, len(latents), batch_size)
+    ]
     if not batches:
         return np.zeros((0, *generator.output_shape[1:]), dtype=np.float32)
     return np.clip(np.concatenate(batches), 0.0, 1.0).astype(np.float32)
@@ -65,7 +68,9 @@ def write_progress_gif(frames: list[str | os.PathLike], out: str | os.PathLike, 
             image = image.convert("RGB")
             scale = max_side / max(image.size)
             if scale < 1:
-                image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+                image = image.resize(
+                    (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
+                )
             pictures.append(np.asarray(image))
     data = iio.imwrite("<bytes>", pictures, extension=".gif", duration=GIF_FRAME_MS, loop=0)
     return atomic_write_bytes(out, data)

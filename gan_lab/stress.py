@@ -13,8 +13,9 @@ import dataclasses
 import functools
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -143,7 +144,11 @@ def kid(scores: EpochScores) -> dict:
     mean, scale = real.mean(axis=0), real.std(axis=0)
     scale[scale < 1e-6] = 1.0  # a feature constant on reals: centre it, leave its scale
     value, spread = kernel_inception_distance(
-        (real - mean) / scale, (scores.fake_features - mean) / scale, num_subsets=KID_SUBSETS, max_subset_size=KID_MAX_SUBSET_SIZE, seed=scores.seed
+        (real - mean) / scale,
+        (scores.fake_features - mean) / scale,
+        num_subsets=KID_SUBSETS,
+        max_subset_size=KID_MAX_SUBSET_SIZE,
+        seed=scores.seed,
     )
     return {"kid": value, "kid_std": spread}
 
@@ -158,13 +163,36 @@ def diversity(scores: EpochScores) -> dict:
     return {"diversity": float(mean_pairwise_distance(scores.fake_features))}
 
 
-DISCRIMINATOR_FIGURES = ("detection_rate", "mean_p_fake", "median_p_fake", "roc_auc", "average_precision", "best_accuracy")
+DISCRIMINATOR_FIGURES = (
+    "detection_rate",
+    "mean_p_fake",
+    "median_p_fake",
+    "roc_auc",
+    "average_precision",
+    "best_accuracy",
+)
 COLUMNS = (
-    "kind", "detector", "epoch", "perturbation", "level", "n_fake", "n_real", "threshold",
-    "detection_rate", "detection_rate_05", "mean_p_fake", "median_p_fake", "roc_auc", "average_precision",
-    "accuracy", "best_threshold", "best_accuracy",
+    "kind",
+    "detector",
+    "epoch",
+    "perturbation",
+    "level",
+    "n_fake",
+    "n_real",
+    "threshold",
+    "detection_rate",
+    "detection_rate_05",
+    "mean_p_fake",
+    "median_p_fake",
+    "roc_auc",
+    "average_precision",
+    "accuracy",
+    "best_threshold",
+    "best_accuracy",
     *(f"disc_{key}" for key in DISCRIMINATOR_FIGURES),
-    "kid", "kid_std", "diversity",
+    "kid",
+    "kid_std",
+    "diversity",
 )
 
 
@@ -208,7 +236,9 @@ def select_epochs(epochs: str | list | tuple | None, available: list[int], optio
         try:
             wanted = [int(part) for part in epochs.split(",") if part.strip()]
         except ValueError:
-            raise LabError(f"{option} takes 'all' or comma-separated epoch numbers such as 1,5,10. Received: {epochs!r}") from None
+            raise LabError(
+                f"{option} takes 'all' or comma-separated epoch numbers such as 1,5,10. Received: {epochs!r}"
+            ) from None
     elif isinstance(epochs, int):
         wanted = [epochs]
     else:
@@ -260,11 +290,15 @@ def build_fused_scorer(generator, detector_model, feature_layer=None, discrimina
     import tensorflow as tf
 
     feature_layer = feature_layer or detector_model.layers[-2]
-    two_outputs = keras.Model(detector_model.inputs, [detector_model.outputs[0], feature_layer.output], name="detector_and_features")
+    two_outputs = keras.Model(
+        detector_model.inputs, [detector_model.outputs[0], feature_layer.output], name="detector_and_features"
+    )
     latent_dim = int(generator.input_shape[-1])
     signature = [tf.TensorSpec((None, latent_dim), tf.float32)]
     # A partial, not a closure per call: each scorer keeps its own trace.
-    return tf.function(functools.partial(_fused_forward, generator, two_outputs, discriminator), input_signature=signature)
+    return tf.function(
+        functools.partial(_fused_forward, generator, two_outputs, discriminator), input_signature=signature
+    )
 
 
 @dataclasses.dataclass
@@ -293,7 +327,9 @@ def generate_and_score(scorer, latents: np.ndarray, head: str, batch_size: int =
         pixels=np.clip(np.concatenate(parts["pixels"]), 0.0, 1.0).astype(np.float32),
         p_fake=outputs_to_p_fake(outputs, head),
         features=features.reshape(len(features), -1),
-        discriminator_p_fake=outputs_to_p_fake(np.concatenate(parts["discriminator"]), "logit") if parts["discriminator"] else None,
+        discriminator_p_fake=outputs_to_p_fake(np.concatenate(parts["discriminator"]), "logit")
+        if parts["discriminator"]
+        else None,
         latents=latents,
     )
 
@@ -429,16 +465,29 @@ def _score_pass(
             check_not_grid(latents, gan_dir)
             scorer = build_fused_scorer(generator, detector.model, detector.feature_layer(), discriminator_model)
             generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar)
-            real_discriminator = outputs_to_p_fake(np.asarray(discriminator_model.predict(real, batch_size=config.batch_size, verbose=0)), "logit")
+            real_discriminator = outputs_to_p_fake(
+                np.asarray(discriminator_model.predict(real, batch_size=config.batch_size, verbose=0)), "logit"
+            )
             scores = EpochScores(
-                epoch=epoch, threshold=detector.threshold, fake_p_fake=generated.p_fake, real_p_fake=real_p_fake,
-                fake_features=generated.features, real_features=real_features,
-                discriminator_fake_p_fake=generated.discriminator_p_fake, discriminator_real_p_fake=real_discriminator,
+                epoch=epoch,
+                threshold=detector.threshold,
+                fake_p_fake=generated.p_fake,
+                real_p_fake=real_p_fake,
+                fake_features=generated.features,
+                real_features=real_features,
+                discriminator_fake_p_fake=generated.discriminator_p_fake,
+                discriminator_real_p_fake=real_discriminator,
                 seed=config.seed,
             )
             rows.append({"kind": "epoch", "detector": label, "epoch": epoch, **compute_metrics(scores)})
             scores_dir = run_dir / ("scores" if first_pass else f"scores-{label}")
-            write_scores_csv(scores_dir / f"epoch-{epoch:04d}.csv", real_p_fake, generated.p_fake, real_discriminator, generated.discriminator_p_fake)
+            write_scores_csv(
+                scores_dir / f"epoch-{epoch:04d}.csv",
+                real_p_fake,
+                generated.p_fake,
+                real_discriminator,
+                generated.discriminator_p_fake,
+            )
             if first_pass:
                 spectra[epoch] = power_spectrum(generated.pixels)
                 lowest = np.argsort(generated.p_fake, kind="mergesort")[:GALLERY_SIZE]
@@ -453,7 +502,9 @@ def _score_pass(
     return _Pass(rows=rows, spectra=spectra, fooled=fooled, latest_pixels=latest_pixels)
 
 
-def sweep_rows(detector, label: str, real: np.ndarray, fakes: np.ndarray, epoch: int, seed: int = 0, points=None) -> list[dict]:
+def sweep_rows(
+    detector, label: str, real: np.ndarray, fakes: np.ndarray, epoch: int, seed: int = 0, points=None
+) -> list[dict]:
     """Detection figures on perturbed real images and fakes, one row per (perturbation, level)."""
     from gan_lab.perturb import DEFAULT_SWEEP, perturb
 
@@ -462,11 +513,19 @@ def sweep_rows(detector, label: str, real: np.ndarray, fakes: np.ndarray, epoch:
         # Real images and fakes get different noise draws, both fixed by the seed.
         real_p_fake = detector.score(perturb(real, name, level, seed=seed))
         fake_p_fake = detector.score(perturb(fakes, name, level, seed=seed + 1))
-        rows.append({
-            "kind": "sweep", "detector": label, "epoch": epoch, "perturbation": name, "level": level,
-            "threshold": detector.threshold, "n_fake": len(fake_p_fake), "n_real": len(real_p_fake),
-            **detection_figures(fake_p_fake, real_p_fake, detector.threshold),
-        })
+        rows.append(
+            {
+                "kind": "sweep",
+                "detector": label,
+                "epoch": epoch,
+                "perturbation": name,
+                "level": level,
+                "threshold": detector.threshold,
+                "n_fake": len(fake_p_fake),
+                "n_real": len(real_p_fake),
+                **detection_figures(fake_p_fake, real_p_fake, detector.threshold),
+            }
+        )
     return rows
 
 
@@ -503,16 +562,25 @@ def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progr
     harden_epochs = []
     if config.harden:
         # By default hardening trains on fakes of every scored epoch.
-        harden_epochs = epochs if config.harden_epochs is None else select_epochs(config.harden_epochs, list(checkpoints), "--harden-epochs")
+        harden_epochs = (
+            epochs
+            if config.harden_epochs is None
+            else select_epochs(config.harden_epochs, list(checkpoints), "--harden-epochs")
+        )
     index = detector_index(detector)
     real = split_images(index, "test", 0, detector.size, detector.crop, config.n)
     if len(real) < 2:
-        raise LabError(f"The detector's data {index.root} has {len(real)} real test images; the stress test needs at least 2")
+        raise LabError(
+            f"The detector's data {index.root} has {len(real)} real test images; the stress test needs at least 2"
+        )
     training_fakes = split_images(index, "train", 1, detector.size, detector.crop, config.n)
 
     run_dir = create_run_dir("stress", config.name, runs_dir)
     resolved = dataclasses.replace(
-        config, detector=os.fspath(detector_dir.resolve()), gan=os.fspath(gan_dir.resolve()), epochs=epochs,
+        config,
+        detector=os.fspath(detector_dir.resolve()),
+        gan=os.fspath(gan_dir.resolve()),
+        epochs=epochs,
         harden_epochs=harden_epochs or None,
         export_fakes=os.fspath(Path(config.export_fakes).resolve()) if config.export_fakes else None,
     )
@@ -524,13 +592,21 @@ def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progr
         "n_real_test": int(len(real)),
         "data": os.fspath(index.root),
         "layout": index.layout,
-        "latent_streams": {"scoring": f"SeedSequence([seed, epoch, {SCORING_STREAM}])", "hardening": f"SeedSequence([seed, epoch, {HARDENING_STREAM}])"},
+        "latent_streams": {
+            "scoring": f"SeedSequence([seed, epoch, {SCORING_STREAM}])",
+            "hardening": f"SeedSequence([seed, epoch, {HARDENING_STREAM}])",
+        },
     }
     write_json(run_dir / "config.json", {**dataclasses.asdict(resolved), "resolved": context})
     if progress:
-        print(f"[stress] {detector_dir.name} against {gan_dir.name}, epochs {epochs}, {config.n} fakes each -> {run_dir}", flush=True)
+        print(
+            f"[stress] {detector_dir.name} against {gan_dir.name}, epochs {epochs}, {config.n} fakes each -> {run_dir}",
+            flush=True,
+        )
 
-    original = _score_pass(detector, "original", gan_dir, epochs, real, config, run_dir, index.layout, progress, first_pass=True)
+    original = _score_pass(
+        detector, "original", gan_dir, epochs, real, config, run_dir, index.layout, progress, first_pass=True
+    )
     rows = list(original.rows)
     if config.sweeps:
         rows += sweep_rows(detector, "original", real, original.latest_pixels, epochs[-1], config.seed)
@@ -541,23 +617,43 @@ def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progr
         from gan_lab.harden import harden_detector
 
         hardened_dir = harden_detector(
-            detector_dir, gan_dir, harden_epochs, run_dir / "hardened", n=config.n, seed=config.seed,
-            fine_tune_epochs=config.harden_fine_tune_epochs, batch_size=min(config.batch_size, 64), progress=progress,
+            detector_dir,
+            gan_dir,
+            harden_epochs,
+            run_dir / "hardened",
+            n=config.n,
+            seed=config.seed,
+            fine_tune_epochs=config.harden_fine_tune_epochs,
+            batch_size=min(config.batch_size, 64),
+            progress=progress,
         )
         hardened = load(hardened_dir)
-        after = _score_pass(hardened, "hardened", gan_dir, epochs, real, config, run_dir, index.layout, progress, first_pass=False)
+        after = _score_pass(
+            hardened, "hardened", gan_dir, epochs, real, config, run_dir, index.layout, progress, first_pass=False
+        )
         rows += after.rows
         if config.sweeps:
             rows += sweep_rows(hardened, "hardened", real, after.latest_pixels, epochs[-1], config.seed)
-        hardening = {"run_dir": hardened_dir, "epochs": harden_epochs, "metrics": read_json(hardened_dir / "metrics.json")}
+        hardening = {
+            "run_dir": hardened_dir,
+            "epochs": harden_epochs,
+            "metrics": read_json(hardened_dir / "metrics.json"),
+        }
 
     spectra = {"real (test split)": power_spectrum(real)}
     if len(training_fakes):
         spectra["detector's training fakes"] = power_spectrum(training_fakes)
     spectra.update({f"GAN epoch {epoch}": spectrum for epoch, spectrum in original.spectra.items()})
     write_outputs(
-        run_dir, resolved, rows, context, gan_dir=gan_dir, spectra=spectra, size=detector.size,
-        fooled=original.fooled, hardening=hardening,
+        run_dir,
+        resolved,
+        rows,
+        context,
+        gan_dir=gan_dir,
+        spectra=spectra,
+        size=detector.size,
+        fooled=original.fooled,
+        hardening=hardening,
     )
     if progress:
         print(f"[stress] wrote {run_dir / 'report.md'}", flush=True)
@@ -577,12 +673,31 @@ def write_results(run_dir: Path, rows: list[dict]) -> None:
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     for row in full:
-        writer.writerow(["" if row[column] is None else (f"{row[column]:.6g}" if isinstance(row[column], float) else row[column]) for column in COLUMNS])
+        writer.writerow(
+            [
+                "" if row[column] is None else (f"{row[column]:.6g}" if isinstance(row[column], float) else row[column])
+                for column in COLUMNS
+            ]
+        )
     atomic_write_text(run_dir / "results.csv", buffer.getvalue())
 
 
 __all__ = [
-    "StressConfig", "run_stress", "EPOCH_METRICS", "register_metric", "compute_metrics", "EpochScores",
-    "detection_figures", "build_fused_scorer", "generate_and_score", "stress_latents", "select_epochs",
-    "require_gan_run", "sweep_rows", "write_results", "result_rows", "read_scores_csv", "export_fakes",
+    "StressConfig",
+    "run_stress",
+    "EPOCH_METRICS",
+    "register_metric",
+    "compute_metrics",
+    "EpochScores",
+    "detection_figures",
+    "build_fused_scorer",
+    "generate_and_score",
+    "stress_latents",
+    "select_epochs",
+    "require_gan_run",
+    "sweep_rows",
+    "write_results",
+    "result_rows",
+    "read_scores_csv",
+    "export_fakes",
 ]

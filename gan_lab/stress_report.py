@@ -51,13 +51,52 @@ def plot_epochs(rows: list[dict], path: Path) -> Path:
         suffix = "" if detector == "original" else " (hardened)"
         epochs, rate = _series(rows, detector, "detection_rate")
         axes[0].plot(epochs, rate, style, marker="o", color="tab:blue", label=f"detector, chosen threshold{suffix}")
-        axes[0].plot(epochs, _series(rows, detector, "detection_rate_05")[1], style, marker=".", color="tab:cyan", label=f"detector, 0.5{suffix}")
-        axes[1].plot(epochs, _series(rows, detector, "average_precision")[1], style, marker="o", color="tab:blue", label=f"detector AP{suffix}")
-        axes[1].plot(epochs, _series(rows, detector, "roc_auc")[1], style, marker=".", color="tab:cyan", label=f"detector ROC-AUC{suffix}")
+        axes[0].plot(
+            epochs,
+            _series(rows, detector, "detection_rate_05")[1],
+            style,
+            marker=".",
+            color="tab:cyan",
+            label=f"detector, 0.5{suffix}",
+        )
+        axes[1].plot(
+            epochs,
+            _series(rows, detector, "average_precision")[1],
+            style,
+            marker="o",
+            color="tab:blue",
+            label=f"detector AP{suffix}",
+        )
+        axes[1].plot(
+            epochs,
+            _series(rows, detector, "roc_auc")[1],
+            style,
+            marker=".",
+            color="tab:cyan",
+            label=f"detector ROC-AUC{suffix}",
+        )
         if detector == "original":
-            axes[0].plot(epochs, _series(rows, detector, "disc_detection_rate")[1], marker="s", color="tab:red", label="epoch's discriminator, 0.5")
-            axes[1].plot(epochs, _series(rows, detector, "disc_average_precision")[1], marker="s", color="tab:red", label="discriminator AP")
-            axes[2].plot(epochs, _series(rows, detector, "kid")[1], marker="o", color="tab:green", label="KID (detector features)")
+            axes[0].plot(
+                epochs,
+                _series(rows, detector, "disc_detection_rate")[1],
+                marker="s",
+                color="tab:red",
+                label="epoch's discriminator, 0.5",
+            )
+            axes[1].plot(
+                epochs,
+                _series(rows, detector, "disc_average_precision")[1],
+                marker="s",
+                color="tab:red",
+                label="discriminator AP",
+            )
+            axes[2].plot(
+                epochs,
+                _series(rows, detector, "kid")[1],
+                marker="o",
+                color="tab:green",
+                label="KID (detector features)",
+            )
     axes[0].set_title("Fakes detected")
     axes[0].set_ylabel("detection rate")
     axes[0].set_ylim(-0.02, 1.02)
@@ -94,8 +133,22 @@ def plot_robustness(rows: list[dict], path: Path) -> Path:
                 continue
             levels = [row["level"] for row in points]
             suffix = "" if detector == "original" else " (hardened)"
-            axis.plot(levels, [row["detection_rate"] for row in points], style, marker="o", color="tab:blue", label=f"detection rate{suffix}")
-            axis.plot(levels, [row["average_precision"] for row in points], style, marker="s", color="tab:orange", label=f"AP{suffix}")
+            axis.plot(
+                levels,
+                [row["detection_rate"] for row in points],
+                style,
+                marker="o",
+                color="tab:blue",
+                label=f"detection rate{suffix}",
+            )
+            axis.plot(
+                levels,
+                [row["average_precision"] for row in points],
+                style,
+                marker="s",
+                color="tab:orange",
+                label=f"AP{suffix}",
+            )
         axis.set_title(name)
         axis.set_xlabel(PERTURBATIONS[name][1])
         axis.set_ylim(-0.02, 1.02)
@@ -162,7 +215,11 @@ def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
         first_kid, last_kid = epochs[0].get("kid"), last.get("kid")
         if first_kid is not None and last_kid is not None:
             trend = "falls" if last_kid < first_kid else "rises"
-            meaning = "the fakes move closer to real test images" if trend == "falls" else "the fakes drift away from real test images"
+            meaning = (
+                "the fakes move closer to real test images"
+                if trend == "falls"
+                else "the fakes drift away from real test images"
+            )
             sentences.append(
                 f"KID {trend} from {first_kid:.3g} (epoch {epochs[0]['epoch']}) to {last_kid:.3g} (epoch {last['epoch']}): "
                 f"{meaning} in the detector's feature space."
@@ -203,14 +260,27 @@ def _epoch_table(rows: list[dict], detector: str) -> list[str]:
 
 
 def _sweep_table(rows: list[dict]) -> list[str]:
-    detectors = [name for name in _DETECTOR_STYLE if any(row["kind"] == "sweep" and row["detector"] == name for row in rows)]
+    detectors = [
+        name for name in _DETECTOR_STYLE if any(row["kind"] == "sweep" and row["detector"] == name for row in rows)
+    ]
     header = "| perturbation | level | " + " | ".join(f"{name}: detected | {name}: AP" for name in detectors) + " |"
     lines = [header, "| --- | --- |" + " --- | --- |" * len(detectors)]
-    points = [(row["perturbation"], row["level"]) for row in rows if row["kind"] == "sweep" and row["detector"] == detectors[0]]
+    points = [
+        (row["perturbation"], row["level"])
+        for row in rows
+        if row["kind"] == "sweep" and row["detector"] == detectors[0]
+    ]
     for name, level in points:
         cells = []
         for detector in detectors:
-            match = next(row for row in rows if row["kind"] == "sweep" and row["detector"] == detector and row["perturbation"] == name and row["level"] == level)
+            match = next(
+                row
+                for row in rows
+                if row["kind"] == "sweep"
+                and row["detector"] == detector
+                and row["perturbation"] == name
+                and row["level"] == level
+            )
             cells.append(f"{_percent(match['detection_rate'])} | {_figure(match['average_precision'])}")
         lines.append(f"| {name} | {level:g} | " + " | ".join(cells) + " |")
     return lines
@@ -281,17 +351,20 @@ def write_outputs(
         f"in the detector's penultimate-layer features (layer `{context['feature_layer']}`, {context['feature_width']} values, "
         "each standardised by the real test images' mean and standard deviation), not Inception's; "
         "comparable within this detector only. Diversity: mean pairwise distance of the fakes in the same features. "
-        "\"disc.\" is that epoch's own discriminator used as a detector (sigmoid of its logit, threshold 0.5). "
+        '"disc." is that epoch\'s own discriminator used as a detector (sigmoid of its logit, threshold 0.5). '
         "Per-image scores: `scores/epoch-NNNN.csv`.",
         "",
         f"![detection against GAN epoch]({_relative(plots[0], run_dir)})",
     ]
     if samples:
         lines += ["", "## Sample grids (training grid latents, from the GAN run)", ""]
-        lines += [f"Epoch {int(path.stem.split('-')[-1])}: ![{path.stem}]({_relative(path, run_dir)})" for path in samples]
+        lines += [
+            f"Epoch {int(path.stem.split('-')[-1])}: ![{path.stem}]({_relative(path, run_dir)})" for path in samples
+        ]
     if gallery is not None:
         lines += [
-            "", "## Fakes that fooled the detector most",
+            "",
+            "## Fakes that fooled the detector most",
             "",
             f"One row per epoch ({', '.join(map(str, sorted(fooled)))}, top to bottom), lowest P(fake) first.",
             "",
@@ -304,7 +377,8 @@ def write_outputs(
     if any(row["kind"] == "sweep" for row in rows):
         sweep_epoch = next(row["epoch"] for row in rows if row["kind"] == "sweep")
         lines += [
-            "", "## Robustness",
+            "",
+            "## Robustness",
             "",
             f"Real test images and the epoch-{sweep_epoch} fakes, both perturbed the same way. JPEG quality 100 is not lossless.",
             "",
@@ -313,7 +387,8 @@ def write_outputs(
             f"![robustness]({_relative(plots[1], run_dir)})",
         ]
     lines += [
-        "", "## Spectra",
+        "",
+        "## Spectra",
         "",
         "Azimuthally averaged power spectra (grayscale, FFT, radial bins, log10) of real test images, of the detector's "
         "training fakes, and of the GAN's fakes per epoch. Upsampling artefacts show as a rise near 0.5 cycles/pixel.",
@@ -323,7 +398,8 @@ def write_outputs(
     if hardening is not None:
         metrics = hardening["metrics"]
         lines += [
-            "", "## Hardened detector: before and after",
+            "",
+            "## Hardened detector: before and after",
             "",
             f"A copy fine-tuned for {metrics['hardening']['fine_tune_epochs']} epoch(s) (Adam, learning rate "
             f"{metrics['hardening']['learning_rate']:g}) on the detector's training split plus "
@@ -335,5 +411,8 @@ def write_outputs(
             "",
             *[f"- After hardening: {sentence}" for sentence in plain_reading(rows, "hardened")[:1]],
         ]
-    lines += ["", "Files: `results.csv`, `results.json` (one row per epoch and per sweep point), `config.json`, `plots/`."]
+    lines += [
+        "",
+        "Files: `results.csv`, `results.json` (one row per epoch and per sweep point), `config.json`, `plots/`.",
+    ]
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -139,8 +139,11 @@ def check_config(config: GanConfig) -> GanConfig:
         refuse("collapse_fraction", "a fraction in [0, 1)")
     try:
         options = generator_options(
-            size=config.size, latent_dim=config.latent_dim, filters=config.generator_filters,
-            batch_norm=config.batch_norm, preset=config.preset,
+            size=config.size,
+            latent_dim=config.latent_dim,
+            filters=config.generator_filters,
+            batch_norm=config.batch_norm,
+            preset=config.preset,
         )
     except ValueError as error:
         raise LabError(f"Generator options do not fit together: {error}") from None
@@ -163,8 +166,11 @@ def run_config(run_dir: str | os.PathLike) -> GanConfig:
 
 def _generator_kwargs(config: GanConfig) -> dict:
     return dict(
-        size=config.size, latent_dim=config.latent_dim, filters=config.generator_filters,
-        batch_norm=config.batch_norm, preset=config.preset,
+        size=config.size,
+        latent_dim=config.latent_dim,
+        filters=config.generator_filters,
+        batch_norm=config.batch_norm,
+        preset=config.preset,
     )
 
 
@@ -241,11 +247,15 @@ def _restore_optimizer_state(gan, path: Path) -> None:
         for prefix, optimizer in (("discriminator", gan.d_optimizer), ("generator", gan.g_optimizer)):
             keys = sorted(key for key in saved.files if key.startswith(f"{prefix}/") and key != f"{prefix}/names")
             if len(keys) != len(optimizer.variables):
-                raise LabError(f"{path} holds {len(keys)} {prefix} optimizer variables; the {prefix} needs {len(optimizer.variables)}")
+                raise LabError(
+                    f"{path} holds {len(keys)} {prefix} optimizer variables; the {prefix} needs {len(optimizer.variables)}"
+                )
             for key, variable in zip(keys, optimizer.variables):
                 value = saved[key]
                 if tuple(value.shape) != tuple(variable.shape):
-                    raise LabError(f"{path}: {key} has shape {value.shape}, the {prefix} optimizer's {variable.path} {tuple(variable.shape)}")
+                    raise LabError(
+                        f"{path}: {key} has shape {value.shape}, the {prefix} optimizer's {variable.path} {tuple(variable.shape)}"
+                    )
                 variable.assign(value)
         gan.seed_generator.state.assign(saved["seed_generator"])
 
@@ -287,8 +297,12 @@ def make_dcgan(generator, discriminator, config: GanConfig):
     from gan_lab.dcgan import DCGAN
 
     gan = DCGAN(
-        generator, discriminator, label_smoothing=config.label_smoothing, label_noise=config.label_noise,
-        augment=tuple(config.augment), seed=config.seed,
+        generator,
+        discriminator,
+        label_smoothing=config.label_smoothing,
+        label_noise=config.label_noise,
+        augment=tuple(config.augment),
+        seed=config.seed,
     )
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
@@ -402,18 +416,29 @@ def _dataset(config: GanConfig, split, shuffle_seed: int):
     cache = len(split.paths) * config.size * config.size * 3 * 4 <= CACHE_LIMIT_BYTES
     # Repeated, so every step gets a full batch whatever steps_per_epoch is.
     return make_dataset(
-        split, size=config.size, batch_size=config.batch_size, crop=config.crop, shuffle=True,
-        seed=shuffle_seed, repeat=True, drop_remainder=True, cache=cache,
+        split,
+        size=config.size,
+        batch_size=config.batch_size,
+        crop=config.crop,
+        shuffle=True,
+        seed=shuffle_seed,
+        repeat=True,
+        drop_remainder=True,
+        cache=cache,
     )
 
 
 def _real_sample(config: GanConfig, split) -> np.ndarray:
     from detector.data import load_images
 
-    order = np.random.default_rng(np.random.SeedSequence([config.seed, 0, DIVERSITY_STREAM])).permutation(len(split.paths))
+    order = np.random.default_rng(np.random.SeedSequence([config.seed, 0, DIVERSITY_STREAM])).permutation(
+        len(split.paths)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unreadable files are reported by the training pipeline
-        pixels, _, _ = load_images([split.paths[i] for i in order], config.size, crop=config.crop, limit=config.diversity_n)
+        pixels, _, _ = load_images(
+            [split.paths[i] for i in order], config.size, crop=config.crop, limit=config.diversity_n
+        )
     return pixels
 
 
@@ -450,7 +475,11 @@ def _make_callback(run_dir: Path, config: GanConfig, rows: list[dict], state: di
             values = {name: float((logs or {}).get(name, math.nan)) for name in METRIC_NAMES}
             if not all(math.isfinite(value) for value in values.values()):
                 state["stopped"] = f"a loss became NaN or infinite in epoch {number}"
-                warnings.warn(f"Stopping {run_dir.name}: {state['stopped']}; epoch {number} is not saved", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"Stopping {run_dir.name}: {state['stopped']}; epoch {number} is not saved",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 self.model.stop_training = True
                 return
             generator = self.model.generator
@@ -466,11 +495,16 @@ def _make_callback(run_dir: Path, config: GanConfig, rows: list[dict], state: di
             )
             save_checkpoint(self.model, run_dir, number, state)
             plot_history(rows, run_dir / "plots" / "losses.png", real_diversity)
-            frames = [path for epoch_number, path in sample_epochs(run_dir / "samples").items() if epoch_number <= number]
+            frames = [
+                path for epoch_number, path in sample_epochs(run_dir / "samples").items() if epoch_number <= number
+            ]
             write_progress_gif(frames, run_dir / "progress.gif")
             if not state.get("collapse_warned"):  # once per run: after a collapse, every epoch would repeat it
                 message = check_collapse(
-                    [row["diversity"] for row in rows], real_diversity, config.collapse_fraction, [row["epoch"] for row in rows]
+                    [row["diversity"] for row in rows],
+                    real_diversity,
+                    config.collapse_fraction,
+                    [row["epoch"] for row in rows],
                 )
                 state["collapse_warned"] = message is not None
 
@@ -489,7 +523,14 @@ def _resolve_data(config: GanConfig, runs_dir) -> str:
     from detector.synthfaces import resolve_data
 
     try:
-        data = resolve_data(config.data, runs_dir, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.synth_difficulty)
+        data = resolve_data(
+            config.data,
+            runs_dir,
+            size=config.size,
+            n=config.synth_n,
+            seed=config.seed,
+            difficulty=config.synth_difficulty,
+        )
     except LabError:
         raise
     except ValueError as error:  # SynthFaces renders 32 to 256 px only
@@ -539,7 +580,10 @@ def _start_run(config: GanConfig, runs_dir, progress: bool):
     np.save(buffer, grid)
     atomic_write_bytes(run_dir / "latents.npy", buffer.getvalue())
     (run_dir / "samples").mkdir(exist_ok=True)
-    _say(progress, f"Training a {config.size} px DCGAN ({config.discriminator} discriminator) on {config.data} -> {run_dir}")
+    _say(
+        progress,
+        f"Training a {config.size} px DCGAN ({config.discriminator} discriminator) on {config.data} -> {run_dir}",
+    )
     return run_dir, config, index, make_dcgan(generator, discriminator, config)
 
 
@@ -555,7 +599,9 @@ def _check_resume_config(run_dir: Path, saved: GanConfig, config: GanConfig | No
         else:
             same = given == recorded
         if not same:
-            raise LabError(f"Cannot resume {run_dir}: it was trained with {option}={recorded!r} but the given config has {option}={given!r}")
+            raise LabError(
+                f"Cannot resume {run_dir}: it was trained with {option}={recorded!r} but the given config has {option}={given!r}"
+            )
 
 
 def _resume_run(run_dir, config: GanConfig | None, progress: bool):

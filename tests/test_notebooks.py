@@ -28,9 +28,18 @@ def test_notebooks_run_in_quick_mode(tmp_path):
         # As papermill does: parameters appended to the tagged cell.
         parameters = next(cell for cell in notebook.cells if cell.cell_type == "code")
         parameters.source += f"\nQUICK = True\nRUNS_DIR = {str(runs)!r}\n"
-        client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = NotebookClient(
+            notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        )
         client.execute()  # raises CellExecutionError naming the failing cell
-        errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
+        errors = [
+            output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"
+        ]
         assert not errors, name
-        images = [output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+        images = [
+            output
+            for cell in notebook.cells
+            for output in cell.get("outputs", [])
+            if "image/png" in output.get("data", {})
+        ]
         assert images, f"{name} showed no picture"

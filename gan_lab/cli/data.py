@@ -15,9 +15,13 @@ def split_fractions(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected three comma-separated fractions like 0.8,0.1,0.1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected three comma-separated fractions like 0.8,0.1,0.1, got {text!r}"
+        ) from None
     if len(values) != 3 or any(value < 0 for value in values) or abs(sum(values) - 1.0) > 1e-6 or values[0] <= 0:
-        raise argparse.ArgumentTypeError(f"expected three non-negative fractions summing to 1 (train > 0), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected three non-negative fractions summing to 1 (train > 0), got {text!r}"
+        )
     return values
 
 
@@ -31,10 +35,23 @@ def register(subparsers) -> None:
         ),
     )
     synth.add_argument("--out", required=True, metavar="DIR", help="folder to write")
-    synth.add_argument("--n", type=positive_int, default=1000, help="images in total, half real, half fake (default: 1000)")
+    synth.add_argument(
+        "--n", type=positive_int, default=1000, help="images in total, half real, half fake (default: 1000)"
+    )
     synth.add_argument("--size", type=positive_int, default=64, help="image side in pixels (default: 64)")
-    synth.add_argument("--difficulty", choices=DIFFICULTIES, default="medium", help="how subtle the fakes' artifacts are (default: medium)")
-    synth.add_argument("--split", type=split_fractions, default=(0.8, 0.1, 0.1), metavar="TRAIN,VALID,TEST", help="fractions (default: 0.8,0.1,0.1)")
+    synth.add_argument(
+        "--difficulty",
+        choices=DIFFICULTIES,
+        default="medium",
+        help="how subtle the fakes' artifacts are (default: medium)",
+    )
+    synth.add_argument(
+        "--split",
+        type=split_fractions,
+        default=(0.8, 0.1, 0.1),
+        metavar="TRAIN,VALID,TEST",
+        help="fractions (default: 0.8,0.1,0.1)",
+    )
     synth.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     add_seed(synth)
     synth.set_defaults(handler=_synth)
@@ -49,7 +66,9 @@ def register(subparsers) -> None:
         ),
     )
     inspect.add_argument("folder", metavar="DIR", help="the data folder")
-    inspect.add_argument("--out", metavar="DIR", default=None, help="where to write the chart and grids (default: DIR/_inspect)")
+    inspect.add_argument(
+        "--out", metavar="DIR", default=None, help="where to write the chart and grids (default: DIR/_inspect)"
+    )
     inspect.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     add_seed(inspect)
     inspect.set_defaults(handler=_inspect)
@@ -63,7 +82,13 @@ def _synth(args) -> int:
 
     try:
         out = write_dataset(
-            args.out, n=args.n, size=args.size, seed=args.seed, difficulty=args.difficulty, split=args.split, progress=args.progress
+            args.out,
+            n=args.n,
+            size=args.size,
+            seed=args.seed,
+            difficulty=args.difficulty,
+            split=args.split,
+            progress=args.progress,
         )
     except LabError:
         raise

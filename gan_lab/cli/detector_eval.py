@@ -30,8 +30,12 @@ def register(subparsers) -> None:
         description="Print P(fake) and a Real/Fake verdict (at the run's threshold) per image and write a CSV.",
     )
     predict.add_argument("run_dir", metavar="RUN_DIR", help="a detector run directory")
-    predict.add_argument("paths", metavar="PATH", nargs="+", help="image files, folders (searched recursively) or quoted globs")
-    predict.add_argument("--out", metavar="CSV", help="where to write the CSV (default: RUN_DIR/predictions/predictions-N.csv)")
+    predict.add_argument(
+        "paths", metavar="PATH", nargs="+", help="image files, folders (searched recursively) or quoted globs"
+    )
+    predict.add_argument(
+        "--out", metavar="CSV", help="where to write the CSV (default: RUN_DIR/predictions/predictions-N.csv)"
+    )
     predict.add_argument(
         "--resize",
         action="store_true",
@@ -63,7 +67,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _default_predictions_path(run_dir: Path) -> Path:
     folder = run_dir / "predictions"
-    numbers = [int(p.stem.rsplit("-", 1)[-1]) for p in folder.glob("predictions-*.csv") if p.stem.rsplit("-", 1)[-1].isdigit()]
+    numbers = [
+        int(p.stem.rsplit("-", 1)[-1]) for p in folder.glob("predictions-*.csv") if p.stem.rsplit("-", 1)[-1].isdigit()
+    ]
     return folder / f"predictions-{max(numbers, default=0) + 1:04d}.csv"
 
 

@@ -33,36 +33,57 @@ def register(subparsers) -> None:
         "history.csv, model.keras, checkpoints/, plots/, metrics.json and report.md.",
     )
     # Options default to None so that, with --resume, only the ones given are checked against the run.
-    train.add_argument("--data", metavar="DIR", help=f"real-vs-fake image folder, or 'synth' for SynthFaces (default: {defaults.data})")
+    train.add_argument(
+        "--data", metavar="DIR", help=f"real-vs-fake image folder, or 'synth' for SynthFaces (default: {defaults.data})"
+    )
     train.add_argument("--model", help=f"architecture; see `gan-lab detector models` (default: {defaults.model})")
     train.add_argument("--size", type=positive_int, help=f"input side in pixels (default: {defaults.size})")
     train.add_argument("--head", choices=HEADS, help=f"output head (default: {defaults.head})")
     train.add_argument("--epochs", type=positive_int, help=f"most epochs to train (default: {defaults.epochs})")
     train.add_argument("--batch-size", type=positive_int, help=f"images per step (default: {defaults.batch_size})")
-    train.add_argument("--learning-rate", type=float, help=f"Adam's initial learning rate (default: {defaults.learning_rate})")
     train.add_argument(
-        "--patience", type=positive_int,
+        "--learning-rate", type=float, help=f"Adam's initial learning rate (default: {defaults.learning_rate})"
+    )
+    train.add_argument(
+        "--patience",
+        type=positive_int,
         help=f"epochs without a lower validation loss before stopping (default: {defaults.patience})",
     )
     train.add_argument(
-        "--steps-per-epoch", type=positive_int, help="training steps per epoch (default: one pass over the training split)"
+        "--steps-per-epoch",
+        type=positive_int,
+        help="training steps per epoch (default: one pass over the training split)",
     )
     train.add_argument(
-        "--crop", choices=("resize", "crop"),
+        "--crop",
+        choices=("resize", "crop"),
         help=f"fit other image sizes by stretching (resize) or the centred square (crop) (default: {defaults.crop})",
     )
     train.add_argument("--augment", action="store_true", default=None, help="random flips, rotations, shifts and zooms")
-    train.add_argument("--blur-probability", type=_fraction, metavar="P", help="blur a training image with probability P")
-    train.add_argument("--jpeg-probability", type=_fraction, metavar="P", help="re-compress a training image as JPEG with probability P")
+    train.add_argument(
+        "--blur-probability", type=_fraction, metavar="P", help="blur a training image with probability P"
+    )
+    train.add_argument(
+        "--jpeg-probability",
+        type=_fraction,
+        metavar="P",
+        help="re-compress a training image as JPEG with probability P",
+    )
     train.add_argument(
         "--weights",
         help="transfer models: 'imagenet' (from the local Keras cache, never downloaded), a weights file, "
         f"or 'none' to train from scratch (default: {defaults.weights})",
     )
-    train.add_argument("--unfreeze", type=int, metavar="N", help="transfer models: train the backbone's top N layers (default: 0)")
-    train.add_argument("--synth-n", type=positive_int, help=f"with --data synth: images in total (default: {defaults.synth_n})")
     train.add_argument(
-        "--difficulty", dest="synth_difficulty", choices=DIFFICULTIES,
+        "--unfreeze", type=int, metavar="N", help="transfer models: train the backbone's top N layers (default: 0)"
+    )
+    train.add_argument(
+        "--synth-n", type=positive_int, help=f"with --data synth: images in total (default: {defaults.synth_n})"
+    )
+    train.add_argument(
+        "--difficulty",
+        dest="synth_difficulty",
+        choices=DIFFICULTIES,
         help=f"with --data synth: how subtle the fakes are (default: {defaults.synth_difficulty})",
     )
     train.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
@@ -102,7 +123,9 @@ def run_train(args: argparse.Namespace) -> int:
         config = config_from_dict(DetectorConfig, {**read_json(run_dir / "config.json"), **given})
         ignored = sorted(set(given) - set(RESUME_CHECKED))
         if ignored:
-            options = ", ".join("--" + {"synth_difficulty": "difficulty"}.get(name, name).replace("_", "-") for name in ignored)
+            options = ", ".join(
+                "--" + {"synth_difficulty": "difficulty"}.get(name, name).replace("_", "-") for name in ignored
+            )
             print(f"gan-lab: note: {options} ignored with --resume; the run's config.json decides", file=sys.stderr)
     else:
         config = DetectorConfig(**given)

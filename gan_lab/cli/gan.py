@@ -32,29 +32,79 @@ def register(subparsers) -> None:
         description="Train a DCGAN on the real images of DIR (or SynthFaces). Every epoch saves both models, "
         "a sample grid from fixed latents and a history row to runs/NNNNN-gan-<name>/.",
     )
-    train.add_argument("--data", default=None, metavar="DIR|synth", help="image folder (its real images only) or 'synth' (default: synth)")
-    train.add_argument("--size", type=positive_int, default=None, help="image size in pixels, a multiple of 16 (default: 64; 128 with --preset seed128)")
-    train.add_argument("--epochs", type=positive_int, default=None, help="epochs in total (default: 10; with --resume: the new total)")
-    train.add_argument("--batch-size", type=positive_int, default=None, help="real images per step (default: 32)")
-    train.add_argument("--steps-per-epoch", type=positive_int, default=None, help="steps per epoch (default: one pass over the real training images)")
-    train.add_argument("--preset", choices=["seed128"], default=None, help="the published 128 px generator (1,520,643 parameters)")
-    train.add_argument("--latent-dim", type=positive_int, default=None, help="latent vector length (default: 128)")
-    train.add_argument("--batch-norm", action="store_true", help="BatchNorm after each of the generator's upsampling steps")
-    train.add_argument("--discriminator", default=None, metavar="MODEL", help="detector architecture of the discriminator: cnn3, small_cnn or alexnet (default: cnn3)")
-    train.add_argument("--init-discriminator", metavar="RUN_DIR", default=None, help="start the discriminator from this detector run's weights")
-    train.add_argument("--label-smoothing", type=_fraction, default=None, help="target for real images instead of 0 (default: 0)")
-    train.add_argument("--label-noise", type=_fraction, default=None, help="random shift of every target towards 0.5, up to this (default: 0.05)")
     train.add_argument(
-        "--augment", type=_policy, default=None, metavar="NAMES",
+        "--data",
+        default=None,
+        metavar="DIR|synth",
+        help="image folder (its real images only) or 'synth' (default: synth)",
+    )
+    train.add_argument(
+        "--size",
+        type=positive_int,
+        default=None,
+        help="image size in pixels, a multiple of 16 (default: 64; 128 with --preset seed128)",
+    )
+    train.add_argument(
+        "--epochs", type=positive_int, default=None, help="epochs in total (default: 10; with --resume: the new total)"
+    )
+    train.add_argument("--batch-size", type=positive_int, default=None, help="real images per step (default: 32)")
+    train.add_argument(
+        "--steps-per-epoch",
+        type=positive_int,
+        default=None,
+        help="steps per epoch (default: one pass over the real training images)",
+    )
+    train.add_argument(
+        "--preset", choices=["seed128"], default=None, help="the published 128 px generator (1,520,643 parameters)"
+    )
+    train.add_argument("--latent-dim", type=positive_int, default=None, help="latent vector length (default: 128)")
+    train.add_argument(
+        "--batch-norm", action="store_true", help="BatchNorm after each of the generator's upsampling steps"
+    )
+    train.add_argument(
+        "--discriminator",
+        default=None,
+        metavar="MODEL",
+        help="detector architecture of the discriminator: cnn3, small_cnn or alexnet (default: cnn3)",
+    )
+    train.add_argument(
+        "--init-discriminator",
+        metavar="RUN_DIR",
+        default=None,
+        help="start the discriminator from this detector run's weights",
+    )
+    train.add_argument(
+        "--label-smoothing", type=_fraction, default=None, help="target for real images instead of 0 (default: 0)"
+    )
+    train.add_argument(
+        "--label-noise",
+        type=_fraction,
+        default=None,
+        help="random shift of every target towards 0.5, up to this (default: 0.05)",
+    )
+    train.add_argument(
+        "--augment",
+        type=_policy,
+        default=None,
+        metavar="NAMES",
         help="differentiable augmentation of the discriminator's inputs: 'none' or comma-separated names from "
         f"{', '.join(AUGMENT_POLICIES)}; helps with a few thousand real images (default: none)",
     )
-    train.add_argument("--grid-size", type=positive_int, default=None, help="images in each epoch's sample grid (default: 64)")
-    train.add_argument("--synth-n", type=positive_int, default=None, help="with --data synth: SynthFaces images in total, half real (default: 2000)")
+    train.add_argument(
+        "--grid-size", type=positive_int, default=None, help="images in each epoch's sample grid (default: 64)"
+    )
+    train.add_argument(
+        "--synth-n",
+        type=positive_int,
+        default=None,
+        help="with --data synth: SynthFaces images in total, half real (default: 2000)",
+    )
     train.add_argument("--name", default=None, help="run directory suffix (default: dcgan-<size>px)")
     add_seed(train)
     add_runs_dir(train)
-    train.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue this GAN run after its last complete epoch")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", default=None, help="continue this GAN run after its last complete epoch"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=run_train)
 
@@ -65,7 +115,9 @@ def register(subparsers) -> None:
         "and write them to OUT/fake/ as PNGs; --grid also writes a sample grid to OUT/.",
     )
     sample.add_argument("run_dir", metavar="RUN_DIR", help="a GAN run directory")
-    sample.add_argument("--epoch", type=positive_int, default=None, help="which epoch's generator (default: the last complete one)")
+    sample.add_argument(
+        "--epoch", type=positive_int, default=None, help="which epoch's generator (default: the last complete one)"
+    )
     sample.add_argument("--n", type=positive_int, default=64, help="images to write (default: 64)")
     add_seed(sample, default=1)
     sample.add_argument("--out", metavar="DIR", required=True, help="output folder (images go to DIR/fake/)")
@@ -75,11 +127,21 @@ def register(subparsers) -> None:
 
 # Command-line option -> GanConfig field, for the options left unset unless given.
 _OPTIONS = {
-    "data": "data", "size": "size", "epochs": "epochs", "batch_size": "batch_size",
-    "steps_per_epoch": "steps_per_epoch", "preset": "preset", "latent_dim": "latent_dim",
-    "discriminator": "discriminator", "init_discriminator": "init_discriminator",
-    "label_smoothing": "label_smoothing", "label_noise": "label_noise", "augment": "augment", "grid_size": "grid_size",
-    "synth_n": "synth_n", "name": "name",
+    "data": "data",
+    "size": "size",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "steps_per_epoch": "steps_per_epoch",
+    "preset": "preset",
+    "latent_dim": "latent_dim",
+    "discriminator": "discriminator",
+    "init_discriminator": "init_discriminator",
+    "label_smoothing": "label_smoothing",
+    "label_noise": "label_noise",
+    "augment": "augment",
+    "grid_size": "grid_size",
+    "synth_n": "synth_n",
+    "name": "name",
 }
 
 
@@ -95,7 +157,9 @@ def run_train(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, epochs=args.epochs)
         run_dir = train_gan(config, runs_dir=args.runs_dir, resume=args.resume, progress=not args.quiet)
     else:
-        values = {field: getattr(args, option) for option, field in _OPTIONS.items() if getattr(args, option) is not None}
+        values = {
+            field: getattr(args, option) for option, field in _OPTIONS.items() if getattr(args, option) is not None
+        }
         if args.preset and args.size is None:
             values["size"] = GENERATOR_PRESETS[args.preset]["size"]
         config = GanConfig(**values, batch_norm=args.batch_norm, seed=args.seed)

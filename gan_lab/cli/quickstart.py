@@ -16,8 +16,12 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("--data", default="synth", help="an image folder, or 'synth' for SynthFaces (default)")
-    parser.add_argument("--preset", default="default", choices=("tiny", "default", "full"),
-                        help="tiny: a one-minute check; default: 64 px, ~15 min on CPU; full: the published 128 px setting")
+    parser.add_argument(
+        "--preset",
+        default="default",
+        choices=("tiny", "default", "full"),
+        help="tiny: a one-minute check; default: 64 px, ~15 min on CPU; full: the published 128 px setting",
+    )
     parser.add_argument("--name", default="", help="a name for the run directory")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted quickstart run")
     add_seed(parser)

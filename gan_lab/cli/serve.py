@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="detector run directory to classify with")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+    )
     parser.add_argument("--port", type=_port, default=5000, help="port (default: 5000)")
     add_runs_dir(parser)
     parser.add_argument("--max-mb", type=_megabytes, default=10, help="largest upload accepted, in MB (default: 10)")

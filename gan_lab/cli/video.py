@@ -23,11 +23,20 @@ def register(subparsers) -> None:
     parser.add_argument("--csv", help="per-frame results (default: RUN_DIR/videos/<source>.csv)")
     parser.add_argument("--every", type=positive_int, default=1, help="classify every K-th frame (default: 1)")
     parser.add_argument(
-        "--smooth", type=positive_int, default=5, help="average P(fake) over a face's last N classified frames (default: 5)"
+        "--smooth",
+        type=positive_int,
+        default=5,
+        help="average P(fake) over a face's last N classified frames (default: 5)",
     )
-    parser.add_argument("--min-face", type=positive_int, default=40, help="smallest face side to look for, in pixels (default: 40)")
-    parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames (default: the whole source)")
-    parser.add_argument("--show", action="store_true", help="also show the annotated frames in a window (needs a display)")
+    parser.add_argument(
+        "--min-face", type=positive_int, default=40, help="smallest face side to look for, in pixels (default: 40)"
+    )
+    parser.add_argument(
+        "--max-frames", type=positive_int, help="stop after this many frames (default: the whole source)"
+    )
+    parser.add_argument(
+        "--show", action="store_true", help="also show the annotated frames in a window (needs a display)"
+    )
     parser.set_defaults(handler=run)
 
 

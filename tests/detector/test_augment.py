@@ -60,12 +60,16 @@ def test_blur_and_jpeg_layers():
     assert blurred.shape == images.shape
     assert blurred.std() < 0.5 * images.std()  # the fine pattern is smoothed away
     assert blurred.min() >= 0.0 and blurred.max() <= 1.0
-    np.testing.assert_array_equal(np.asarray(RandomGaussianBlur(probability=0.0, seed=0)(images, training=True)), images)
+    np.testing.assert_array_equal(
+        np.asarray(RandomGaussianBlur(probability=0.0, seed=0)(images, training=True)), images
+    )
     compressed = np.asarray(RandomJpegQuality(probability=1.0, quality_range=(10, 20), seed=0)(images, training=True))
     assert compressed.shape == images.shape
     assert np.abs(compressed - images).mean() > 0.02
     assert compressed.min() >= 0.0 and compressed.max() <= 1.0
-    np.testing.assert_array_equal(np.asarray(RandomJpegQuality(probability=1.0, seed=0)(images, training=False)), images)
+    np.testing.assert_array_equal(
+        np.asarray(RandomJpegQuality(probability=1.0, seed=0)(images, training=False)), images
+    )
 
 
 def test_layers_survive_a_model_save(tmp_path):

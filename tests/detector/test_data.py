@@ -176,8 +176,10 @@ def test_load_images_keeps_readable_files_and_their_labels(tmp_path):
     paths = fill_class(tmp_path / "real", 3, 0) + fill_class(tmp_path / "fake", 2, 255)
     broken = tmp_path / "fake" / "broken.png"
     broken.write_bytes(b"not a png")
-    split = Split(paths=[str(path) for path in paths[:3]] + [str(broken)] + [str(path) for path in paths[3:]],
-                  labels=np.array([0, 0, 0, 1, 1, 1]))
+    split = Split(
+        paths=[str(path) for path in paths[:3]] + [str(broken)] + [str(path) for path in paths[3:]],
+        labels=np.array([0, 0, 0, 1, 1, 1]),
+    )
     with pytest.warns(UnreadableImageWarning) as caught:
         images, labels, kept = load_images(split, SIZE)
     assert [str(warning.message) for warning in caught][-1] == "Skipped 1 unreadable image in this pass over the data"
@@ -282,7 +284,7 @@ def test_native_png_path_gives_the_same_pixels_as_pil(tmp_path):
     Image.fromarray(noise).convert("P").save(real / "palette.png")
     rgba = np.dstack([noise, rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8)])
     Image.fromarray(rgba).save(fake / "rgba.png")  # alpha is composited on white by PIL
-    Image.fromarray((noise[:, :, 0].astype(np.uint16) * 257)).save(fake / "deep.png")
+    Image.fromarray(noise[:, :, 0].astype(np.uint16) * 257).save(fake / "deep.png")
     rotated = Image.fromarray(noise)
     exif = rotated.getexif()
     exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees

@@ -11,7 +11,14 @@ from detector.errors import LabError
 from detector.runs import atomic_save_model, write_json
 
 SIZE = 32
-PLOT_NAMES = ("roc.png", "precision_recall.png", "confusion_matrix.png", "reliability.png", "score_histogram.png", "mistakes.png")
+PLOT_NAMES = (
+    "roc.png",
+    "precision_recall.png",
+    "confusion_matrix.png",
+    "reliability.png",
+    "score_histogram.png",
+    "mistakes.png",
+)
 
 
 def _write_faces(root, counts, seed=0):
@@ -52,7 +59,19 @@ def test_evaluate_writes_metrics_scores_plots_and_report(hand_run):
 
     result = evaluate_run(hand_run)
     metrics = json.loads((hand_run / "metrics.json").read_text())
-    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "ece", "accuracy_real", "accuracy_fake", "accuracy_at_threshold", "threshold"):
+    for key in (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "average_precision",
+        "ece",
+        "accuracy_real",
+        "accuracy_fake",
+        "accuracy_at_threshold",
+        "threshold",
+    ):
         assert 0.0 <= metrics[key] <= 1.0, key
         assert metrics[key] == pytest.approx(result[key])
     assert metrics["n_test"] == 24 and metrics["n_valid"] == 20

@@ -16,7 +16,10 @@ def hand_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "00001-detector-hand"
     run_dir.mkdir()
     atomic_save_model(build_model("cnn3", size=SIZE), run_dir / "model.keras")
-    write_json(run_dir / "config.json", {"model": "cnn3", "head": "probability", "size": SIZE, "crop": "resize", "data": "none"})
+    write_json(
+        run_dir / "config.json",
+        {"model": "cnn3", "head": "probability", "size": SIZE, "crop": "resize", "data": "none"},
+    )
     return run_dir
 
 

@@ -20,7 +20,9 @@ def _save(path, mode, size=(40, 30), **kwargs):
     return path
 
 
-@pytest.mark.parametrize("mode,suffix", [("L", ".png"), ("RGBA", ".png"), ("P", ".png"), ("CMYK", ".jpg"), ("I;16", ".png"), ("LA", ".png")])
+@pytest.mark.parametrize(
+    "mode,suffix", [("L", ".png"), ("RGBA", ".png"), ("P", ".png"), ("CMYK", ".jpg"), ("I;16", ".png"), ("LA", ".png")]
+)
 def test_every_mode_loads_as_rgb(tmp_path, mode, suffix):
     image = load_rgb(_save(tmp_path / f"face{suffix}", mode))
     assert image.dtype == np.uint8 and image.shape == (30, 40, 3)
@@ -37,7 +39,7 @@ def test_bad_files_are_named(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(LabError, match="notes.png is not an image"):
         load_rgb(tmp_path / "notes.png")
-    data = (tmp_path / "whole.jpg")
+    data = tmp_path / "whole.jpg"
     _save(data, "RGB", size=(64, 64), quality=95)
     (tmp_path / "cut.jpg").write_bytes(data.read_bytes()[:300])
     with pytest.raises(LabError, match="cut.jpg could not be decoded"):

@@ -52,10 +52,16 @@ def test_threshold_metrics_agree_with_sklearn(threshold):
 def test_ranking_metrics_agree_with_sklearn_including_ties():
     for labels, scores in _random_cases():
         assert roc_auc(labels, scores) == pytest.approx(sklearn_metrics.roc_auc_score(labels, scores))
-        assert average_precision(labels, scores) == pytest.approx(sklearn_metrics.average_precision_score(labels, scores))
-        for ours, theirs in zip(roc_curve(labels, scores), sklearn_metrics.roc_curve(labels, scores, drop_intermediate=False)):
+        assert average_precision(labels, scores) == pytest.approx(
+            sklearn_metrics.average_precision_score(labels, scores)
+        )
+        for ours, theirs in zip(
+            roc_curve(labels, scores), sklearn_metrics.roc_curve(labels, scores, drop_intermediate=False)
+        ):
             np.testing.assert_allclose(ours, theirs)
-        for ours, theirs in zip(precision_recall_curve(labels, scores), sklearn_metrics.precision_recall_curve(labels, scores)):
+        for ours, theirs in zip(
+            precision_recall_curve(labels, scores), sklearn_metrics.precision_recall_curve(labels, scores)
+        ):
             np.testing.assert_allclose(ours, theirs)
 
 

@@ -42,12 +42,18 @@ def test_every_architecture_builds_and_trains_one_step(name, no_network):
     options = {"weights": None} if name in TRANSFER_MODELS else {}
     model = build_model(name, size=size, head="probability", **options)
     assert model.input_shape == (None, size, size, 3) and model.output_shape == (None, 1)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_for_head("probability"), metrics=metrics_for_head("probability"))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=loss_for_head("probability"),
+        metrics=metrics_for_head("probability"),
+    )
     images, labels = _batch(size)
     before = [weight.copy() for weight in model.get_weights()]
     logs = model.train_on_batch(images, labels, return_dict=True)
     assert np.isfinite(logs["loss"]) and 0.0 <= logs["accuracy"] <= 1.0
-    assert any(not np.array_equal(old, new) for old, new in zip(before, model.get_weights())), "one step changed nothing"
+    assert any(not np.array_equal(old, new) for old, new in zip(before, model.get_weights())), (
+        "one step changed nothing"
+    )
     p_fake = outputs_to_p_fake(model.predict(images, verbose=0), "probability")
     assert p_fake.shape == (4,) and np.all((p_fake >= 0) & (p_fake <= 1))
 

@@ -20,7 +20,10 @@ def hand_run(tmp_path_factory):
     run_dir.mkdir()
     model = build_model("cnn3", size=SIZE, head="probability")
     atomic_save_model(model, run_dir / "model.keras")
-    write_json(run_dir / "config.json", {"model": "cnn3", "head": "probability", "size": SIZE, "crop": "resize", "data": "none"})
+    write_json(
+        run_dir / "config.json",
+        {"model": "cnn3", "head": "probability", "size": SIZE, "crop": "resize", "data": "none"},
+    )
     return run_dir
 
 
@@ -115,7 +118,9 @@ def test_predict_paths_scores_good_files_and_names_bad_ones(detector, image_fold
     original = detector.score
     monkeypatch.setattr(detector, "score", lambda images: calls.append(len(images)) or original(images))
     with pytest.warns(UserWarning, match="3 of 7 paths could not be scored"):
-        rows = predict_paths(detector, [image_folder, image_folder / "missing.png", str(image_folder / "*.jpg")], batch_size=2)
+        rows = predict_paths(
+            detector, [image_folder, image_folder / "missing.png", str(image_folder / "*.jpg")], batch_size=2
+        )
     by_name = {row["file"].rsplit("/", 1)[-1]: row for row in rows}
     assert set(by_name) == {"broken.png", "gray.png", "rgb.png", "rgba.png", "tiny.png", "wide.jpg", "missing.png"}
     # Four readable, large-enough images, two per model call; the glob repeats wide.jpg, scored once.
@@ -146,7 +151,20 @@ def test_cli_predict_prints_a_table_and_writes_csv(hand_run, image_folder, capsy
     from gan_lab.cli import main
 
     out = image_folder.parent / "out.csv"
-    assert main(["detector", "predict", str(hand_run), str(image_folder / "rgb.png"), str(image_folder / "tiny.png"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "detector",
+                "predict",
+                str(hand_run),
+                str(image_folder / "rgb.png"),
+                str(image_folder / "tiny.png"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "rgb.png" in printed and "error:" in printed and f"Wrote {out}" in printed
     with open(out, newline="") as handle:
@@ -162,6 +180,8 @@ def test_cli_predict_prints_a_table_and_writes_csv(hand_run, image_folder, capsy
 def test_cli_predict_fails_when_nothing_could_be_scored(hand_run, image_folder, capsys):
     from gan_lab.cli import main
 
-    code = main(["detector", "predict", str(hand_run), str(image_folder / "tiny.png"), "--out", str(image_folder / "x.csv")])
+    code = main(
+        ["detector", "predict", str(hand_run), str(image_folder / "tiny.png"), "--out", str(image_folder / "x.csv")]
+    )
     assert code == 1
     assert "0 scored" in capsys.readouterr().out

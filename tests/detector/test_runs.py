@@ -53,7 +53,9 @@ def test_write_json_handles_numpy_and_dataclasses(tmp_path):
         size: int = 64
         widths: tuple = (1, 2)
 
-    path = write_json(tmp_path / "a" / "config.json", {"options": Options(), "score": np.float32(0.5), "x": np.arange(2)})
+    path = write_json(
+        tmp_path / "a" / "config.json", {"options": Options(), "score": np.float32(0.5), "x": np.arange(2)}
+    )
     assert json.loads(path.read_text()) == {"options": {"size": 64, "widths": [1, 2]}, "score": 0.5, "x": [0, 1]}
     assert config_from_dict(Options, {"size": 32, "unknown": 1}) == Options(size=32)
 

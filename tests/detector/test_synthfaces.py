@@ -22,9 +22,7 @@ from detector.synthfaces import (
 
 def _files(root):
     return sorted(
-        os.path.relpath(os.path.join(directory, name), root)
-        for directory, _, names in os.walk(root)
-        for name in names
+        os.path.relpath(os.path.join(directory, name), root) for directory, _, names in os.walk(root) for name in names
     )
 
 

@@ -23,7 +23,9 @@ def _history(run_dir):
 def _tiny_config(synth_root, **options):
     from detector.train import DetectorConfig
 
-    return DetectorConfig(**{"data": str(synth_root), "size": 32, "batch_size": BATCH_SIZE, "seed": 0, "epochs": 1, **options})
+    return DetectorConfig(
+        **{"data": str(synth_root), "size": 32, "batch_size": BATCH_SIZE, "seed": 0, "epochs": 1, **options}
+    )
 
 
 def _optimizer_steps(checkpoint):
@@ -38,8 +40,17 @@ def test_a_run_directory_holds_every_file(detector_run, synth_root):
     assert detector_run.name.endswith("-detector-tiny")
     config = json.loads((detector_run / "config.json").read_text())
     assert Path(config["data"]) == Path(synth_root).resolve()
-    assert {key: config[key] for key in ("model", "size", "head", "epochs", "batch_size", "seed", "crop", "weights")} == {
-        "model": "cnn3", "size": 32, "head": "probability", "epochs": 2, "batch_size": 32, "seed": 0, "crop": "resize", "weights": None,
+    assert {
+        key: config[key] for key in ("model", "size", "head", "epochs", "batch_size", "seed", "crop", "weights")
+    } == {
+        "model": "cnn3",
+        "size": 32,
+        "head": "probability",
+        "epochs": 2,
+        "batch_size": 32,
+        "seed": 0,
+        "crop": "resize",
+        "weights": None,
     }
     assert config["split"] == [0.8, 0.1, 0.1] and config["counts"]["train"] == {"real": 96, "fake": 96}
 
@@ -84,7 +95,9 @@ def test_resume_continues_an_interrupted_run_where_it_stopped(synth_root, tmp_pa
 
     runs = tmp_path / "runs"
     with pytest.raises(KeyboardInterrupt):
-        train_detector(_tiny_config(synth_root, epochs=2), runs_dir=runs, progress=False, callbacks=[InterruptAfterFirstEpoch()])
+        train_detector(
+            _tiny_config(synth_root, epochs=2), runs_dir=runs, progress=False, callbacks=[InterruptAfterFirstEpoch()]
+        )
     (run_dir,) = list_runs(runs)
     first = _history(run_dir)
     assert [row["epoch"] for row in first] == ["0"]
@@ -115,10 +128,27 @@ def test_the_command_line_trains_like_the_api_with_the_same_seed(synth_root, tmp
     from gan_lab.cli import main
 
     api_run = train_detector(_tiny_config(synth_root, name="api"), runs_dir=tmp_path / "api", progress=False)
-    code = main([
-        "detector", "train", "--data", str(synth_root), "--size", "32", "--epochs", "1", "--batch-size", str(BATCH_SIZE),
-        "--seed", "0", "--name", "cli", "--runs-dir", str(tmp_path / "cli"), "--quiet",
-    ])
+    code = main(
+        [
+            "detector",
+            "train",
+            "--data",
+            str(synth_root),
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            str(BATCH_SIZE),
+            "--seed",
+            "0",
+            "--name",
+            "cli",
+            "--runs-dir",
+            str(tmp_path / "cli"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     cli_run = tmp_path / "cli" / "00001-detector-cli"
@@ -153,9 +183,13 @@ def test_cnn3_learns_medium_synthfaces_at_64_px(tmp_path):
     from detector.train import DetectorConfig, train_detector
 
     started = time.monotonic()
-    config = DetectorConfig(data="synth", model="cnn3", size=64, epochs=5, synth_n=2400, synth_difficulty="medium", seed=0)
+    config = DetectorConfig(
+        data="synth", model="cnn3", size=64, epochs=5, synth_n=2400, synth_difficulty="medium", seed=0
+    )
     run_dir = train_detector(config, runs_dir=tmp_path, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    print(f"test accuracy {metrics['accuracy']:.3f}, ROC-AUC {metrics['roc_auc']:.3f} in {time.monotonic() - started:.0f} s")
+    print(
+        f"test accuracy {metrics['accuracy']:.3f}, ROC-AUC {metrics['roc_auc']:.3f} in {time.monotonic() - started:.0f} s"
+    )
     assert metrics["n_test"] == 240
     assert metrics["accuracy"] > 0.90

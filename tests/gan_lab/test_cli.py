@@ -6,9 +6,19 @@ import pytest
 from gan_lab.cli import build_parser, main
 
 COMMANDS = {
-    ("data", "synth"), ("data", "inspect"), ("detector", "models"), ("detector", "train"),
-    ("detector", "evaluate"), ("detector", "predict"), ("detector", "explain"), ("gan", "train"),
-    ("gan", "sample"), ("stress",), ("quickstart",), ("serve",), ("video",),
+    ("data", "synth"),
+    ("data", "inspect"),
+    ("detector", "models"),
+    ("detector", "train"),
+    ("detector", "evaluate"),
+    ("detector", "predict"),
+    ("detector", "explain"),
+    ("gan", "train"),
+    ("gan", "sample"),
+    ("stress",),
+    ("quickstart",),
+    ("serve",),
+    ("video",),
 }
 
 
@@ -23,9 +33,15 @@ def test_every_command_has_help(command, capsys):
 def test_every_parser_sets_a_handler():
     parser = build_parser()
     minimal = {
-        ("data", "synth"): ["--out", "x"], ("data", "inspect"): ["x"], ("detector", "evaluate"): ["x"],
-        ("detector", "predict"): ["x", "y"], ("detector", "explain"): ["x", "y"], ("gan", "sample"): ["x", "--out", "y"],
-        ("stress",): ["--detector", "x", "--gan", "y"], ("serve",): ["x"], ("video",): ["x", "--source", "0"],
+        ("data", "synth"): ["--out", "x"],
+        ("data", "inspect"): ["x"],
+        ("detector", "evaluate"): ["x"],
+        ("detector", "predict"): ["x", "y"],
+        ("detector", "explain"): ["x", "y"],
+        ("gan", "sample"): ["x", "--out", "y"],
+        ("stress",): ["--detector", "x", "--gan", "y"],
+        ("serve",): ["x"],
+        ("video",): ["x", "--source", "0"],
     }
     for command in COMMANDS:
         args = parser.parse_args([*command, *minimal.get(command, [])])
@@ -35,7 +51,8 @@ def test_every_parser_sets_a_handler():
 def test_console_script_reports_lab_errors_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "gan_lab.cli", "data", "inspect", str(tmp_path / "nowhere")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "gan-lab: error:" in result.stderr and "nowhere" in result.stderr

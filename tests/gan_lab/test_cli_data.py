@@ -6,8 +6,28 @@ from gan_lab.cli import main
 
 def test_synth_then_inspect(tmp_path, capsys):
     out = tmp_path / "faces"
-    assert main(["data", "synth", "--out", str(out), "--n", "40", "--size", "32", "--seed", "3",
-                 "--difficulty", "easy", "--split", "0.5,0.25,0.25", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(out),
+                "--n",
+                "40",
+                "--size",
+                "32",
+                "--seed",
+                "3",
+                "--difficulty",
+                "easy",
+                "--split",
+                "0.5,0.25,0.25",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert str(out) in printed and "metadata" in printed
     pngs = sorted(out.glob("*/*/*.png"))

@@ -60,21 +60,31 @@ def test_discriminator_is_the_detector_with_one_logit(size):
 
 def _tiny_gan(**options):
     keras.utils.set_random_seed(0)
-    gan = DCGAN(build_generator(size=32, latent_dim=8, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), seed=0, **options)
-    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    gan = DCGAN(
+        build_generator(size=32, latent_dim=8, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), seed=0, **options
+    )
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5)
+    )
     return gan
 
 
 def test_train_step_returns_the_four_metrics_and_steps_both_optimizers():
     gan = _tiny_gan(label_smoothing=0.1, label_noise=0.05)
     images = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
-    before = [keras.ops.convert_to_numpy(v) for v in gan.discriminator.trainable_variables[:1] + gan.generator.trainable_variables[:1]]
+    before = [
+        keras.ops.convert_to_numpy(v)
+        for v in gan.discriminator.trainable_variables[:1] + gan.generator.trainable_variables[:1]
+    ]
     history = gan.fit(images, batch_size=4, epochs=1, shuffle=False, verbose=0).history
     assert set(history) == {"d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake"}
     assert all(np.isfinite(values[0]) for values in history.values())
     assert 0 <= history["d_p_fake_real"][0] <= 1 and 0 <= history["d_p_fake_fake"][0] <= 1
     assert int(gan.d_optimizer.iterations) == 2 and int(gan.g_optimizer.iterations) == 2
-    after = [keras.ops.convert_to_numpy(v) for v in gan.discriminator.trainable_variables[:1] + gan.generator.trainable_variables[:1]]
+    after = [
+        keras.ops.convert_to_numpy(v)
+        for v in gan.discriminator.trainable_variables[:1] + gan.generator.trainable_variables[:1]
+    ]
     assert all(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
@@ -116,7 +126,9 @@ def test_discriminator_learns_to_separate_reals_from_fakes():
     # The discriminator's BatchNorm sits just before its linear head: with batch statistics
     # on batches of one class each, every batch has the same mean logit and it cannot learn.
     gan = _tiny_gan()
-    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5)
+    )
     bright = np.full((64, 32, 32, 3), 0.9, dtype=np.float32)
     history = gan.fit(bright, batch_size=16, epochs=5, shuffle=False, verbose=0).history
     assert history["d_p_fake_fake"][-1] > history["d_p_fake_real"][-1] + 0.2

@@ -26,7 +26,9 @@ COLUMNS = ["epoch", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diver
 
 
 def _tiny(synth_root, **options):
-    values = dict(data=str(synth_root), size=32, epochs=2, batch_size=8, steps_per_epoch=2, grid_size=4, name="t", seed=0)
+    values = dict(
+        data=str(synth_root), size=32, epochs=2, batch_size=8, steps_per_epoch=2, grid_size=4, name="t", seed=0
+    )
     return GanConfig(**{**values, **options})
 
 
@@ -67,7 +69,9 @@ def test_checkpoints_load_per_epoch(gan_run):
 
 
 def test_same_seed_same_losses(gan_run, synth_root, tmp_path):
-    config = GanConfig(data=str(synth_root), size=32, epochs=2, batch_size=16, steps_per_epoch=3, grid_size=16, name="again", seed=0)
+    config = GanConfig(
+        data=str(synth_root), size=32, epochs=2, batch_size=16, steps_per_epoch=3, grid_size=16, name="again", seed=0
+    )
     again = train_gan(config, runs_dir=tmp_path, progress=False)
     first, second = read_history(gan_run), read_history(again)
     for key in ("d_loss", "g_loss", "d_p_fake_fake", "diversity"):
@@ -145,7 +149,19 @@ def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_p
 def test_cli_trains_resumes_and_reports_errors(synth_root, tmp_path, capsys):
     from gan_lab.cli import main
 
-    common = ["--size", "32", "--batch-size", "8", "--steps-per-epoch", "2", "--grid-size", "4", "--runs-dir", str(tmp_path), "--quiet"]
+    common = [
+        "--size",
+        "32",
+        "--batch-size",
+        "8",
+        "--steps-per-epoch",
+        "2",
+        "--grid-size",
+        "4",
+        "--runs-dir",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert main(["gan", "train", "--data", str(synth_root), "--epochs", "1", *common]) == 0
     (run_dir,) = list_runs(tmp_path, "gan")
     assert str(run_dir) in capsys.readouterr().out

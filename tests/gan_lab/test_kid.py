@@ -25,7 +25,10 @@ def test_kid_grows_with_the_distance_between_distributions():
 
 def test_kid_is_unbiased_for_two_samples_of_one_distribution():
     rng = np.random.default_rng(2)
-    estimates = [kernel_inception_distance(rng.normal(size=(40, 8)), rng.normal(size=(40, 8)), num_subsets=5, seed=s)[0] for s in range(20)]
+    estimates = [
+        kernel_inception_distance(rng.normal(size=(40, 8)), rng.normal(size=(40, 8)), num_subsets=5, seed=s)[0]
+        for s in range(20)
+    ]
     spread = np.std(estimates)
     # A biased (V-statistic) estimate would sit clearly above 0 at 40 samples.
     assert abs(np.mean(estimates)) < spread

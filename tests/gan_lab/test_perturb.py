@@ -55,7 +55,11 @@ def test_rescale_loses_detail_and_keeps_shape(images):
 
 
 def test_noise_is_seeded_and_in_range(images):
-    first, again, other = gaussian_noise(images, 0.1, seed=1), gaussian_noise(images, 0.1, seed=1), gaussian_noise(images, 0.1, seed=2)
+    first, again, other = (
+        gaussian_noise(images, 0.1, seed=1),
+        gaussian_noise(images, 0.1, seed=1),
+        gaussian_noise(images, 0.1, seed=2),
+    )
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
     assert first.min() >= 0 and first.max() <= 1

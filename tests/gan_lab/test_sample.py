@@ -62,7 +62,9 @@ def test_bad_run_directory_and_missing_epoch_are_lab_errors(gan_run, tmp_path):
 def test_cli_samples_and_reports_errors(gan_run, tmp_path, capsys):
     from gan_lab.cli import main
 
-    assert main(["gan", "sample", str(gan_run), "--n", "3", "--seed", "2", "--out", str(tmp_path / "cli"), "--grid"]) == 0
+    assert (
+        main(["gan", "sample", str(gan_run), "--n", "3", "--seed", "2", "--out", str(tmp_path / "cli"), "--grid"]) == 0
+    )
     assert len(list((tmp_path / "cli" / "fake").glob("*.png"))) == 3
     assert len(list((tmp_path / "cli").glob("*grid*.png"))) == 1
     assert main(["gan", "sample", str(gan_run), "--epoch", "9", "--out", str(tmp_path / "cli2")]) == 2

@@ -12,7 +12,10 @@ def _smooth_images(count, size, seed=0):
     images = []
     for _ in range(count):
         coarse = rng.random((size // 8, size // 8, 3)).astype(np.float32)
-        planes = [np.asarray(Image.fromarray(coarse[..., c], mode="F").resize((size, size), Image.Resampling.BILINEAR)) for c in range(3)]
+        planes = [
+            np.asarray(Image.fromarray(coarse[..., c], mode="F").resize((size, size), Image.Resampling.BILINEAR))
+            for c in range(3)
+        ]
         images.append(np.stack(planes, axis=-1))
     return np.clip(np.stack(images), 0, 1)
 
@@ -51,5 +54,7 @@ def test_spectrum_rejects_non_square_batches():
 
 def test_plot_spectra_writes_a_png(tmp_path):
     images = _smooth_images(2, 32)
-    path = plot_spectra({"real test": power_spectrum(images), "GAN epoch 1": power_spectrum(images[:1])}, 32, tmp_path / "s.png")
+    path = plot_spectra(
+        {"real test": power_spectrum(images), "GAN epoch 1": power_spectrum(images[:1])}, 32, tmp_path / "s.png"
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -24,7 +24,12 @@ N = 24
 def stress_run(detector_run, gan_run, tmp_path_factory):
     runs = tmp_path_factory.mktemp("stress-runs")
     config = StressConfig(
-        detector=str(detector_run), gan=str(gan_run), n=N, batch_size=16, seed=0, name="tiny",
+        detector=str(detector_run),
+        gan=str(gan_run),
+        n=N,
+        batch_size=16,
+        seed=0,
+        name="tiny",
         export_fakes=str(runs / "exported"),
     )
     return run_stress(config, runs_dir=runs, progress=False)
@@ -41,8 +46,19 @@ def test_a_row_per_epoch_with_every_column_in_range(stress_run, gan_run):
     assert [row["epoch"] for row in rows] == sorted(list_checkpoints(gan_run))
     for row in rows:
         assert set(COLUMNS) <= set(row)
-        for key in ("detection_rate", "detection_rate_05", "mean_p_fake", "median_p_fake", "roc_auc", "average_precision",
-                    "accuracy", "best_accuracy", "disc_detection_rate", "disc_roc_auc", "disc_average_precision"):
+        for key in (
+            "detection_rate",
+            "detection_rate_05",
+            "mean_p_fake",
+            "median_p_fake",
+            "roc_auc",
+            "average_precision",
+            "accuracy",
+            "best_accuracy",
+            "disc_detection_rate",
+            "disc_roc_auc",
+            "disc_average_precision",
+        ):
             assert 0.0 <= row[key] <= 1.0, key
         assert np.isfinite(row["kid"]) and np.isfinite(row["diversity"]) and row["diversity"] >= 0
         assert row["n_fake"] == N and row["n_real"] >= 2
@@ -74,8 +90,12 @@ def test_ap_and_roc_auc_agree_with_scikit_learn_on_saved_scores(stress_run):
         saved = read_scores_csv(stress_run / "scores" / f"epoch-{row['epoch']:04d}.csv")
         assert (saved["labels"] == 1).sum() == row["n_fake"] and (saved["labels"] == 0).sum() == row["n_real"]
         assert row["roc_auc"] == pytest.approx(metrics.roc_auc_score(saved["labels"], saved["p_fake"]), abs=1e-9)
-        assert row["average_precision"] == pytest.approx(metrics.average_precision_score(saved["labels"], saved["p_fake"]), abs=1e-9)
-        assert row["disc_roc_auc"] == pytest.approx(metrics.roc_auc_score(saved["labels"], saved["discriminator_p_fake"]), abs=1e-9)
+        assert row["average_precision"] == pytest.approx(
+            metrics.average_precision_score(saved["labels"], saved["p_fake"]), abs=1e-9
+        )
+        assert row["disc_roc_auc"] == pytest.approx(
+            metrics.roc_auc_score(saved["labels"], saved["discriminator_p_fake"]), abs=1e-9
+        )
         fakes = saved["p_fake"][saved["labels"] == 1]
         assert row["detection_rate"] == pytest.approx(np.mean(fakes >= row["threshold"]))
 
@@ -125,8 +145,24 @@ def test_fused_scorer_matches_separate_forward_passes(detector_run, gan_run):
 def test_same_seed_same_scores_through_the_cli(stress_run, detector_run, gan_run, tmp_path):
     from gan_lab.cli import main
 
-    code = main(["stress", "--detector", str(detector_run), "--gan", str(gan_run), "--n", str(N), "--epochs", "2",
-                 "--batch-size", "16", "--no-sweeps", "--runs-dir", str(tmp_path)])
+    code = main(
+        [
+            "stress",
+            "--detector",
+            str(detector_run),
+            "--gan",
+            str(gan_run),
+            "--n",
+            str(N),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--no-sweeps",
+            "--runs-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     (run_dir,) = tmp_path.glob("*-stress*")
     again = read_scores_csv(run_dir / "scores" / "epoch-0002.csv")
@@ -147,7 +183,9 @@ def test_mismatched_or_missing_runs_give_clear_errors(detector_run, gan_run, tmp
     with pytest.raises(LabError, match="detector run, not a gan run"):
         run_stress(StressConfig(detector=str(detector_run), gan=str(detector_run)), runs_dir=runs, progress=False)
     with pytest.raises(LabError, match="not found"):
-        run_stress(StressConfig(detector=str(detector_run), gan=str(tmp_path / "nowhere")), runs_dir=runs, progress=False)
+        run_stress(
+            StressConfig(detector=str(detector_run), gan=str(tmp_path / "nowhere")), runs_dir=runs, progress=False
+        )
     empty = _copy_run(gan_run, tmp_path / "00001-gan-empty", keep_checkpoints=False)
     with pytest.raises(LabError, match="no complete GAN checkpoints"):
         run_stress(StressConfig(detector=str(detector_run), gan=str(empty)), runs_dir=runs, progress=False)
@@ -156,7 +194,9 @@ def test_mismatched_or_missing_runs_give_clear_errors(detector_run, gan_run, tmp
     with pytest.raises(LabError, match="sizes differ.*64 px.*32 px"):
         run_stress(StressConfig(detector=str(detector_run), gan=str(big)), runs_dir=runs, progress=False)
     with pytest.raises(LabError, match=r"epoch\(s\) \[7\].*\[1, 2\]"):
-        run_stress(StressConfig(detector=str(detector_run), gan=str(gan_run), epochs="7"), runs_dir=runs, progress=False)
+        run_stress(
+            StressConfig(detector=str(detector_run), gan=str(gan_run), epochs="7"), runs_dir=runs, progress=False
+        )
     assert not runs.exists() or not any(runs.iterdir())  # nothing half-written for a refused run
     assert main(["stress", "--detector", str(detector_run), "--gan", str(detector_run), "--runs-dir", str(runs)]) == 2
     assert "not a gan run" in capsys.readouterr().err
@@ -172,8 +212,12 @@ def test_select_epochs_parses_all_and_lists():
 
 def test_registered_metrics_on_separable_scores():
     scores = EpochScores(
-        epoch=1, threshold=0.7, fake_p_fake=np.array([0.9, 0.8, 0.6, 0.95]), real_p_fake=np.array([0.1, 0.2, 0.3]),
-        discriminator_fake_p_fake=np.array([0.4, 0.4, 0.4, 0.4]), discriminator_real_p_fake=np.array([0.6, 0.6, 0.6]),
+        epoch=1,
+        threshold=0.7,
+        fake_p_fake=np.array([0.9, 0.8, 0.6, 0.95]),
+        real_p_fake=np.array([0.1, 0.2, 0.3]),
+        discriminator_fake_p_fake=np.array([0.4, 0.4, 0.4, 0.4]),
+        discriminator_real_p_fake=np.array([0.6, 0.6, 0.6]),
     )
     row = compute_metrics(scores, ("detection", "discriminator"))
     assert row["detection_rate"] == 0.75 and row["detection_rate_05"] == 1.0
@@ -185,14 +229,27 @@ def test_registered_metrics_on_separable_scores():
 def test_hardening_saves_a_loadable_detector_and_reports_before_and_after(detector_run, gan_run, tmp_path):
     from detector.predict import load_detector
 
-    config = StressConfig(detector=str(detector_run), gan=str(gan_run), n=16, batch_size=16, sweeps=False,
-                          harden=True, harden_epochs="2", name="hard")
+    config = StressConfig(
+        detector=str(detector_run),
+        gan=str(gan_run),
+        n=16,
+        batch_size=16,
+        sweeps=False,
+        harden=True,
+        harden_epochs="2",
+        name="hard",
+    )
     run_dir = run_stress(config, runs_dir=tmp_path, progress=False)
     hardened = load_detector(run_dir / "hardened")
     assert hardened.size == 32 and 0 < hardened.threshold < 1
     assert read_json(run_dir / "hardened" / "config.json")["hardening"]["gan_epochs"] == [2]
     rows = read_json(run_dir / "results.json")
-    assert sorted({(row["detector"], row["epoch"]) for row in rows}) == [("hardened", 1), ("hardened", 2), ("original", 1), ("original", 2)]
+    assert sorted({(row["detector"], row["epoch"]) for row in rows}) == [
+        ("hardened", 1),
+        ("hardened", 2),
+        ("original", 1),
+        ("original", 2),
+    ]
     assert "before and after" in (run_dir / "report.md").read_text()
     original = load_detector(detector_run)
     pixels = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")

@@ -162,7 +162,9 @@ def test_video_command(face_video, video_run, tmp_path, capsys):
     from gan_lab.cli import main
 
     out = tmp_path / "cli.mp4"
-    code = main(["video", str(video_run), "--source", str(face_video), "--out", str(out), "--every", "5", "--smooth", "2"])
+    code = main(
+        ["video", str(video_run), "--source", str(face_video), "--out", str(out), "--every", "5", "--smooth", "2"]
+    )
     assert code == 0 and out.is_file()
     printed = capsys.readouterr().out
     assert f"Annotated video: {out}" in printed and "hopper.csv" in printed

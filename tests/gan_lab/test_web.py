@@ -85,14 +85,20 @@ def test_api_classifies_every_kind_of_image(client, web_runs, name, encode):
 
 def test_same_photo_in_other_formats_scores_alike(client):
     photo = _photo()
-    encodings = {"a.png": _encode(photo, "PNG"), "a.bmp": _encode(photo, "BMP"), "a.webp": _encode(photo, "WEBP", lossless=True)}
+    encodings = {
+        "a.png": _encode(photo, "PNG"),
+        "a.bmp": _encode(photo, "BMP"),
+        "a.webp": _encode(photo, "WEBP", lossless=True),
+    }
     scores = [client.post("/api/predict", data=_upload(data, name)).json["p_fake"] for name, data in encodings.items()]
     # Lossless encodings of one photo are the same pixels, so the same score.
     assert max(scores) - min(scores) < 1e-5
 
 
 def test_page_shows_verdict_image_and_gradcam(client, detector_size):
-    response = client.post("/", data=_upload(_encode(_photo(), "JPEG"), "hopper.jpg"), content_type="multipart/form-data")
+    response = client.post(
+        "/", data=_upload(_encode(_photo(), "JPEG"), "hopper.jpg"), content_type="multipart/form-data"
+    )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert 'id="verdict"' in html and ("Real</h2>" in html or "Fake</h2>" in html)
@@ -123,7 +129,9 @@ def test_image_with_too_many_pixels_is_refused_before_decoding(client, monkeypat
     assert response.json["error"] == "huge.png is 200x101 pixels; the limit is 0.01 megapixels. Send a smaller image"
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL's own guard against decompression bombs
     response = client.post("/api/predict", data=_upload(_encode(Image.new("L", (30, 30)), "PNG"), "bomb.png"))
-    assert response.status_code == 400 and "bomb.png has more pixels than can be decoded safely" in response.json["error"]
+    assert (
+        response.status_code == 400 and "bomb.png has more pixels than can be decoded safely" in response.json["error"]
+    )
 
 
 def test_not_an_image_is_refused(client):
@@ -272,6 +280,12 @@ def test_serve_command_is_registered():
     from gan_lab.cli import build_parser
 
     args = build_parser().parse_args(["serve", "runs/00001-detector-x", "--port", "8123", "--max-mb", "2"])
-    assert (args.run_dir, args.port, args.host, args.runs_dir, args.max_mb) == ("runs/00001-detector-x", 8123, "127.0.0.1", "runs", 2.0)
+    assert (args.run_dir, args.port, args.host, args.runs_dir, args.max_mb) == (
+        "runs/00001-detector-x",
+        8123,
+        "127.0.0.1",
+        "runs",
+        2.0,
+    )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "run", "--port", "70000"])
