@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -218,40 +219,107 @@ def _draw_artifacts(uniforms, fake, difficulty):
 # --------------------------------------------------------------------------- the renderer
 
 
-def _render_chunk(keys, size, fake, difficulty):
-    """Render one chunk of faces; returns uint8 images, artifact strengths [n, A]."""
-    generators = _image_generators(keys)
-    n = len(keys)
-    face_uniforms = np.stack([generator.random(_UNIFORMS) for generator in generators]).astype(np.float32)
-    artifact_uniforms = np.stack([generator.random(_ARTIFACT_UNIFORMS) for generator in generators])
-    strengths = _draw_artifacts(artifact_uniforms, fake, difficulty)
-    upsampling, eye_mismatch, accessory, smear, smooth_skin = (strengths[:, k] for k in range(len(ARTIFACTS)))
-    U = face_uniforms.T  # U[k] is the k-th uniform of every image
+def _skin_tone(uniform):
+    """Skin colours [n, 3] blended between neighbouring tones, so tones vary continuously."""
+    position = uniform * 5
+    return (
+        _SKIN_TONES[np.minimum(position.astype(int), 4)] * (1 - (position % 1))[:, None]
+        + _SKIN_TONES[np.minimum(position.astype(int) + 1, 5)] * (position % 1)[:, None]
+    )
 
-    def uniform(k, low, high):
-        return _column(low + (high - low) * U[k])
 
-    pixel = 2.0 / size
-    coordinates = (np.arange(size, dtype=np.float32) + 0.5) * pixel - 1.0
-    X = coordinates[None, None, :]
-    Y = coordinates[None, :, None]
+def _jpeg_round_trip(pixels, quality):
+    """`pixels` saved as JPEG at `quality` and decoded again."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"))
 
-    # Background: a gradient between two muted colours with a soft low-frequency wave.
-    grey = _column(U[0] * 0.6 + 0.25)[..., None]
-    colour_a = 0.55 * grey + 0.45 * _colour(np.stack([U[1], U[2], U[3]], axis=1))
-    colour_b = 0.55 * grey + 0.45 * _colour(np.stack([U[4], U[5], U[6]], axis=1))
-    angle = uniform(7, 0.0, 2 * np.pi)
-    ramp = np.clip(0.5 + 0.5 * (np.cos(angle) * X + np.sin(angle) * Y), 0.0, 1.0)[..., None]
-    image = colour_a * (1.0 - ramp) + colour_b * ramp
-    image = image * (1.0 + 0.05 * np.sin(uniform(8, 1.0, 3.0) * X + uniform(9, 0.0, 6.3) + 2.0 * Y))[..., None]
-    image = image.astype(np.float32)
 
-    # Fake: smeared, swirling colour blobs in the background (occluded by the person drawn on top).
-    smeared = np.flatnonzero(smear > 0)  # artifacts are computed only for the images that carry them
-    if smeared.size:
-        chosen = artifact_uniforms[smeared]
+@dataclass
+class _Band:
+    """Views of the rows that eyes, brows and glasses can reach; drawing on them draws on the whole image."""
+
+    x: np.ndarray
+    y: np.ndarray
+    head: np.ndarray
+    image: np.ndarray
+    mask: np.ndarray
+
+
+class _FaceChunk:
+    """One chunk of faces, drawn layer by layer from the back on a shared float canvas."""
+
+    def __init__(self, keys, size, fake, difficulty):
+        self.generators = _image_generators(keys)
+        self.n, self.size = len(keys), size
+        # All uniforms are drawn up front (the noise comes last), so steps may read them in any order.
+        face_uniforms = np.stack([generator.random(_UNIFORMS) for generator in self.generators]).astype(np.float32)
+        self.artifact_uniforms = np.stack([generator.random(_ARTIFACT_UNIFORMS) for generator in self.generators])
+        self.strengths = _draw_artifacts(self.artifact_uniforms, fake, difficulty)
+        self.upsampling, self.eye_mismatch, self.accessory, self.smear, self.smoothed_skin = (
+            self.strengths[:, k] for k in range(len(ARTIFACTS))
+        )
+        self.U = face_uniforms.T  # U[k] is the k-th uniform of every image
+        self.pixel = 2.0 / size
+        coordinates = (np.arange(size, dtype=np.float32) + 0.5) * self.pixel - 1.0
+        self.X = coordinates[None, None, :]
+        self.Y = coordinates[None, :, None]
+
+    def uniform(self, k, low, high):
+        """The k-th uniform of every image scaled to [low, high), as [n, 1, 1]."""
+        return _column(low + (high - low) * self.U[k])
+
+    def render(self):
+        """Draw every layer; returns uint8 images [n, size, size, 3] and artifact strengths [n, A]."""
+        # Back to front: each layer covers the ones before it, so this order is part of the picture.
+        self.image = self._draw_background()
+        self._fake_background_smear()
+        self._place_head()
+        self._draw_back_hair()
+        self._draw_body()
+        self._draw_ears()
+        self._draw_head()
+        self._draw_cheeks()
+        self._draw_nose()
+        self._draw_mouth()
+        self._place_eyes()
+        for side in (-1.0, 1.0):
+            sclera = self._draw_eye(side)
+            self._draw_lid_and_brow(side)
+            self.band.mask *= 1.0 - sclera  # the whites get no skin texture or smoothing
+        self._draw_hair_cap()
+        self._choose_accessories()
+        self._draw_glasses()
+        self._draw_earrings()
+        self._light_scene()
+        skin_mask = np.clip(self.skin_mask, 0.0, 1.0)
+        smoothing = self._fake_smooth_skin(skin_mask)
+        self._fake_upsampling()
+        return self._add_noise_and_jpeg(skin_mask, smoothing), self.strengths
+
+    def _draw_background(self):
+        """A gradient between two muted colours with a soft low-frequency wave."""
+        U, X, Y, uniform = self.U, self.X, self.Y, self.uniform
+        grey = _column(U[0] * 0.6 + 0.25)[..., None]
+        colour_a = 0.55 * grey + 0.45 * _colour(np.stack([U[1], U[2], U[3]], axis=1))
+        colour_b = 0.55 * grey + 0.45 * _colour(np.stack([U[4], U[5], U[6]], axis=1))
+        angle = uniform(7, 0.0, 2 * np.pi)
+        ramp = np.clip(0.5 + 0.5 * (np.cos(angle) * X + np.sin(angle) * Y), 0.0, 1.0)[..., None]
+        image = colour_a * (1.0 - ramp) + colour_b * ramp
+        image = image * (1.0 + 0.05 * np.sin(uniform(8, 1.0, 3.0) * X + uniform(9, 0.0, 6.3) + 2.0 * Y))[..., None]
+        return image.astype(np.float32)
+
+    def _fake_background_smear(self):
+        """Fake: smeared, swirling colour blobs in the background (occluded by the person drawn on top)."""
+        X, Y, smear = self.X, self.Y, self.smear
+        smeared = np.flatnonzero(smear > 0)  # artifacts are computed only for the images that carry them
+        if not smeared.size:
+            return
+        chosen = self.artifact_uniforms[smeared]
         blob_colour = _colour(_pick(_SMEAR_COLOURS, chosen[:, 10]))
-        blobs = image[smeared]
+        blobs = self.image[smeared]
         for blob in range(2):
             bx = _column(np.where(chosen[:, 11 + blob] < 0.5, -0.75, 0.75) + 0.15 * (chosen[:, 13 + blob] - 0.5))
             by = _column(-0.7 + 1.1 * chosen[:, 15 + blob])
@@ -259,283 +327,328 @@ def _render_chunk(keys, size, fake, difficulty):
             distance = ((X - bx) / 0.32) ** 2 + ((Y - by) / 0.18) ** 2 + 0.6 * (X - bx) * (Y - by) / 0.05
             alpha = np.exp(-np.abs(distance)) * (0.75 + 0.25 * swirl) * _column(0.85 * smear[smeared])
             _paint(blobs, alpha.astype(np.float32), blob_colour)
-        image[smeared] = blobs
+        self.image[smeared] = blobs
 
-    # Pose: head centre, size, roll; features slide sideways with a small yaw.
-    centre_x, centre_y = uniform(10, -0.08, 0.08), uniform(11, -0.06, 0.06)
-    a = uniform(12, 0.44, 0.52)
-    b = a * uniform(13, 1.18, 1.34)
-    roll = uniform(14, -0.14, 0.14)
-    yaw = uniform(15, -1.0, 1.0)
-    dx, dy = X - centre_x, Y - centre_y
-    hx = np.cos(roll) * dx + np.sin(roll) * dy
-    hy = -np.sin(roll) * dx + np.cos(roll) * dy
+    def _place_head(self):
+        """Pose (head centre, size, roll, yaw), skin and hair colours and the light's side."""
+        uniform = self.uniform
+        self.centre_x, self.centre_y = uniform(10, -0.08, 0.08), uniform(11, -0.06, 0.06)
+        self.a = a = uniform(12, 0.44, 0.52)
+        self.b = a * uniform(13, 1.18, 1.34)
+        roll = uniform(14, -0.14, 0.14)
+        self.yaw = uniform(15, -1.0, 1.0)
+        dx, dy = self.X - self.centre_x, self.Y - self.centre_y
+        self.hx = np.cos(roll) * dx + np.sin(roll) * dy
+        self.hy = -np.sin(roll) * dx + np.cos(roll) * dy
+        self.feature_x = self.hx - self.yaw * a * 0.1  # facial features turn with the head, the outline does not
+        self.skin = _colour(_skin_tone(self.U[16]))
+        self.hair = _colour(_pick(_HAIR_COLOURS, self.U[17]))
+        self.light = uniform(18, -1.0, 1.0)
 
-    skin = _colour(
-        _SKIN_TONES[np.minimum((U[16] * 5).astype(int), 4)] * (1 - (U[16] * 5 % 1))[:, None]
-        + _SKIN_TONES[np.minimum((U[16] * 5).astype(int) + 1, 5)] * (U[16] * 5 % 1)[:, None]
-    )
-    hair = _colour(_pick(_HAIR_COLOURS, U[17]))
-    light = uniform(18, -1.0, 1.0)
+    def _draw_back_hair(self):
+        """Long hair falls behind the shoulders, parted below the chin so it never reads as a beard."""
+        a, b, hx, hy, pixel, uniform = self.a, self.b, self.hx, self.hy, self.pixel, self.uniform
+        long_hair = _column(self.U[26] < 0.45)
+        hair_length = uniform(27, 0.9, 1.55)
+        back_hair = _ellipse(
+            hx,
+            hy,
+            0.0,
+            -0.15 * b + 0.5 * (hair_length - 1.0) * b,
+            a * uniform(28, 1.15, 1.32),
+            b * (0.5 + 0.55 * hair_length),
+            pixel,
+        )
+        back_hair = back_hair * (1.0 - _smooth(np.maximum(np.abs(hx) - a * 0.62, b * 0.55 - hy), pixel * 3))
+        _paint(self.image, back_hair * long_hair, self.hair * 0.8)
 
-    # Long hair falls behind the shoulders, parted below the chin so it never reads as a beard.
-    long_hair = _column(U[26] < 0.45)
-    hair_length = uniform(27, 0.9, 1.55)
-    back_hair = _ellipse(
-        hx,
-        hy,
-        0.0,
-        -0.15 * b + 0.5 * (hair_length - 1.0) * b,
-        a * uniform(28, 1.15, 1.32),
-        b * (0.5 + 0.55 * hair_length),
-        pixel,
-    )
-    back_hair = back_hair * (1.0 - _smooth(np.maximum(np.abs(hx) - a * 0.62, b * 0.55 - hy), pixel * 3))
-    _paint(image, back_hair * long_hair, hair * 0.8)
+    def _draw_body(self):
+        """Shoulders and clothes, then the neck."""
+        a, b, hx, hy, pixel, uniform = self.a, self.b, self.hx, self.hy, self.pixel, self.uniform
+        U, X, Y = self.U, self.X, self.Y
+        clothes = _colour(0.2 + 0.7 * np.stack([U[19], U[20], U[21]], axis=1) * U[22][:, None])
+        torso = _ellipse(
+            X, Y, self.centre_x * 0.5, self.centre_y + b + uniform(23, 0.7, 0.85), uniform(24, 1.0, 1.3), 0.68, pixel
+        )
+        _paint(self.image, torso, clothes * (1.0 + 0.12 * self.light * X)[..., None])
+        neck_width = a * uniform(25, 0.38, 0.48)
+        neck = _smooth(np.abs(hx) - neck_width, pixel) * _smooth(np.abs(hy - (b + 0.35) / 2) - (b + 0.35) / 2, pixel)
+        neck_shade = np.clip(0.72 + 0.28 * (hy - b * 0.7) / 0.35, 0.72, 1.0)[..., None]
+        _paint(self.image, neck, self.skin * 0.88 * neck_shade)
 
-    # Shoulders and clothes, then the neck.
-    clothes = _colour(0.2 + 0.7 * np.stack([U[19], U[20], U[21]], axis=1) * U[22][:, None])
-    torso = _ellipse(X, Y, centre_x * 0.5, centre_y + b + uniform(23, 0.7, 0.85), uniform(24, 1.0, 1.3), 0.68, pixel)
-    _paint(image, torso, clothes * (1.0 + 0.12 * light * X)[..., None])
-    neck_width = a * uniform(25, 0.38, 0.48)
-    neck = _smooth(np.abs(hx) - neck_width, pixel) * _smooth(np.abs(hy - (b + 0.35) / 2) - (b + 0.35) / 2, pixel)
-    neck_shade = np.clip(0.72 + 0.28 * (hy - b * 0.7) / 0.35, 0.72, 1.0)[..., None]
-    _paint(image, neck, skin * 0.88 * neck_shade)
+    def _draw_ears(self):
+        """Ears sit half behind the head's outline."""
+        a, hx, hy, pixel, skin = self.a, self.hx, self.hy, self.pixel, self.skin
+        self.ear_y = ear_y = self.b * self.uniform(29, -0.02, 0.1)
+        for side in (-1.0, 1.0):
+            ear_x = side * a * 0.96 + self.yaw * a * 0.04
+            ear = _ellipse(hx, hy, ear_x, ear_y, a * 0.14, a * 0.25, pixel)
+            _paint(self.image, ear, skin * 0.9)
+            inner = _ellipse(hx, hy, ear_x + side * a * 0.02, ear_y, a * 0.06, a * 0.14, pixel)
+            _paint(self.image, 0.5 * inner, skin * 0.65)
 
-    # Ears sit half behind the head's outline.
-    ear_y = b * uniform(29, -0.02, 0.1)
-    for side in (-1.0, 1.0):
-        ear_x = side * a * 0.96 + yaw * a * 0.04
-        ear = _ellipse(hx, hy, ear_x, ear_y, a * 0.14, a * 0.25, pixel)
-        _paint(image, ear, skin * 0.9)
-        _paint(image, 0.5 * _ellipse(hx, hy, ear_x + side * a * 0.02, ear_y, a * 0.06, a * 0.14, pixel), skin * 0.65)
+    def _draw_head(self):
+        """Head: an egg (narrower jaw), shaded towards the edges and by the light; it starts the skin mask."""
+        a, hx, pixel = self.a, self.hx, self.pixel
+        jaw = self.uniform(30, 0.15, 0.4)
+        py = self.hy / self.b
+        width = a * (1.0 - jaw * np.clip(py, 0.0, 1.0) ** 2)
+        head_radius = np.sqrt((hx / width) ** 2 + py**2)
+        self.head = _smooth((head_radius - 1.0) * a, pixel)
+        shading = 1.02 + 0.14 * self.light * hx / a - 0.22 * np.clip(head_radius, 0, 1) ** 4
+        _paint(self.image, self.head, self.skin * shading[..., None])
+        self.skin_mask = self.head.copy()
 
-    # Head: an egg (narrower jaw), shaded towards the edges and by the light.
-    jaw = uniform(30, 0.15, 0.4)
-    py = hy / b
-    width = a * (1.0 - jaw * np.clip(py, 0.0, 1.0) ** 2)
-    head_radius = np.sqrt((hx / width) ** 2 + py**2)
-    head = _smooth((head_radius - 1.0) * a, pixel)
-    shading = 1.02 + 0.14 * light * hx / a - 0.22 * np.clip(head_radius, 0, 1) ** 4
-    _paint(image, head, skin * shading[..., None])
-    skin_mask = head.copy()
+    def _draw_cheeks(self):
+        """Cheeks: a faint warm blush."""
+        a, b, pixel = self.a, self.b, self.pixel
+        for side in (-1.0, 1.0):
+            cheek = 0.18 * _ellipse(self.feature_x, self.hy, side * a * 0.5, b * 0.25, a * 0.2, a * 0.14, pixel * 6)
+            _paint(self.image, cheek * self.head, _colour(np.tile([[0.85, 0.45, 0.45]], (self.n, 1))))
 
-    feature_x = hx - yaw * a * 0.1  # facial features turn with the head, the outline does not
-    # Cheeks: a faint warm blush.
-    for side in (-1.0, 1.0):
-        cheek = 0.18 * _ellipse(feature_x, hy, side * a * 0.5, b * 0.25, a * 0.2, a * 0.14, pixel * 6)
-        _paint(image, cheek * head, _colour(np.tile([[0.85, 0.45, 0.45]], (n, 1))))
+    def _draw_nose(self):
+        """Nose: shading on the side away from the light, nostrils, a highlight on the tip."""
+        a, hy, feature_x, pixel, image = self.a, self.hy, self.feature_x, self.pixel, self.image
+        nose_tip = self.b * self.uniform(31, 0.26, 0.34)
+        nose_side = -np.sign(self.light + 1e-6)
+        ridge = _smooth(np.abs(feature_x - nose_side * a * 0.09) - a * 0.03, pixel * 2) * _smooth(
+            np.abs(hy - nose_tip * 0.55) - nose_tip * 0.5, pixel * 2
+        )
+        image *= (1.0 - 0.18 * ridge * self.head)[..., None]
+        for side in (-1.0, 1.0):
+            nostril = _ellipse(feature_x, hy, side * a * 0.075, nose_tip + a * 0.03, a * 0.045, a * 0.025, pixel)
+            image *= (1.0 - 0.45 * nostril)[..., None]
+        tip = 0.25 * _ellipse(feature_x, hy, 0.0, nose_tip - a * 0.03, a * 0.06, a * 0.05, pixel * 2)
+        _paint(image, tip, self.skin * 1.12)
 
-    # Nose: shading on the side away from the light, nostrils, a highlight on the tip.
-    nose_tip = b * uniform(31, 0.26, 0.34)
-    nose_side = -np.sign(light + 1e-6)
-    ridge = _smooth(np.abs(feature_x - nose_side * a * 0.09) - a * 0.03, pixel * 2) * _smooth(
-        np.abs(hy - nose_tip * 0.55) - nose_tip * 0.5, pixel * 2
-    )
-    image *= (1.0 - 0.18 * ridge * head)[..., None]
-    for side in (-1.0, 1.0):
-        nostril = _ellipse(feature_x, hy, side * a * 0.075, nose_tip + a * 0.03, a * 0.045, a * 0.025, pixel)
-        image *= (1.0 - 0.45 * nostril)[..., None]
-    tip = 0.25 * _ellipse(feature_x, hy, 0.0, nose_tip - a * 0.03, a * 0.06, a * 0.05, pixel * 2)
-    _paint(image, tip, skin * 1.12)
+    def _draw_mouth(self):
+        """Mouth: lips between two curves, a darker line between them, corners lifted by a smile."""
+        a, hy, feature_x, pixel, uniform = self.a, self.hy, self.feature_x, self.pixel, self.uniform
+        skin, head = self.skin, self.head
+        mouth_y = self.b * uniform(32, 0.5, 0.58)
+        mouth_width = a * uniform(33, 0.26, 0.36)
+        smile = a * uniform(34, -0.02, 0.07)
+        across = np.clip(1.0 - (feature_x / mouth_width) ** 2, 0.0, 1.0)
+        line = mouth_y - smile * (1.0 - across)
+        upper = a * uniform(35, 0.04, 0.07) * np.sqrt(across)
+        lower = a * uniform(36, 0.06, 0.1) * np.sqrt(across)
+        inside = np.where(hy < line, line - hy - upper, hy - line - lower)
+        lips = _smooth(np.maximum(inside, np.abs(feature_x) - mouth_width), pixel) * head
+        lip_colour = (
+            skin * 0.72 + _colour(np.tile([[0.30, 0.06, 0.08]], (self.n, 1))) * uniform(37, 0.4, 1.0)[..., None]
+        )
+        _paint(self.image, lips, lip_colour)
+        mouth_line = _smooth(np.maximum(np.abs(hy - line) - pixel * 0.4, np.abs(feature_x) - mouth_width * 0.95), pixel)
+        _paint(self.image, 0.8 * mouth_line * head, skin * 0.35)
 
-    # Mouth: lips between two curves, a darker line between them, corners lifted by a smile.
-    mouth_y = b * uniform(32, 0.5, 0.58)
-    mouth_width = a * uniform(33, 0.26, 0.36)
-    smile = a * uniform(34, -0.02, 0.07)
-    across = np.clip(1.0 - (feature_x / mouth_width) ** 2, 0.0, 1.0)
-    line = mouth_y - smile * (1.0 - across)
-    upper = a * uniform(35, 0.04, 0.07) * np.sqrt(across)
-    lower = a * uniform(36, 0.06, 0.1) * np.sqrt(across)
-    inside = np.where(hy < line, line - hy - upper, hy - line - lower)
-    lips = _smooth(np.maximum(inside, np.abs(feature_x) - mouth_width), pixel) * head
-    lip_colour = skin * 0.72 + _colour(np.tile([[0.30, 0.06, 0.08]], (n, 1))) * uniform(37, 0.4, 1.0)[..., None]
-    _paint(image, lips, lip_colour)
-    mouth_line = _smooth(np.maximum(np.abs(hy - line) - pixel * 0.4, np.abs(feature_x) - mouth_width * 0.95), pixel)
-    _paint(image, 0.8 * mouth_line * head, skin * 0.35)
+    def _place_eyes(self):
+        """Eye and brow shapes, iris colours, and the band of rows that eyes, brows and glasses reach."""
+        a, b, hy, pixel, uniform, U = self.a, self.b, self.hy, self.pixel, self.uniform, self.U
+        self.eye_x = a * uniform(38, 0.34, 0.42)
+        self.eye_y = eye_y = b * uniform(39, -0.1, 0.02)
+        self.eye_rx = eye_rx = a * uniform(40, 0.15, 0.19)
+        self.eye_ry = eye_rx * uniform(41, 0.48, 0.62)
+        self.gaze = eye_rx * uniform(42, -0.25, 0.25)
+        self.iris_colour = _colour(_pick(_IRIS_COLOURS, U[43]))
+        # Fake: the right eye's iris takes another colour, its pupil another size, its catch-light moves.
+        self.other_iris = _colour(_pick(_IRIS_COLOURS, (U[43] + 0.35 + 0.3 * self.artifact_uniforms[:, 5]) % 1.0))
+        self.iris_mismatch = _column(self.eye_mismatch)
+        self.pupil_ratio = uniform(44, 0.36, 0.48)
+        self.pupil_sign = _column(np.where(self.artifact_uniforms[:, 6] < 0.5, -1.0, 1.0))
+        self.brow_thickness = brow_thickness = a * uniform(45, 0.035, 0.06)
+        self.brow_arch = uniform(46, 0.5, 2.0)
+        self.brow_height = brow_height = self.eye_ry + a * uniform(47, 0.08, 0.14)
+        # Drawing only on the band of rows these features can reach skips most of the image.
+        band_top = eye_y - np.maximum(brow_height + brow_thickness, eye_rx * 1.65) - 2 * pixel
+        band_bottom = eye_y + eye_rx * 1.65 + 2 * pixel
+        band = _row_window((hy > band_top) & (hy < band_bottom))
+        self.band = _Band(
+            x=self.feature_x[:, band],
+            y=hy[:, band],
+            head=self.head[:, band],
+            image=self.image[:, band],
+            mask=self.skin_mask[:, band],
+        )
 
-    # Eyes: sclera, iris, pupil, a catch-light towards the light; then the upper lid and the brow.
-    eye_x = a * uniform(38, 0.34, 0.42)
-    eye_y = b * uniform(39, -0.1, 0.02)
-    eye_rx = a * uniform(40, 0.15, 0.19)
-    eye_ry = eye_rx * uniform(41, 0.48, 0.62)
-    gaze = eye_rx * uniform(42, -0.25, 0.25)
-    iris_colour = _colour(_pick(_IRIS_COLOURS, U[43]))
-    # Fake: the right eye's iris takes another colour, its pupil another size, its catch-light moves.
-    other_iris = _colour(_pick(_IRIS_COLOURS, (U[43] + 0.35 + 0.3 * artifact_uniforms[:, 5]) % 1.0))
-    mismatch = _column(eye_mismatch)
-    pupil_ratio = uniform(44, 0.36, 0.48)
-    pupil_sign = _column(np.where(artifact_uniforms[:, 6] < 0.5, -1.0, 1.0))
-    brow_thickness = a * uniform(45, 0.035, 0.06)
-    brow_arch = uniform(46, 0.5, 2.0)
-    brow_height = eye_ry + a * uniform(47, 0.08, 0.14)
-    # Eyes, brows and glasses are drawn on the band of rows they can reach, a fraction of the image.
-    band_top = eye_y - np.maximum(brow_height + brow_thickness, eye_rx * 1.65) - 2 * pixel
-    band_bottom = eye_y + eye_rx * 1.65 + 2 * pixel
-    band = _row_window((hy > band_top) & (hy < band_bottom))
-    band_x, band_y, band_head = feature_x[:, band], hy[:, band], head[:, band]
-    band_image, band_mask = image[:, band], skin_mask[:, band]
-    eye_shapes = []
-    for side in (-1.0, 1.0):
+    def _draw_eye(self, side):
+        """Sclera, iris, pupil and a catch-light towards the light; returns the sclera's coverage."""
+        band, n, pixel, eye_y, mismatch = self.band, self.n, self.pixel, self.eye_y, self.iris_mismatch
         right = side > 0
-        centre = side * eye_x
-        sclera = _ellipse(band_x, band_y, centre, eye_y, eye_rx, eye_ry, pixel) * band_head
-        _paint(band_image, sclera, _colour(np.tile([[0.94, 0.93, 0.90]], (n, 1))))
-        iris_radius = eye_ry * 1.05
-        iris = _ellipse(band_x, band_y, centre + gaze, eye_y, iris_radius, iris_radius, pixel) * sclera
-        colour = iris_colour + mismatch[..., None] * (other_iris - iris_colour) if right else iris_colour
-        _paint(band_image, iris, colour)
-        pupil_radius = iris_radius * pupil_ratio * ((1.0 + 0.7 * mismatch * pupil_sign) if right else 1.0)
-        pupil = _ellipse(band_x, band_y, centre + gaze, eye_y, pupil_radius, pupil_radius, pixel) * sclera
-        _paint(band_image, pupil, _colour(np.tile([[0.03, 0.02, 0.02]], (n, 1))))
-        glint_x = centre + gaze - 0.4 * iris_radius * np.sign(light + 1e-6)
+        centre = side * self.eye_x
+        sclera = _ellipse(band.x, band.y, centre, eye_y, self.eye_rx, self.eye_ry, pixel) * band.head
+        _paint(band.image, sclera, _colour(np.tile([[0.94, 0.93, 0.90]], (n, 1))))
+        iris_radius = self.eye_ry * 1.05
+        iris = _ellipse(band.x, band.y, centre + self.gaze, eye_y, iris_radius, iris_radius, pixel) * sclera
+        iris_colour = self.iris_colour
+        colour = iris_colour + mismatch[..., None] * (self.other_iris - iris_colour) if right else iris_colour
+        _paint(band.image, iris, colour)
+        pupil_radius = iris_radius * self.pupil_ratio * ((1.0 + 0.7 * mismatch * self.pupil_sign) if right else 1.0)
+        pupil = _ellipse(band.x, band.y, centre + self.gaze, eye_y, pupil_radius, pupil_radius, pixel) * sclera
+        _paint(band.image, pupil, _colour(np.tile([[0.03, 0.02, 0.02]], (n, 1))))
+        glint_x = centre + self.gaze - 0.4 * iris_radius * np.sign(self.light + 1e-6)
         glint_y = eye_y - 0.4 * iris_radius
         if right:
-            glint_x = glint_x + mismatch * 0.9 * iris_radius * np.sign(light + 1e-6)
+            glint_x = glint_x + mismatch * 0.9 * iris_radius * np.sign(self.light + 1e-6)
             glint_y = glint_y + mismatch * 0.7 * iris_radius
-        glint = _ellipse(band_x, band_y, glint_x, glint_y, iris_radius * 0.3, iris_radius * 0.3, pixel) * sclera
-        _paint(band_image, glint * (1.0 - (0.8 * mismatch if right else 0.0)), _colour(np.ones((n, 3))))
-        lid = _ellipse(band_x, band_y, centre, eye_y, eye_rx * 1.12, eye_ry * 1.35, pixel) - _ellipse(
-            band_x, band_y, centre, eye_y + eye_ry * 0.12, eye_rx * 1.02, eye_ry * 1.1, pixel
+        glint = _ellipse(band.x, band.y, glint_x, glint_y, iris_radius * 0.3, iris_radius * 0.3, pixel) * sclera
+        _paint(band.image, glint * (1.0 - (0.8 * mismatch if right else 0.0)), _colour(np.ones((n, 3))))
+        return sclera
+
+    def _draw_lid_and_brow(self, side):
+        """The upper lid over one eye, then the brow above it."""
+        band, pixel, eye_y, eye_rx, eye_ry = self.band, self.pixel, self.eye_y, self.eye_rx, self.eye_ry
+        centre = side * self.eye_x
+        lid = _ellipse(band.x, band.y, centre, eye_y, eye_rx * 1.12, eye_ry * 1.35, pixel) - _ellipse(
+            band.x, band.y, centre, eye_y + eye_ry * 0.12, eye_rx * 1.02, eye_ry * 1.1, pixel
         )
-        lid = np.clip(lid, 0.0, 1.0) * _smooth(band_y - eye_y, pixel) * band_head
-        _paint(band_image, 0.85 * lid, skin * 0.3)
-        brow_across = (band_x - centre) / (eye_rx * 1.3)
-        brow_curve = eye_y - brow_height + brow_arch * a * 0.05 * brow_across**2
+        lid = np.clip(lid, 0.0, 1.0) * _smooth(band.y - eye_y, pixel) * band.head
+        _paint(band.image, 0.85 * lid, self.skin * 0.3)
+        brow_across = (band.x - centre) / (eye_rx * 1.3)
+        brow_curve = eye_y - self.brow_height + self.brow_arch * self.a * 0.05 * brow_across**2
         brow = _smooth(
             np.maximum(
-                np.abs(band_y - brow_curve) - brow_thickness * (1.0 - 0.4 * np.abs(brow_across)),
+                np.abs(band.y - brow_curve) - self.brow_thickness * (1.0 - 0.4 * np.abs(brow_across)),
                 (np.abs(brow_across) - 1.0) * eye_rx,
             ),
             pixel,
         )
-        _paint(band_image, 0.9 * brow * band_head, hair * 0.9)
-        eye_shapes.append((centre, sclera))
-        band_mask *= 1.0 - sclera
+        _paint(band.image, 0.9 * brow * band.head, self.hair * 0.9)
 
-    # Hair on top: a cap a little larger than the head, down to a hairline with sideburns and a parting.
-    volume = uniform(48, 1.04, 1.14)
-    hairline = -b * uniform(49, 0.28, 0.52) + b * 0.25 * (hx / a) ** 2 + b * uniform(50, -0.12, 0.12) * hx / a
-    hairline = hairline + b * 0.7 * np.clip((np.abs(hx) / a - 0.72) / 0.28, 0.0, 1.0)
-    cap_radius = np.sqrt((hx / (a * volume)) ** 2 + ((hy + b * 0.04) / (b * volume)) ** 2)
-    cap = _smooth(np.maximum((cap_radius - 1.0) * a, hy - hairline), pixel)
-    cap = cap * _column(U[51] > 0.06)  # a few people are bald
-    # Strands fan out from the crown (a cheap stand-in for the angle around it).
-    fan = hx / (np.abs(hy + b * 1.3) + b * 0.2)
-    strands = 1.0 + 0.1 * np.sin(uniform(52, 20.0, 36.0) * fan + uniform(53, 0, 6.3))
-    sheen = 1.0 + 0.25 * np.exp(-(((hx + light * a * 0.35) / (a * 0.3)) ** 2 + ((hy + b * 0.75) / (b * 0.25)) ** 2))
-    _paint(image, cap, hair * (strands * sheen)[..., None])
-    skin_mask *= 1.0 - cap
-
-    # Glasses: two frames, a bridge and arms to the ears; fakes may get frames that disagree.
-    wears_glasses = U[54] < 0.22
-    has_earrings = U[55] < 0.28
-    accessory_glasses = (accessory > 0) & (artifact_uniforms[:, 7] < 0.5)
-    wears_glasses = wears_glasses | accessory_glasses
-    has_earrings = has_earrings | ((accessory > 0) & ~accessory_glasses)
-    glasses_mismatch = _column(np.where(accessory_glasses | wears_glasses, accessory, 0.0))
-    frame_colour = _colour(_pick(_FRAME_COLOURS, U[56]))
-    other_frame = _colour(_pick(_FRAME_COLOURS, (U[56] + 0.5) % 1.0))
-    frame_thickness = a * uniform(57, 0.025, 0.045)
-    frame_rx, frame_ry = eye_rx * 1.55, eye_rx * uniform(58, 1.0, 1.3)
-    glasses = _column(wears_glasses)
-    for side in (-1.0, 1.0):
-        right = side > 0
-        centre = side * eye_x
-        ry = frame_ry * ((1.0 - 0.35 * glasses_mismatch) if right else 1.0)
-        thickness = frame_thickness * ((1.0 + 1.2 * glasses_mismatch) if right else 1.0)
-        ring_radius = np.sqrt(((band_x - centre) / frame_rx) ** 2 + ((band_y - eye_y) / ry) ** 2)
-        ring = _smooth(np.abs(ring_radius - 1.0) * np.minimum(frame_rx, ry) - thickness * 0.5, pixel)
-        colour = frame_colour + glasses_mismatch[..., None] * (other_frame - frame_colour) if right else frame_colour
-        _paint(
-            band_image,
-            0.18 * _smooth((ring_radius - 1.0) * ry, pixel) * glasses,
-            _colour(np.tile([[0.75, 0.85, 0.95]], (n, 1))),
+    def _draw_hair_cap(self):
+        """Hair on top: a cap a little larger than the head, down to a hairline with sideburns and a parting."""
+        a, b, hx, hy, pixel, uniform = self.a, self.b, self.hx, self.hy, self.pixel, self.uniform
+        volume = uniform(48, 1.04, 1.14)
+        hairline = -b * uniform(49, 0.28, 0.52) + b * 0.25 * (hx / a) ** 2 + b * uniform(50, -0.12, 0.12) * hx / a
+        hairline = hairline + b * 0.7 * np.clip((np.abs(hx) / a - 0.72) / 0.28, 0.0, 1.0)
+        cap_radius = np.sqrt((hx / (a * volume)) ** 2 + ((hy + b * 0.04) / (b * volume)) ** 2)
+        cap = _smooth(np.maximum((cap_radius - 1.0) * a, hy - hairline), pixel)
+        cap = cap * _column(self.U[51] > 0.06)  # a few people are bald
+        # Strands fan out from the crown (a cheap stand-in for the angle around it).
+        fan = hx / (np.abs(hy + b * 1.3) + b * 0.2)
+        strands = 1.0 + 0.1 * np.sin(uniform(52, 20.0, 36.0) * fan + uniform(53, 0, 6.3))
+        sheen = 1.0 + 0.25 * np.exp(
+            -(((hx + self.light * a * 0.35) / (a * 0.3)) ** 2 + ((hy + b * 0.75) / (b * 0.25)) ** 2)
         )
-        _paint(band_image, ring * glasses, colour)
-        arm_start, arm_end = centre + side * frame_rx, side * a * 0.98
-        arm = _smooth(np.abs(band_y - eye_y + frame_ry * 0.2) - thickness * 0.5, pixel) * _smooth(
-            np.abs(band_x - (arm_start + arm_end) / 2) - np.abs(arm_end - arm_start) / 2, pixel
+        _paint(self.image, cap, self.hair * (strands * sheen)[..., None])
+        self.skin_mask *= 1.0 - cap
+
+    def _choose_accessories(self):
+        """Who wears glasses and earrings; a fake's mismatched accessory is added if the person has none."""
+        accessory = self.accessory
+        self.accessory_glasses = (accessory > 0) & (self.artifact_uniforms[:, 7] < 0.5)
+        self.wears_glasses = (self.U[54] < 0.22) | self.accessory_glasses
+        self.has_earrings = (self.U[55] < 0.28) | ((accessory > 0) & ~self.accessory_glasses)
+
+    def _draw_glasses(self):
+        """Glasses: two frames, a bridge and arms to the ears; fakes may get frames that disagree."""
+        a, band, n, pixel, uniform = self.a, self.band, self.n, self.pixel, self.uniform
+        eye_x, eye_y, eye_rx = self.eye_x, self.eye_y, self.eye_rx
+        glasses_mismatch = _column(np.where(self.accessory_glasses | self.wears_glasses, self.accessory, 0.0))
+        frame_colour = _colour(_pick(_FRAME_COLOURS, self.U[56]))
+        other_frame = _colour(_pick(_FRAME_COLOURS, (self.U[56] + 0.5) % 1.0))
+        frame_thickness = a * uniform(57, 0.025, 0.045)
+        frame_rx, frame_ry = eye_rx * 1.55, eye_rx * uniform(58, 1.0, 1.3)
+        glasses = _column(self.wears_glasses)
+        for side in (-1.0, 1.0):
+            right = side > 0
+            centre = side * eye_x
+            ry = frame_ry * ((1.0 - 0.35 * glasses_mismatch) if right else 1.0)
+            thickness = frame_thickness * ((1.0 + 1.2 * glasses_mismatch) if right else 1.0)
+            ring_radius = np.sqrt(((band.x - centre) / frame_rx) ** 2 + ((band.y - eye_y) / ry) ** 2)
+            ring = _smooth(np.abs(ring_radius - 1.0) * np.minimum(frame_rx, ry) - thickness * 0.5, pixel)
+            colour = (
+                frame_colour + glasses_mismatch[..., None] * (other_frame - frame_colour) if right else frame_colour
+            )
+            lens = 0.18 * _smooth((ring_radius - 1.0) * ry, pixel) * glasses
+            _paint(band.image, lens, _colour(np.tile([[0.75, 0.85, 0.95]], (n, 1))))
+            _paint(band.image, ring * glasses, colour)
+            arm_start, arm_end = centre + side * frame_rx, side * a * 0.98
+            arm = _smooth(np.abs(band.y - eye_y + frame_ry * 0.2) - thickness * 0.5, pixel) * _smooth(
+                np.abs(band.x - (arm_start + arm_end) / 2) - np.abs(arm_end - arm_start) / 2, pixel
+            )
+            arm_strength = (1.0 - glasses_mismatch) if right else 1.0  # a fake may lose one arm
+            _paint(band.image, arm * glasses * arm_strength, frame_colour)
+            band.mask *= 1.0 - ring * glasses
+        bridge = _smooth(np.abs(band.y - eye_y + frame_ry * 0.3) - frame_thickness * 0.5, pixel) * _smooth(
+            np.abs(band.x) - (eye_x - frame_rx), pixel
         )
-        arm_strength = (1.0 - glasses_mismatch) if right else 1.0  # a fake may lose one arm
-        _paint(band_image, arm * glasses * arm_strength, frame_colour)
-        band_mask *= 1.0 - ring * glasses
-    bridge = _smooth(np.abs(band_y - eye_y + frame_ry * 0.3) - frame_thickness * 0.5, pixel) * _smooth(
-        np.abs(band_x) - (eye_x - frame_rx), pixel
-    )
-    _paint(band_image, bridge * glasses, frame_colour)
+        _paint(band.image, bridge * glasses, frame_colour)
 
-    # Earrings hang below the lobes; a fake may wear two that differ or only one.
-    # They reach from 0.2 a to 0.7 a below the ears: only those rows are drawn.
-    earring_band = _row_window((hy > ear_y + a * 0.15) & (hy < ear_y + a * 0.8 + 2 * pixel))
-    ring_hx, ring_y, ring_image = hx[:, earring_band], hy[:, earring_band], image[:, earring_band]
-    metal = _colour(_pick(_METAL_COLOURS, U[59]))
-    other_metal = _colour(_pick(_METAL_COLOURS, (U[59] + 0.4) % 1.0))
-    earring_radius = a * uniform(60, 0.05, 0.08)
-    earring_mismatch = _column(np.where(has_earrings, accessory, 0.0) * (~accessory_glasses | (U[55] < 0.28)))
-    earrings = _column(has_earrings)
-    for side in (-1.0, 1.0):
-        right = side > 0
-        ear_x = side * a * 0.97 + yaw * a * 0.04
-        radius = earring_radius * ((1.0 + 0.9 * earring_mismatch) if right else 1.0)
-        drop = ear_y + a * 0.3 + radius
-        earring = _ellipse(
-            ring_hx, ring_y, ear_x, drop, radius, radius * (1.0 + 0.6 * earring_mismatch if right else 1.0), pixel
+    def _draw_earrings(self):
+        """Earrings hang below the lobes; a fake may wear two that differ or only one."""
+        a, ear_y, pixel, U = self.a, self.ear_y, self.pixel, self.U
+        # They reach from 0.2 a to 0.7 a below the ears: only those rows are drawn.
+        earring_band = _row_window((self.hy > ear_y + a * 0.15) & (self.hy < ear_y + a * 0.8 + 2 * pixel))
+        ring_hx, ring_y, ring_image = self.hx[:, earring_band], self.hy[:, earring_band], self.image[:, earring_band]
+        metal = _colour(_pick(_METAL_COLOURS, U[59]))
+        other_metal = _colour(_pick(_METAL_COLOURS, (U[59] + 0.4) % 1.0))
+        earring_radius = a * self.uniform(60, 0.05, 0.08)
+        earring_mismatch = _column(
+            np.where(self.has_earrings, self.accessory, 0.0) * (~self.accessory_glasses | (U[55] < 0.28))
         )
-        colour = metal + earring_mismatch[..., None] * (other_metal - metal) if right else metal
-        coverage = earring * earrings * ((1.0 - 0.6 * earring_mismatch * pupil_sign.clip(0, 1)) if right else 1.0)
-        _paint(
-            ring_image,
-            coverage,
-            colour
-            * (
-                1.0
-                + 0.3
-                * _ellipse(
-                    ring_hx, ring_y, ear_x - radius * 0.3, drop - radius * 0.3, radius * 0.4, radius * 0.4, pixel
-                )
-            )[..., None],
-        )
+        earrings = _column(self.has_earrings)
+        for side in (-1.0, 1.0):
+            right = side > 0
+            ear_x = side * a * 0.97 + self.yaw * a * 0.04
+            radius = earring_radius * ((1.0 + 0.9 * earring_mismatch) if right else 1.0)
+            drop = ear_y + a * 0.3 + radius
+            earring = _ellipse(
+                ring_hx, ring_y, ear_x, drop, radius, radius * (1.0 + 0.6 * earring_mismatch if right else 1.0), pixel
+            )
+            colour = metal + earring_mismatch[..., None] * (other_metal - metal) if right else metal
+            lost = (1.0 - 0.6 * earring_mismatch * self.pupil_sign.clip(0, 1)) if right else 1.0
+            highlight = _ellipse(
+                ring_hx, ring_y, ear_x - radius * 0.3, drop - radius * 0.3, radius * 0.4, radius * 0.4, pixel
+            )
+            _paint(ring_image, earring * earrings * lost, colour * (1.0 + 0.3 * highlight)[..., None])
 
-    # Lighting: exposure and colour temperature of the whole scene.
-    exposure = uniform(61, 0.85, 1.12)[..., None]
-    warmth = uniform(62, -0.05, 0.05)[..., None]
-    image = image * exposure * (1.0 + warmth * np.array([1.0, 0.0, -1.0], dtype=np.float32))
+    def _light_scene(self):
+        """Lighting: exposure and colour temperature of the whole scene."""
+        exposure = self.uniform(61, 0.85, 1.12)[..., None]
+        warmth = self.uniform(62, -0.05, 0.05)[..., None]
+        self.image = self.image * exposure * (1.0 + warmth * np.array([1.0, 0.0, -1.0], dtype=np.float32))
 
-    # Fake: over-smooth skin, the face blurred and its pores gone.
-    skin_mask = np.clip(skin_mask, 0.0, 1.0)
-    smoothing = (_column(smooth_skin) * skin_mask)[..., None]
-    smoothed = np.flatnonzero(smooth_skin > 0)
-    if smoothed.size:
-        blurred = _box_blur(image[smoothed], max(1, size // 32))
-        image[smoothed] += smoothing[smoothed] * (blurred - image[smoothed])
+    def _fake_smooth_skin(self, skin_mask):
+        """Fake: over-smooth skin, the face blurred and its pores gone; returns the smoothing [n, size, size, 1]."""
+        smoothing = (_column(self.smoothed_skin) * skin_mask)[..., None]
+        smoothed = np.flatnonzero(self.smoothed_skin > 0)
+        if smoothed.size:
+            blurred = _box_blur(self.image[smoothed], max(1, self.size // 32))
+            self.image[smoothed] += smoothing[smoothed] * (blurred - self.image[smoothed])
+        return smoothing
 
-    # Fake: the periodic fingerprint of stride-2 transposed convolutions, stronger in bright areas.
-    upsampled = np.flatnonzero(upsampling > 0)
-    if upsampled.size:
-        kernel = (artifact_uniforms[upsampled, 19:23] - 0.5).reshape(-1, 2, 2)
+    def _fake_upsampling(self):
+        """Fake: the periodic fingerprint of stride-2 transposed convolutions, stronger in bright areas."""
+        size, upsampling = self.size, self.upsampling
+        upsampled = np.flatnonzero(upsampling > 0)
+        if not upsampled.size:
+            return
+        kernel = (self.artifact_uniforms[upsampled, 19:23] - 0.5).reshape(-1, 2, 2)
         kernel = kernel - kernel.mean(axis=(1, 2), keepdims=True)
         kernel = kernel / (np.abs(kernel).max(axis=(1, 2), keepdims=True) + 1e-6)
         pattern = np.tile(kernel, (1, size // 2 + 1, size // 2 + 1))[:, :size, :size].astype(np.float32)
-        luminance = image[upsampled].mean(axis=-1, keepdims=True)
-        image[upsampled] += (_column(0.09 * upsampling[upsampled]) * pattern)[..., None] * (0.4 + luminance)
+        luminance = self.image[upsampled].mean(axis=-1, keepdims=True)
+        self.image[upsampled] += (_column(0.09 * upsampling[upsampled]) * pattern)[..., None] * (0.4 + luminance)
 
-    # Sensor noise and skin texture (absent where the skin was smoothed), then JPEG, image by image.
-    noise_level = uniform(63, 0.008, 0.022)[..., None]
-    texture_level = (0.012 * (1.0 - smoothing[..., 0]) * skin_mask)[..., None]
-    noise_damping = 1.0 - 0.8 * smoothing
-    output = np.empty((n, size, size, 3), dtype=np.uint8)
-    for index, generator in enumerate(generators):
-        noise = generator.standard_normal((size, size, 4), dtype=np.float32)
-        pixels = image[index] + noise_level[index] * noise_damping[index] * noise[..., :3]
-        pixels = pixels + texture_level[index] * noise[..., 3:]
-        pixels = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(72 + generator.integers(0, 24)))
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            output[index] = np.asarray(decoded.convert("RGB"))
-    return output, strengths
+    def _add_noise_and_jpeg(self, skin_mask, smoothing):
+        """Sensor noise and skin texture (absent where the skin was smoothed), then JPEG, image by image."""
+        size = self.size
+        noise_level = self.uniform(63, 0.008, 0.022)[..., None]
+        texture_level = (0.012 * (1.0 - smoothing[..., 0]) * skin_mask)[..., None]
+        noise_damping = 1.0 - 0.8 * smoothing
+        output = np.empty((self.n, size, size, 3), dtype=np.uint8)
+        for index, generator in enumerate(self.generators):
+            noise = generator.standard_normal((size, size, 4), dtype=np.float32)
+            pixels = self.image[index] + noise_level[index] * noise_damping[index] * noise[..., :3]
+            pixels = pixels + texture_level[index] * noise[..., 3:]
+            pixels = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            output[index] = _jpeg_round_trip(pixels, int(72 + generator.integers(0, 24)))
+        return output
+
+
+def _render_chunk(keys, size, fake, difficulty):
+    """Render one chunk of faces; returns uint8 images, artifact strengths [n, A]."""
+    return _FaceChunk(keys, size, fake, difficulty).render()
 
 
 def _render_keys(keys, size, fake, difficulty):
