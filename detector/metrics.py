@@ -1,7 +1,10 @@
-"""Binary classification metrics in plain numpy, with the same definitions as scikit-learn.
+"""Binary classification metrics: scikit-learn's, held to this project's labels, plus what it lacks.
 
 Labels are real = 0, fake = 1; scores are P(fake) (any monotone score works for the
 ranking metrics). An image counts as predicted fake when its score >= the threshold.
+scikit-learn computes the curves, areas and counts; this module adds input checks with
+readable errors, nan (with a warning) where one class is missing, calibration error and
+the choice of threshold on validation scores.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import math
 import warnings
 
 import numpy as np
+from sklearn import metrics as sklearn_metrics
 
 THRESHOLD_CRITERIA = ("accuracy", "youden")
+CLASSES = (0, 1)  # real, fake
 
 
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -25,136 +30,118 @@ def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     if labels.size == 0:
         raise ValueError("labels and scores are empty. Received: len(labels)=0")
     unique = np.unique(labels)
-    if not np.isin(unique, (0, 1)).all():
+    if not np.isin(unique, CLASSES).all():
         raise ValueError(f"labels must be 0 (real) or 1 (fake). Received: labels with values {unique.tolist()}")
     if np.isnan(scores).any():
         raise ValueError(f"scores contain NaN. Received: {int(np.isnan(scores).sum())} NaN scores")
     return labels.astype(np.int64), scores
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    # 0/0 counts as 0, as scikit-learn's default zero_division does (minus its warning).
-    return float(numerator / denominator) if denominator else 0.0
+def _predict(scores: np.ndarray, threshold: float) -> np.ndarray:
+    return (scores >= threshold).astype(np.int64)
+
+
+def _one_class(labels: np.ndarray) -> bool:
+    return labels.min() == labels.max()
+
+
+def _warn_single_class(name: str, labels: np.ndarray, consequence: str = "returning nan") -> None:
+    present = "fake" if labels.any() else "real"
+    warnings.warn(
+        f"{name} is undefined when every label is {present} (only one class present); {consequence}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def confusion_matrix(labels, scores, threshold: float = 0.5) -> np.ndarray:
     """[[tn, fp], [fn, tp]]: rows are the true class (real, fake), columns the predicted one."""
     labels, scores = _check(labels, scores)
-    predicted = (scores >= threshold).astype(np.int64)
-    matrix = np.zeros((2, 2), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
+    return sklearn_metrics.confusion_matrix(labels, _predict(scores, threshold), labels=CLASSES)
 
 
 def binary_metrics(labels, scores, threshold: float = 0.5) -> dict:
-    """Accuracy, precision, recall and F1 for the fake class, per-class accuracy and the confusion matrix."""
-    matrix = confusion_matrix(labels, scores, threshold)
-    (tn, fp), (fn, tp) = matrix.tolist()
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
+    """Accuracy, precision, recall and F1 for the fake class, per-class accuracy and the confusion matrix.
+
+    Precision, recall and F1 are 0 where they would divide by zero; the accuracy of a
+    class with no images is nan.
+    """
+    labels, scores = _check(labels, scores)
+    predicted = _predict(scores, threshold)
+    precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
+        labels, predicted, labels=CLASSES, average=None, zero_division=0.0
+    )
+    n_real, n_fake = (int(count) for count in support)
     return {
         "threshold": float(threshold),
-        "accuracy": _ratio(tp + tn, matrix.sum()),
-        "precision": precision,
-        "recall": recall,
-        "f1": _ratio(2 * precision * recall, precision + recall),
-        # Per-class accuracy: how many real images are called real, and fakes fake.
-        "accuracy_real": _ratio(tn, tn + fp) if tn + fp else math.nan,
-        "accuracy_fake": _ratio(tp, tp + fn) if tp + fn else math.nan,
-        "confusion_matrix": matrix.tolist(),
-        "n": int(matrix.sum()),
-        "n_real": int(tn + fp),
-        "n_fake": int(fn + tp),
+        "accuracy": float(sklearn_metrics.accuracy_score(labels, predicted)),
+        "precision": float(precision[1]),
+        "recall": float(recall[1]),
+        "f1": float(f1[1]),
+        # Per-class accuracy is each class's recall: real images called real, fakes called fake.
+        "accuracy_real": float(recall[0]) if n_real else math.nan,
+        "accuracy_fake": float(recall[1]) if n_fake else math.nan,
+        "confusion_matrix": sklearn_metrics.confusion_matrix(labels, predicted, labels=CLASSES).tolist(),
+        "n": n_real + n_fake,
+        "n_real": n_real,
+        "n_fake": n_fake,
     }
-
-
-def _cumulative_counts(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positives when cutting at each distinct score, highest first."""
-    labels, scores = _check(labels, scores)
-    order = np.argsort(scores, kind="mergesort")[::-1]
-    scores, labels = scores[order], labels[order]
-    # The last index of each run of tied scores: tied images cross the threshold together.
-    distinct = np.where(np.diff(scores))[0]
-    ends = np.r_[distinct, labels.size - 1]
-    true_positives = np.cumsum(labels)[ends]
-    false_positives = 1 + ends - true_positives
-    return false_positives.astype(np.float64), true_positives.astype(np.float64), scores[ends]
-
-
-def _single_class(name: str, labels: np.ndarray) -> float:
-    present = "fake" if labels.any() else "real"
-    warnings.warn(
-        f"{name} is undefined when every label is {present} (only one class present); returning nan",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return math.nan
 
 
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate, thresholds), thresholds decreasing from +inf.
 
-    Same as scikit-learn's `roc_curve(..., drop_intermediate=False)`. Tied scores move
-    both rates at once, so the curve runs diagonally through them.
+    Every distinct score is kept (no dropped collinear points), so a plot shows each step.
+    With one class only, the missing class's rate is nan, with a warning.
     """
-    false_positives, true_positives, thresholds = _cumulative_counts(labels, scores)
-    false_positives = np.r_[0.0, false_positives]
-    true_positives = np.r_[0.0, true_positives]
-    thresholds = np.r_[np.inf, thresholds]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fpr = false_positives / false_positives[-1] if false_positives[-1] else np.full_like(false_positives, np.nan)
-        tpr = true_positives / true_positives[-1] if true_positives[-1] else np.full_like(true_positives, np.nan)
-    return fpr, tpr, thresholds
+    labels, scores = _check(labels, scores)
+    with warnings.catch_warnings():
+        if _one_class(labels):
+            _warn_single_class("The ROC curve", labels, "its rate for the missing class is nan")
+            warnings.simplefilter("ignore")  # scikit-learn's own warning says the same again
+        return sklearn_metrics.roc_curve(labels, scores, drop_intermediate=False)
 
 
 def roc_auc(labels, scores) -> float:
-    """Area under the ROC curve (trapezoids, so a tie counts half); nan with a warning for one class."""
+    """Area under the ROC curve (a tie counts half); nan with a warning for one class."""
     labels, scores = _check(labels, scores)
-    if labels.min() == labels.max():
-        return _single_class("ROC-AUC", labels)
-    fpr, tpr, _ = roc_curve(labels, scores)
-    # Trapezoids by hand: np.trapz was renamed in numpy 2.
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    if _one_class(labels):
+        # scikit-learn raises here; a metrics table wants a nan in the cell instead.
+        _warn_single_class("ROC-AUC", labels)
+        return math.nan
+    return float(sklearn_metrics.roc_auc_score(labels, scores))
 
 
 def precision_recall_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(precision, recall, thresholds) with thresholds increasing; as scikit-learn's.
+    """(precision, recall, thresholds) with thresholds increasing; the last point is precision 1, recall 0.
 
-    The last point is precision 1, recall 0, with no threshold.
+    With no fake image recall is undefined and set to 1, with a warning.
     """
-    labels, _ = _check(labels, scores)
-    if not labels.any():
-        _single_class("Recall", labels)
-    false_positives, true_positives, thresholds = _cumulative_counts(labels, scores)
-    predicted_positive = true_positives + false_positives
-    precision = np.divide(
-        true_positives, predicted_positive, out=np.zeros_like(true_positives), where=predicted_positive > 0
-    )
-    if true_positives[-1]:
-        recall = true_positives / true_positives[-1]
-    else:
-        recall = np.ones_like(true_positives)
-    # Reverse so recall decreases, then end at (recall 0, precision 1) as scikit-learn does.
-    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thresholds[::-1]
+    labels, scores = _check(labels, scores)
+    with warnings.catch_warnings():
+        if not labels.any():
+            _warn_single_class("Recall", labels, "setting it to 1")
+            warnings.simplefilter("ignore")
+        return sklearn_metrics.precision_recall_curve(labels, scores)
 
 
 def average_precision(labels, scores) -> float:
-    """Step-wise area under the precision-recall curve: sum over thresholds of (R_n - R_n-1) * P_n.
+    """Step-wise area under the precision-recall curve, without interpolation.
 
-    No interpolation, the same definition as scikit-learn's `average_precision_score`.
-    nan with a warning when there is no fake image.
+    nan with a warning when there is no fake image (scikit-learn would return 0).
     """
     labels, scores = _check(labels, scores)
     if not labels.any():
-        return _single_class("Average precision", labels)
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    return float(-np.sum(np.diff(recall) * precision[:-1]))
+        _warn_single_class("Average precision", labels)
+        return math.nan
+    return float(sklearn_metrics.average_precision_score(labels, scores))
 
 
 def calibration_bins(labels, scores, bins: int = 10) -> dict:
     """Per equal-width bin of P(fake): image count, mean P(fake) and the fraction that is fake.
 
-    Empty bins hold nan. Bins are closed on the right, and the first also on the left.
+    Empty bins hold nan. Bins are closed on the right, and the first also on the left, as in
+    scikit-learn's `calibration_curve`, which drops empty bins and the counts ECE weighs by.
     """
     if not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins must be a positive integer. Received: bins={bins!r}")

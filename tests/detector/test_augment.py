@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.augment import RandomGaussianBlur, RandomJpegQuality, build_augmentation
+from detector.augment import RandomJpegQuality, RandomPerImageGaussianBlur, build_augmentation
 from detector.data import index_folder, make_dataset
 
 SIZE = 16
@@ -56,12 +56,12 @@ def test_augmentation_is_seeded(train_split):
 
 def test_blur_and_jpeg_layers():
     images = checkerboard()
-    blurred = np.asarray(RandomGaussianBlur(probability=1.0, seed=0)(images, training=True))
+    blurred = np.asarray(RandomPerImageGaussianBlur(probability=1.0, seed=0)(images, training=True))
     assert blurred.shape == images.shape
     assert blurred.std() < 0.5 * images.std()  # the fine pattern is smoothed away
     assert blurred.min() >= 0.0 and blurred.max() <= 1.0
     np.testing.assert_array_equal(
-        np.asarray(RandomGaussianBlur(probability=0.0, seed=0)(images, training=True)), images
+        np.asarray(RandomPerImageGaussianBlur(probability=0.0, seed=0)(images, training=True)), images
     )
     compressed = np.asarray(RandomJpegQuality(probability=1.0, quality_range=(10, 20), seed=0)(images, training=True))
     assert compressed.shape == images.shape
@@ -80,7 +80,7 @@ def test_layers_survive_a_model_save(tmp_path):
     model.save(tmp_path / "augment.keras")
     loaded = keras.saving.load_model(tmp_path / "augment.keras")
     blur = loaded.get_layer("augmentation").get_layer("blur")
-    assert isinstance(blur, RandomGaussianBlur) and blur.probability == pytest.approx(0.3)
+    assert isinstance(blur, RandomPerImageGaussianBlur) and blur.probability == pytest.approx(0.3)
     assert loaded.get_layer("augmentation").get_layer("jpeg").probability == pytest.approx(0.2)
 
 
@@ -93,18 +93,30 @@ def test_all_off_is_identity_and_bad_arguments_are_named():
     with pytest.raises(ValueError, match="Received: rotation=-0.1"):
         build_augmentation(rotation=-0.1)
     with pytest.raises(ValueError, match="Received: kernel_size=4"):
-        RandomGaussianBlur(kernel_size=4)
+        RandomPerImageGaussianBlur(kernel_size=4)
 
 
 def test_blur_matches_a_reference_gaussian_per_image():
     images = np.random.default_rng(0).random((3, 12, 10, 3)).astype(np.float32)
-    blurred = np.asarray(RandomGaussianBlur(probability=1.0, sigma_range=(1.0, 1.0), seed=0)(images, training=True))
+    blurred = np.asarray(
+        RandomPerImageGaussianBlur(probability=1.0, sigma_range=(1.0, 1.0), seed=0)(images, training=True)
+    )
     kernel = np.exp(-0.5 * np.arange(-3, 4) ** 2.0)
     kernel /= kernel.sum()
     padded = np.pad(images, [(0, 0), (3, 3), (3, 3), (0, 0)], mode="reflect")
     horizontal = sum(kernel[offset] * padded[:, :, offset : offset + 10] for offset in range(7))
     expected = sum(kernel[offset] * horizontal[:, offset : offset + 12] for offset in range(7))
     np.testing.assert_allclose(blurred, expected, atol=1e-5)
+
+
+def test_blur_draws_sigma_per_image_and_keeps_edges_bright():
+    blur = RandomPerImageGaussianBlur(probability=1.0, sigma_range=(0.5, 3.0), seed=0)
+    blurred = np.asarray(blur(checkerboard(count=8), training=True))
+    # Identical inputs come out blurred by different amounts.
+    assert np.unique(blurred.std(axis=(1, 2, 3)).round(4)).size > 1
+    # A flat image stays flat up to its border: no dark frame from zero padding.
+    flat = np.full((2, SIZE, SIZE, 3), 0.5, dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(blur(flat, training=True)), flat, atol=1e-6)
 
 
 def test_pipeline_augments_exactly_like_calling_the_layers_in_order(train_split):

@@ -2,6 +2,8 @@ import math
 
 import numpy as np
 import pytest
+from sklearn import calibration
+from sklearn import metrics as sklearn_metrics
 
 from detector.metrics import (
     average_precision,
@@ -13,8 +15,6 @@ from detector.metrics import (
     roc_auc,
     roc_curve,
 )
-
-sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
 def _random_cases(count=60, seed=0):
@@ -49,20 +49,32 @@ def test_threshold_metrics_agree_with_sklearn(threshold):
         assert ours["accuracy_fake"] == pytest.approx(recall_per_class[1])
 
 
-def test_ranking_metrics_agree_with_sklearn_including_ties():
-    for labels, scores in _random_cases():
-        assert roc_auc(labels, scores) == pytest.approx(sklearn_metrics.roc_auc_score(labels, scores))
-        assert average_precision(labels, scores) == pytest.approx(
-            sklearn_metrics.average_precision_score(labels, scores)
-        )
-        for ours, theirs in zip(
-            roc_curve(labels, scores), sklearn_metrics.roc_curve(labels, scores, drop_intermediate=False)
-        ):
-            np.testing.assert_allclose(ours, theirs)
-        for ours, theirs in zip(
-            precision_recall_curve(labels, scores), sklearn_metrics.precision_recall_curve(labels, scores)
-        ):
-            np.testing.assert_allclose(ours, theirs)
+def test_ranking_metrics_on_a_hand_worked_example():
+    # Cutting below 0.8, 0.4, 0.35 and 0.1 in turn calls fake, real, fake, real images fake.
+    labels = [0, 0, 1, 1]
+    scores = [0.1, 0.4, 0.35, 0.8]
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    np.testing.assert_allclose(fpr, [0.0, 0.0, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(tpr, [0.0, 0.5, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(thresholds, [np.inf, 0.8, 0.4, 0.35, 0.1])
+    # 3 of the 4 (fake, real) pairs are ranked the right way round.
+    assert roc_auc(labels, scores) == pytest.approx(0.75)
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    np.testing.assert_allclose(precision, [1 / 2, 2 / 3, 1 / 2, 1.0, 1.0])
+    np.testing.assert_allclose(recall, [1.0, 1.0, 0.5, 0.5, 0.0])
+    np.testing.assert_allclose(thresholds, [0.1, 0.35, 0.4, 0.8])
+    # Recall steps of 0.5 at precision 1 and at precision 2/3.
+    assert average_precision(labels, scores) == pytest.approx(0.5 * 1.0 + 0.5 * 2 / 3)
+
+
+def test_tied_scores_cross_the_threshold_together_and_count_half():
+    labels = [0, 1, 1, 0]
+    scores = [0.2, 0.6, 0.6, 0.6]
+    fpr, tpr, _ = roc_curve(labels, scores)
+    np.testing.assert_allclose(fpr, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(tpr, [0.0, 1.0, 1.0])
+    # Both fakes beat the real 0.2 and tie the real 0.6: (2 + 2 * 0.5) / 4.
+    assert roc_auc(labels, scores) == pytest.approx(0.75)
 
 
 def test_all_tied_scores_give_chance_auc():
@@ -87,9 +99,22 @@ def test_single_class_ranking_metrics_are_nan_with_a_warning():
         assert math.isnan(roc_auc([1, 1, 1], [0.2, 0.5, 0.9]))
     with pytest.warns(RuntimeWarning, match="only one class"):
         assert math.isnan(average_precision([0, 0], [0.2, 0.5]))
+    with pytest.warns(RuntimeWarning, match="only one class") as caught:
+        fpr, tpr, _ = roc_curve([1, 1, 1], [0.2, 0.5, 0.9])
+    assert np.isnan(fpr).all()
+    np.testing.assert_allclose(tpr, [0.0, 1 / 3, 2 / 3, 1.0])
+    with pytest.warns(RuntimeWarning, match="only one class") as more:
+        _, recall, _ = precision_recall_curve([0, 0], [0.2, 0.5])
+    np.testing.assert_allclose(recall, [1.0, 1.0, 0.0])
+    # One warning each, not scikit-learn's second one on top.
+    assert len(caught) == 1 and len(more) == 1
     # Threshold metrics stay defined; the missing class's accuracy is nan.
     metrics = binary_metrics([1, 1], [0.2, 0.9])
     assert metrics["accuracy"] == 0.5 and math.isnan(metrics["accuracy_real"])
+    # With nothing called fake and no fakes, precision, recall and F1 are 0, not an error.
+    metrics = binary_metrics([0, 0], [0.1, 0.2])
+    assert (metrics["precision"], metrics["recall"], metrics["f1"], metrics["accuracy"]) == (0.0, 0.0, 0.0, 1.0)
+    assert math.isnan(metrics["accuracy_fake"]) and metrics["n_real"] == 2 and metrics["n_fake"] == 0
 
 
 def test_bad_input_is_refused_with_the_received_values():
@@ -115,7 +140,6 @@ def test_expected_calibration_error_by_hand():
 
 
 def test_ece_matches_sklearn_calibration_curve():
-    calibration = pytest.importorskip("sklearn.calibration")
     rng = np.random.default_rng(1)
     scores = rng.random(500)
     labels = (rng.random(500) < scores**2).astype(int)
