@@ -6,6 +6,7 @@ convolutional layers sit inside a nested backbone model.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -237,43 +238,71 @@ def _summary_figure(pixels, heatmap, p_fake: float, verdict: str, target: str, p
     return save_figure(figure, path)
 
 
+@dataclasses.dataclass
+class Explanation:
+    """What `explain` found for one image: the model's input, its score and where the evidence lies."""
+
+    pixels: np.ndarray  # the image fitted to the model's input, float32 (S, S, 3)
+    p_fake: float
+    verdict: str  # "Real" or "Fake" at the run's threshold
+    target: str  # the class Grad-CAM looked for: the one the detector decided
+    heatmap: np.ndarray  # Grad-CAM (S, S) in [0, 1]
+    maps: dict[str, np.ndarray]  # mean activation per conv layer
+
+
+def explain(detector, image, crop: str | None = None, name: str = "image") -> Explanation:
+    """Score one RGB image (any shape) with a loaded detector and explain the decision.
+
+    The image is fitted as the run's training fitted its images (`Detector.prepare`),
+    unless `crop` ("resize" or "crop") overrides it.
+    """
+    pixels = detector.prepare(image, crop=crop, name=name)
+    p_fake = float(detector.score(pixels[None])[0])
+    verdict = detector.verdict(p_fake)
+    target = "fake" if verdict == "Fake" else "real"
+    return Explanation(
+        pixels=pixels,
+        p_fake=p_fake,
+        verdict=verdict,
+        target=target,
+        heatmap=gradcam(detector.model, pixels, target=target),
+        maps=activation_maps(detector.model, pixels),
+    )
+
+
 def explain_image(
     run_dir: str | os.PathLike,
     image_path: str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
-    crop: str = "crop",
+    crop: str | None = None,
 ) -> list[Path]:
     """Save activation maps and Grad-CAM (for the class the detector decided) for one image.
 
     Writes input.png, activations.png, gradcam.png (overlay), gradcam_heatmap.png and
     explanation.png (all three with P(fake)) into out_dir, by default
     run_dir/explanations/<image stem>/. Returns the paths written.
+    crop: None fits the image as the run's training did; "resize" or "crop" overrides it.
     """
-    from detector.images import fit_image, load_rgb, save_png
+    from detector.images import open_rgb, save_png
     from detector.predict import load_detector
 
     detector = load_detector(run_dir)
     image_path = Path(image_path)
-    pixels = fit_image(load_rgb(image_path), detector.size, mode=crop, min_size=detector.size, name=str(image_path))
+    found = explain(detector, open_rgb(image_path), crop=crop, name=str(image_path))
     out_dir = Path(out_dir) if out_dir is not None else detector.run_dir / "explanations" / image_path.stem
-    p_fake = float(detector.score(pixels[None])[0])
-    verdict = detector.verdict(p_fake)
-    target = "fake" if verdict == "Fake" else "real"
-    heatmap = gradcam(detector.model, pixels, target=target)
-    maps = activation_maps(detector.model, pixels)
-    display = _upscale(pixels, DISPLAY_SIZE)
-    display_heatmap = _resize(heatmap, DISPLAY_SIZE, DISPLAY_SIZE)
+    display = _upscale(found.pixels, DISPLAY_SIZE)
+    display_heatmap = _resize(found.heatmap, DISPLAY_SIZE, DISPLAY_SIZE)
     return [
         save_png(out_dir / "input.png", display),
-        _activation_figure(maps, out_dir / "activations.png"),
+        _activation_figure(found.maps, out_dir / "activations.png"),
         save_png(out_dir / "gradcam.png", overlay(display, display_heatmap)),
         save_png(out_dir / "gradcam_heatmap.png", colorize(display_heatmap)),
         _summary_figure(
-            pixels,
-            heatmap,
-            p_fake,
-            f"{verdict} at threshold {detector.threshold:.3f}",
-            target,
+            found.pixels,
+            found.heatmap,
+            found.p_fake,
+            f"{found.verdict} at threshold {detector.threshold:.3f}",
+            found.target,
             out_dir / "explanation.png",
         ),
     ]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from detector.errors import LabError
-from detector.images import FIT_MODES, fit_image, is_image_file, load_rgb
+from detector.images import FIT_MODES, fit_image, is_image_file, open_rgb
 from detector.runs import read_json, require_run_dir
 
 # Large batches amortise the per-call overhead; 256 images of 224 px are ~150 MB of float32.
@@ -104,6 +104,30 @@ class Detector:
     def verdict(self, p_fake: float) -> str:
         return "Fake" if p_fake >= self.threshold else "Real"
 
+    def fit_mode(self, crop: str | None = None) -> str:
+        """How to fit images of another shape: `crop` when the caller overrides it, else the run's own setting."""
+        if crop is not None and crop not in FIT_MODES:
+            raise ValueError(f"crop must be None (the run's own) or one of {FIT_MODES}. Received: crop={crop!r}")
+        return self.crop if crop is None else crop
+
+    def prepare(self, image, crop: str | None = None, name: str = "image", upscale: bool = False) -> np.ndarray:
+        """Fit one RGB image (PIL image or uint8 array, any shape) to the model's input, as the run's training did.
+
+        Every scoring path (predict, explain, the web page, video) comes through here, so
+        none of them sees another view of an image than the one the model learned from.
+        crop: "resize" or "crop" overrides the run's own setting (None).
+        upscale: accept an image smaller than the input (video faces are often small);
+        otherwise it is refused with a LabError naming `name`.
+        """
+        mode = self.fit_mode(crop)
+        return fit_image(image, self.size, mode=mode, min_size=None if upscale else self.size, name=name)
+
+    def score_images(self, images, crop: str | None = None, upscale: bool = False) -> np.ndarray:
+        """P(fake) for RGB images of any shapes, each fitted by `prepare`."""
+        if len(images) == 0:
+            return np.zeros((0,), dtype=np.float64)
+        return self.score(np.stack([self.prepare(image, crop=crop, upscale=upscale) for image in images]))
+
 
 def load_detector(run_dir: str | os.PathLike) -> Detector:
     """Load a detector run's model.keras, its config and its validation-chosen threshold (else 0.5)."""
@@ -127,6 +151,9 @@ def load_detector(run_dir: str | os.PathLike) -> Detector:
     if config.get("size") not in (None, size):
         raise LabError(f"{run_dir}: config.json says size={config['size']} but model.keras takes {size} px")
     head = config.get("head") or model_head(model)
+    crop = config.get("crop", "resize")
+    if crop not in FIT_MODES:
+        raise LabError(f"{run_dir}/config.json says crop={crop!r}; expected one of {FIT_MODES}")
     threshold = 0.5
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
@@ -137,7 +164,7 @@ def load_detector(run_dir: str | os.PathLike) -> Detector:
         model=model,
         size=size,
         head=head,
-        crop=config.get("crop", "resize"),
+        crop=crop,
         threshold=float(threshold),
         run_dir=run_dir,
         config=config,
@@ -182,17 +209,17 @@ def predict_paths(
     detector: Detector,
     paths: Iterable[str | os.PathLike] | str | os.PathLike,
     batch_size: int = 64,
-    crop: str = "crop",
+    crop: str | None = None,
     progress: bool = False,
 ) -> list[dict]:
     """Score image files, folders and globs: one row {file, p_fake, verdict} per file.
 
     Images smaller than the model input, unreadable files and missing paths get a row
     whose verdict starts with "error:" naming the problem; the other files are still scored.
-    crop="crop" takes the centred square before resizing, crop="resize" stretches.
+    crop: None fits images as the run's training did (its config's crop); "crop" takes the
+    centred square before resizing, "resize" stretches.
     """
-    if crop not in FIT_MODES:
-        raise ValueError(f"crop must be one of {FIT_MODES}. Received: crop={crop!r}")
+    crop = detector.fit_mode(crop)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if isinstance(paths, (str, os.PathLike)):
@@ -201,33 +228,24 @@ def predict_paths(
     if not files and not problems:
         raise LabError("No image paths given")
     rows: dict[Path, dict] = {}
-    pending_pixels: list[np.ndarray] = []
-    pending_paths: list[Path] = []
+    pending: dict[Path, np.ndarray] = {}
 
     def score_pending() -> None:
-        scores = detector.score(np.stack(pending_pixels))
-        for path, p_fake in zip(pending_paths, scores):
+        scores = detector.score(np.stack(list(pending.values())))
+        for path, p_fake in zip(pending, scores):
             rows[path] = {"file": str(path), "p_fake": float(p_fake), "verdict": detector.verdict(p_fake)}
-        pending_pixels.clear()
-        pending_paths.clear()
+        pending.clear()
 
-    iterator = files
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(files, unit="image", desc="Scoring")
-    for path in iterator:
+    for path in _progress(files, progress):
         try:
-            pixels = fit_image(load_rgb(path), detector.size, mode=crop, min_size=detector.size, name=str(path))
+            pending[path] = detector.prepare(open_rgb(path), crop=crop, name=str(path))
         except LabError as error:
             rows[path] = _error_row(str(path), str(error))
             continue
-        pending_pixels.append(pixels)
-        pending_paths.append(path)
         # Full batches only (but the last): failed files do not shrink model calls.
-        if len(pending_pixels) == batch_size:
+        if len(pending) == batch_size:
             score_pending()
-    if pending_pixels:
+    if pending:
         score_pending()
     failed = sum(1 for row in rows.values() if row["p_fake"] is None) + len(problems)
     if failed:
@@ -235,6 +253,14 @@ def predict_paths(
             f"{failed} of {len(files) + len(problems)} paths could not be scored; see their rows", stacklevel=2
         )
     return [rows[path] for path in files] + problems
+
+
+def _progress(files: list[Path], show: bool) -> Iterable[Path]:
+    if not show:
+        return files
+    from tqdm import tqdm
+
+    return tqdm(files, unit="image", desc="Scoring")
 
 
 def write_predictions_csv(rows: list[dict], path: str | os.PathLike) -> Path:

@@ -46,11 +46,12 @@ def detect_faces(cascade: cv2.CascadeClassifier, frame_bgr: np.ndarray, min_face
     return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
 
 
-def crop_face(frame_bgr: np.ndarray, box: tuple, size: int, margin: float = 0.25) -> np.ndarray:
-    """The face in `box` as float32 RGB pixels in [0, 1], `size` x `size`.
+def crop_face(frame_bgr: np.ndarray, box: tuple, margin: float = 0.25) -> np.ndarray:
+    """The face in `box` with a margin around it, as uint8 RGB at the frame's own resolution.
 
     The crop is a square around the box, widened by `margin` of the box on each side
-    and moved (not shrunk) to stay inside the frame where it can.
+    and moved (not shrunk) to stay inside the frame where it can. Fitting it to the
+    model's input is left to `score_faces`, which fits it as the run's training did.
     """
     if margin < 0:
         raise ValueError(f"margin must be at least 0. Received: margin={margin}")
@@ -61,12 +62,17 @@ def crop_face(frame_bgr: np.ndarray, box: tuple, size: int, margin: float = 0.25
     centre_x, centre_y = x + w / 2, y + h / 2
     left = int(round(min(max(centre_x - side / 2, 0), width - side)))
     top = int(round(min(max(centre_y - side / 2, 0), height - side)))
-    crop = frame_bgr[top : top + side, left : left + side]
     # OpenCV decodes frames as BGR; every detector was trained on RGB.
-    crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    crop = cv2.resize(crop, (size, size), interpolation=interpolation)
-    return crop.astype(np.float32) / 255.0
+    return cv2.cvtColor(frame_bgr[top : top + side, left : left + side], cv2.COLOR_BGR2RGB)
+
+
+def score_faces(detector, faces: list[np.ndarray]) -> np.ndarray:
+    """P(fake) of each face crop (uint8 RGB, any size), fitted to the model's input by `Detector.prepare`.
+
+    Faces smaller than the model's input are scaled up, not refused: a face across the
+    room is still a face to classify.
+    """
+    return np.asarray(detector.score_images(faces, upscale=True), dtype=np.float64).reshape(-1)
 
 
 def box_iou(first: tuple, second: tuple) -> float:
@@ -175,6 +181,98 @@ def default_outputs(run_dir: Path, source: int | Path) -> tuple[Path, Path]:
     return videos / f"{stem}-annotated.mp4", videos / f"{stem}.csv"
 
 
+class _FaceClassifier:
+    """Finds, classifies and follows the faces of every `every`-th frame; keeps the CSV rows so far."""
+
+    def __init__(self, detector, every: int, smooth: int, margin: float, min_face: int):
+        self.detector = detector
+        self.every = every
+        self.margin = margin
+        self.min_face = min_face
+        self.cascade = load_face_cascade()
+        self.tracker = IouTracker(smooth=smooth, max_missed=max(2, 10 // every))
+        self.rows: list[dict] = []
+        self.frames_classified = 0
+        self.frames_with_faces = 0
+        self.labels: list[tuple] = []  # the last classified frame's (box, label, fake), drawn on skipped frames too
+
+    def annotate(self, index: int, frame: np.ndarray) -> None:
+        """Classify frame number `index` when it is due, then draw the latest boxes and verdicts on it."""
+        if index % self.every == 0:
+            self._classify(index, frame)
+        for box, label, fake in self.labels:
+            _draw(frame, box, label, fake)
+
+    def _classify(self, index: int, frame: np.ndarray) -> None:
+        boxes = detect_faces(self.cascade, frame, min_face=self.min_face)
+        scores = score_faces(self.detector, [crop_face(frame, box, self.margin) for box in boxes])
+        tracks = self.tracker.update(index // self.every, boxes, scores)
+        self.labels = []
+        for box, score, track in zip(boxes, scores, tracks):
+            smoothed = track.smoothed
+            verdict = self.detector.verdict(smoothed)
+            self.labels.append((box, f"{verdict} {smoothed:.2f}", verdict == "Fake"))
+            x, y, w, h = box
+            self.rows.append(
+                {
+                    "frame": index,
+                    "track": track.track_id,
+                    "x": x,
+                    "y": y,
+                    "w": w,
+                    "h": h,
+                    "p_fake": f"{score:.6f}",
+                    "p_fake_smoothed": f"{smoothed:.6f}",
+                    "verdict": verdict,
+                }
+            )
+        self.frames_classified += 1
+        self.frames_with_faces += bool(boxes)
+
+
+class _AnnotatedVideo:
+    """The annotated MP4, written under a temporary name and renamed into place only once complete."""
+
+    def __init__(self, out: Path, fps: float):
+        self.out = out
+        self.fps = fps
+        self.temporary: Path | None = None
+        self.writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.writer is None:
+            self._open(*frame.shape[:2])
+        self.writer.write(frame)
+
+    def _open(self, height: int, width: int) -> None:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        # The encoder picks the container from the extension: the temporary name ends in .mp4.
+        handle, name = tempfile.mkstemp(prefix=f".{self.out.stem}.", suffix=".tmp.mp4", dir=self.out.parent)
+        os.close(handle)
+        self.temporary = Path(name)
+        # mkstemp makes the file private; the video should get the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        self.temporary.chmod(0o666 & ~umask)
+        self.writer = cv2.VideoWriter(
+            os.fspath(self.temporary), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height)
+        )
+        if not self.writer.isOpened():
+            raise LabError(f"Could not write the video {self.out}: OpenCV has no MP4 (mp4v) encoder here")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+    def discard(self) -> None:
+        self.close()
+        if self.temporary is not None:
+            self.temporary.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        os.replace(self.temporary, self.out)
+
+
 def classify_video(
     run_dir_or_detector,
     source: str | int | os.PathLike,
@@ -201,132 +299,111 @@ def classify_video(
         raise ValueError(f"every must be at least 1. Received: every={every}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be at least 1. Received: max_frames={max_frames}")
-    from tqdm.auto import tqdm
+    detector = _as_detector(run_dir_or_detector)
+    source = parse_source(source)
+    out, csv_path = _output_paths(detector, source, out, csv_path)
+    classifier = _FaceClassifier(detector, every=every, smooth=smooth, margin=margin, min_face=min_face)
+    capture = _open_capture(source)
+    fps, total = _frame_rate(capture), _frame_total(capture, source, max_frames)
+    video = _AnnotatedVideo(out, fps)
+    frames = _annotate_frames(
+        capture, classifier, video, max_frames=max_frames, show=show, progress=progress, total=total
+    )
+    if frames == 0:
+        video.discard()
+        raise LabError(f"No frames could be read from {_describe(source)}")
+    video.commit()
+    _write_csv(classifier.rows, csv_path)
+    return _summary(detector, source, fps, frames, classifier, out, csv_path)
 
+
+def _as_detector(run_dir_or_detector):
+    if hasattr(run_dir_or_detector, "score"):
+        return run_dir_or_detector
     from detector.predict import load_detector
 
-    detector = run_dir_or_detector
-    if not hasattr(detector, "score"):
-        detector = load_detector(run_dir_or_detector)
-    source = parse_source(source)
+    return load_detector(run_dir_or_detector)
+
+
+def _output_paths(detector, source: int | Path, out, csv_path) -> tuple[Path, Path]:
     default_video, default_csv = default_outputs(detector.run_dir, source)
     out = Path(out) if out is not None else default_video
     csv_path = Path(csv_path) if csv_path is not None else default_csv
     if out.suffix.lower() != ".mp4":
         raise LabError(f"The annotated video is written as MP4: name it *.mp4. Received: {out}")
-    cascade = load_face_cascade()
-    tracker = IouTracker(smooth=smooth, max_missed=max(2, 10 // every))
-    threshold = float(detector.threshold)
+    return out, csv_path
 
-    capture = _open_capture(source)
+
+def _frame_rate(capture: cv2.VideoCapture) -> float:
+    """The source's frame rate; 25 when it reports none or nonsense (cameras often do)."""
     fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
+    return fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
+
+
+def _frame_total(capture: cv2.VideoCapture, source: int | Path, max_frames: int | None) -> int | None:
+    """How many frames the progress bar expects, or None when unknown (a camera without max_frames)."""
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if isinstance(source, Path) else 0
     total = min(total, max_frames) if max_frames and total > 0 else (total or max_frames)
+    return total or None
 
-    rows: list[dict] = []
-    writer = None
-    temporary = None
-    frames = frames_classified = frames_with_faces = 0
-    labels: list[tuple] = []  # the last classified frame's (box, label, fake), drawn on skipped frames
-    bar = tqdm(total=total or None, unit="frame", desc="Classifying faces", disable=not progress)
+
+def _annotate_frames(capture, classifier, video, max_frames, show, progress, total) -> int:
+    """Read, classify, annotate and write frames until the source ends; returns how many were read.
+
+    Ctrl-C ends a camera normally, keeping what was recorded; any other error discards the video.
+    """
+    from tqdm.auto import tqdm
+
+    frames = 0
+    bar = tqdm(total=total, unit="frame", desc="Classifying faces", disable=not progress)
     try:
         while max_frames is None or frames < max_frames:
             ok, frame = capture.read()
             if not ok:
                 break
-            if writer is None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                # The encoder picks the container from the extension: the temporary name ends in .mp4.
-                handle, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.mp4", dir=out.parent)
-                os.close(handle)
-                temporary = Path(name)
-                # mkstemp makes the file private; the video should get the usual permissions.
-                umask = os.umask(0)
-                os.umask(umask)
-                temporary.chmod(0o666 & ~umask)
-                height, width = frame.shape[:2]
-                writer = cv2.VideoWriter(os.fspath(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                if not writer.isOpened():
-                    raise LabError(f"Could not write the video {out}: OpenCV has no MP4 (mp4v) encoder here")
-            if frames % every == 0:
-                boxes = detect_faces(cascade, frame, min_face=min_face)
-                step = frames // every
-                if boxes:
-                    batch = np.stack([crop_face(frame, box, detector.size, margin) for box in boxes])
-                    scores = np.asarray(detector.score(batch), dtype=np.float64).reshape(-1)
-                    frames_with_faces += 1
-                else:
-                    scores = np.zeros(0)
-                tracks = tracker.update(step, boxes, scores)
-                labels = []
-                for box, score, track in zip(boxes, scores, tracks):
-                    smoothed = track.smoothed
-                    verdict = detector.verdict(smoothed)
-                    labels.append((box, f"{verdict} {smoothed:.2f}", verdict == "Fake"))
-                    x, y, w, h = box
-                    rows.append(
-                        {
-                            "frame": frames,
-                            "track": track.track_id,
-                            "x": x,
-                            "y": y,
-                            "w": w,
-                            "h": h,
-                            "p_fake": f"{score:.6f}",
-                            "p_fake_smoothed": f"{smoothed:.6f}",
-                            "verdict": verdict,
-                        }
-                    )
-                frames_classified += 1
-            for box, label, fake in labels:
-                _draw(frame, box, label, fake)
-            writer.write(frame)
+            classifier.annotate(frames, frame)
+            video.write(frame)
             if show:
                 _show(frame)
             frames += 1
             bar.update(1)
     except KeyboardInterrupt:
-        # Stopping a camera with Ctrl-C is normal: keep what was recorded.
-        pass
+        pass  # how a camera is stopped: what was recorded is kept
     except BaseException:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
+        video.discard()
         raise
     finally:
         bar.close()
         capture.release()
-        if writer is not None:
-            writer.release()
+        video.close()
         if show:
             cv2.destroyAllWindows()
-    if frames == 0:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        raise LabError(f"No frames could be read from {_describe(source)}")
-    os.replace(temporary, out)
-    buffer = io.StringIO()
-    csv_writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    csv_writer.writeheader()
-    csv_writer.writerows(rows)
-    atomic_write_text(csv_path, buffer.getvalue())
+    return frames
 
-    final = {}
-    for row in rows:
-        final[row["track"]] = row
+
+def _write_csv(rows: list[dict], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _summary(detector, source, fps: float, frames: int, classifier: _FaceClassifier, out: Path, csv_path: Path) -> dict:
+    rows = classifier.rows
     return {
         "source": _describe(source),
         "run": Path(detector.run_dir).name,
-        "threshold": threshold,
+        "threshold": float(detector.threshold),
         "fps": fps,
         "frames": frames,
-        "frames_classified": frames_classified,
-        "frames_with_faces": frames_with_faces,
+        "frames_classified": classifier.frames_classified,
+        "frames_with_faces": classifier.frames_with_faces,
         "faces": len(rows),
-        "tracks": len(final),
-        "mean_p_fake": float(np.mean([float(r["p_fake"]) for r in rows])) if rows else None,
-        "fake_detections": sum(r["verdict"] == "Fake" for r in rows),
-        "real_detections": sum(r["verdict"] == "Real" for r in rows),
+        "tracks": len({row["track"] for row in rows}),
+        "mean_p_fake": float(np.mean([float(row["p_fake"]) for row in rows])) if rows else None,
+        "fake_detections": sum(row["verdict"] == "Fake" for row in rows),
+        "real_detections": sum(row["verdict"] == "Real" for row in rows),
         "video": out,
         "csv": csv_path,
     }

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 from flask import (
+    Blueprint,
     Flask,
     abort,
+    current_app,
     jsonify,
     redirect,
     render_template,
@@ -29,7 +31,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from detector.errors import LabError
-from detector.images import fit_image, open_rgb
+from detector.images import open_rgb
 from detector.runs import list_runs, read_json, require_run_dir
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -38,6 +40,9 @@ UPLOAD_FIELD = "file"
 DISPLAY_SIDE = 384
 # A few MB of PNG can hold a billion pixels; refuse before decoding rather than exhaust memory.
 MAX_PIXELS = 40_000_000
+# Where create_app keeps the app's state, for the views to find through current_app.
+REGISTRY_KEY = "gan_lab_detectors"
+MAX_UPLOAD_KEY = "GAN_LAB_MAX_UPLOAD_MB"
 
 
 class _InMemoryRequest(Flask.request_class):
@@ -151,6 +156,10 @@ def _format_number(value) -> str:
     return "–"
 
 
+# The views; create_app registers them on every app it makes, whose state they find through current_app.
+pages = Blueprint("web", __name__)
+
+
 def create_app(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs", max_upload_mb: float = 10) -> Flask:
     """The web page's Flask app, classifying with `run_dir` until the user picks another run."""
     if not max_upload_mb > 0:
@@ -159,127 +168,158 @@ def create_app(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs",
     app = Flask(__name__)
     app.request_class = _InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
-    app.extensions["gan_lab_detectors"] = registry
+    app.config[MAX_UPLOAD_KEY] = max_upload_mb
+    app.extensions[REGISTRY_KEY] = registry
     app.jinja_env.filters["number"] = _format_number
-
-    def classify(for_page: bool) -> dict:
-        """Score the upload; for the page, also its images and Grad-CAM as data URIs."""
-        name, data = _read_upload()
-        _check_pixel_count(data, name)
-        image = open_rgb(data, name)
-        with registry.lock:
-            run = registry.current
-            detector = registry.get(run)
-            pixels = fit_image(image, detector.size, mode="crop", min_size=detector.size, name=name)
-            p_fake = float(detector.score(pixels[np.newaxis])[0])
-            result = {
-                "file": name,
-                "p_fake": p_fake,
-                "verdict": detector.verdict(p_fake),
-                "threshold": float(detector.threshold),
-                "run": run,
-            }
-            if not for_page:
-                return result
-            from detector.explain import gradcam, overlay
-
-            # The verdict stands without the explanation: a model Grad-CAM cannot handle gets a note.
-            try:
-                result["overlay_uri"] = _data_uri(overlay(pixels, gradcam(detector.model, pixels)))
-            except LabError as error:
-                result["gradcam_error"] = str(error)
-        result["image_uri"] = _data_uri(np.asarray(_display_copy(image)))
-        result["input_uri"] = _data_uri(pixels)
-        result["size"] = detector.size
-        result["original_size"] = "{}x{}".format(*image.size)
-        return result
-
-    def page(template: str, status: int = 200, **context):
-        context.setdefault("current_run", registry.current)
-        context.setdefault("max_upload_mb", max_upload_mb)
-        return render_template(template, **context), status
-
-    @app.get("/")
-    def index():
-        return page("index.html")
-
-    @app.post("/")
-    def predict_page():
-        try:
-            result = classify(for_page=True)
-        except LabError as error:
-            return page("index.html", 400, error=str(error))
-        return page("index.html", result=result)
-
-    @app.post("/api/predict")
-    def predict_api():
-        try:
-            result = classify(for_page=False)
-        except LabError as error:
-            return jsonify(error=str(error)), 400
-        return jsonify(result)
-
-    @app.get("/runs")
-    def runs_page():
-        rows = []
-        for name, path in registry.runs().items():
-            metrics, note = _load_metrics(path)
-            plots_dir = path / "plots"
-            plots = sorted(p.name for p in plots_dir.glob("*.png") if p.is_file()) if plots_dir.is_dir() else []
-            try:
-                config = read_json(path / "config.json")
-            except LabError:
-                config = {}
-            rows.append(
-                {
-                    "name": name,
-                    "metrics": metrics,
-                    "note": note,
-                    "plots": plots,
-                    "model": config.get("model", "?"),
-                    "size": config.get("size", "?"),
-                    "loaded": registry.is_loaded(name),
-                }
-            )
-        return page("runs.html", runs=rows, metric_names=METRIC_NAMES, runs_dir=str(registry.runs_dir))
-
-    @app.post("/runs")
-    def select_run():
-        name = request.form.get("run", "")
-        if name not in registry.runs():
-            message = f"No detector run named {name!r} under {registry.runs_dir}"
-            return page("error.html", 404, title="Unknown run", message=message)
-        try:
-            registry.select(name)
-        except LabError as error:
-            return page("error.html", 400, title="Cannot use that run", message=str(error))
-        return redirect(url_for("index"), code=303)
-
-    @app.get("/runs/<run>/plots/<path:filename>")
-    def plot(run: str, filename: str):
-        try:
-            run_dir = registry.path(run)
-        except LabError:
-            abort(404)
-        if not filename.lower().endswith(".png"):
-            abort(404)
-        # send_from_directory refuses any path that leaves the plots folder (404).
-        return send_from_directory(run_dir / "plots", filename, mimetype="image/png")
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(error):
-        message = f"The upload is larger than the limit of {max_upload_mb:g} MB; send a smaller image."
-        if request.path.startswith("/api/"):
-            return jsonify(error=message), 413
-        return page("index.html", 413, error=message)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        if request.path.startswith("/api/"):
-            return jsonify(error=error.description), error.code
-        return page("error.html", error.code, title=error.name, message=error.description)
-
+    app.register_blueprint(pages)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(HTTPException, _http_error)
     return app
+
+
+def _registry() -> DetectorRegistry:
+    return current_app.extensions[REGISTRY_KEY]
+
+
+def _page(template: str, status: int = 200, **context):
+    context.setdefault("current_run", _registry().current)
+    context.setdefault("max_upload_mb", current_app.config[MAX_UPLOAD_KEY])
+    return render_template(template, **context), status
+
+
+def _classify(for_page: bool) -> dict:
+    """Score the upload with the selected run; for the page, also its images and Grad-CAM as data URIs."""
+    name, data = _read_upload()
+    _check_pixel_count(data, name)
+    image = open_rgb(data, name)
+    registry = _registry()
+    with registry.lock:
+        run = registry.current
+        detector = registry.get(run)
+        pixels = detector.prepare(image, name=name)
+        p_fake = float(detector.score(pixels[np.newaxis])[0])
+        result = {
+            "file": name,
+            "p_fake": p_fake,
+            "verdict": detector.verdict(p_fake),
+            "threshold": float(detector.threshold),
+            "run": run,
+        }
+        if not for_page:
+            return result
+        result.update(_gradcam_overlay(detector, pixels))
+    result.update(_page_figures(image, pixels, detector.size, detector.crop))
+    return result
+
+
+def _gradcam_overlay(detector, pixels: np.ndarray) -> dict:
+    """Grad-CAM over the model's input; a model Grad-CAM cannot handle gets a note, the verdict stands."""
+    from detector.explain import gradcam, overlay
+
+    try:
+        return {"overlay_uri": _data_uri(overlay(pixels, gradcam(detector.model, pixels)))}
+    except LabError as error:
+        return {"gradcam_error": str(error)}
+
+
+def _page_figures(image: Image.Image, pixels: np.ndarray, size: int, crop: str) -> dict:
+    return {
+        "image_uri": _data_uri(np.asarray(_display_copy(image))),
+        "input_uri": _data_uri(pixels),
+        "size": size,
+        "crop": crop,
+        "original_size": "{}x{}".format(*image.size),
+    }
+
+
+@pages.get("/")
+def index():
+    return _page("index.html")
+
+
+@pages.post("/")
+def predict_page():
+    try:
+        result = _classify(for_page=True)
+    except LabError as error:
+        return _page("index.html", 400, error=str(error))
+    return _page("index.html", result=result)
+
+
+@pages.post("/api/predict")
+def predict_api():
+    try:
+        result = _classify(for_page=False)
+    except LabError as error:
+        return jsonify(error=str(error)), 400
+    return jsonify(result)
+
+
+def _run_row(registry: DetectorRegistry, name: str, path: Path) -> dict:
+    """What the runs page shows of one run: its test metrics (or why there are none), plots and model."""
+    metrics, note = _load_metrics(path)
+    plots_dir = path / "plots"
+    plots = sorted(p.name for p in plots_dir.glob("*.png") if p.is_file()) if plots_dir.is_dir() else []
+    try:
+        config = read_json(path / "config.json")
+    except LabError:
+        config = {}
+    return {
+        "name": name,
+        "metrics": metrics,
+        "note": note,
+        "plots": plots,
+        "model": config.get("model", "?"),
+        "size": config.get("size", "?"),
+        "loaded": registry.is_loaded(name),
+    }
+
+
+@pages.get("/runs")
+def runs_page():
+    registry = _registry()
+    rows = [_run_row(registry, name, path) for name, path in registry.runs().items()]
+    return _page("runs.html", runs=rows, metric_names=METRIC_NAMES, runs_dir=str(registry.runs_dir))
+
+
+@pages.post("/runs")
+def select_run():
+    registry = _registry()
+    name = request.form.get("run", "")
+    if name not in registry.runs():
+        message = f"No detector run named {name!r} under {registry.runs_dir}"
+        return _page("error.html", 404, title="Unknown run", message=message)
+    try:
+        registry.select(name)
+    except LabError as error:
+        return _page("error.html", 400, title="Cannot use that run", message=str(error))
+    return redirect(url_for("web.index"), code=303)
+
+
+@pages.get("/runs/<run>/plots/<path:filename>")
+def plot(run: str, filename: str):
+    try:
+        run_dir = _registry().path(run)
+    except LabError:
+        abort(404)
+    if not filename.lower().endswith(".png"):
+        abort(404)
+    # send_from_directory refuses any path that leaves the plots folder (404).
+    return send_from_directory(run_dir / "plots", filename, mimetype="image/png")
+
+
+def _too_large(error: RequestEntityTooLarge):
+    limit = current_app.config[MAX_UPLOAD_KEY]
+    message = f"The upload is larger than the limit of {limit:g} MB; send a smaller image."
+    if request.path.startswith("/api/"):
+        return jsonify(error=message), 413
+    return _page("index.html", 413, error=message)
+
+
+def _http_error(error: HTTPException):
+    if request.path.startswith("/api/"):
+        return jsonify(error=error.description), error.code
+    return _page("error.html", error.code, title=error.name, message=error.description)
 
 
 def serve(
@@ -291,7 +331,7 @@ def serve(
 ) -> None:
     """Load the detector, then serve the page until interrupted."""
     app = create_app(run_dir, runs_dir=runs_dir, max_upload_mb=max_upload_mb)
-    registry = app.extensions["gan_lab_detectors"]
+    registry = app.extensions[REGISTRY_KEY]
     with registry.lock:
         registry.get()  # a broken run fails here, before the server starts
     print(f"Serving {registry.current} on http://{host}:{port}/ (Ctrl-C stops)")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from detector.images import FIT_MODES
 from gan_lab.cli.common import positive_int
+
+FIT_DESCRIPTIONS = {"resize": "stretched to the model's input", "crop": "centre-cropped to a square"}
 
 
 def register(subparsers) -> None:
@@ -36,11 +39,7 @@ def register(subparsers) -> None:
     predict.add_argument(
         "--out", metavar="CSV", help="where to write the CSV (default: RUN_DIR/predictions/predictions-N.csv)"
     )
-    predict.add_argument(
-        "--resize",
-        action="store_true",
-        help="stretch the whole image to the model's input instead of taking the centred square",
-    )
+    _add_crop(predict)
     predict.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default: 64)")
     predict.set_defaults(handler=run_predict)
 
@@ -52,8 +51,17 @@ def register(subparsers) -> None:
     explain.add_argument("run_dir", metavar="RUN_DIR", help="a detector run directory")
     explain.add_argument("image", metavar="IMAGE", help="an image file")
     explain.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/explanations/<image name>/)")
-    explain.add_argument("--resize", action="store_true", help="stretch instead of centre-cropping the image")
+    _add_crop(explain)
     explain.set_defaults(handler=run_explain)
+
+
+def _add_crop(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--crop",
+        choices=FIT_MODES,
+        help="fit images of another shape by stretching (resize) or taking the centred square (crop) "
+        "(default: as the run was trained, its config.json's crop)",
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -81,11 +89,10 @@ def run_predict(args: argparse.Namespace) -> int:
     detector = load_detector(args.run_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures are in the table and counted below
-        rows = predict_paths(
-            detector, args.paths, batch_size=args.batch_size, crop="resize" if args.resize else "crop", progress=True
-        )
+        rows = predict_paths(detector, args.paths, batch_size=args.batch_size, crop=args.crop, progress=True)
     width = min(70, max(len("file"), *(len(row["file"]) for row in rows)))
-    print(f"{'file':<{width}}  {'P(fake)':>7}  verdict (threshold {detector.threshold:.3f})")
+    fit = FIT_DESCRIPTIONS[detector.fit_mode(args.crop)]
+    print(f"{'file':<{width}}  {'P(fake)':>7}  verdict (threshold {detector.threshold:.3f}; images {fit})")
     for row in rows:
         p_fake = "" if row["p_fake"] is None else f"{row['p_fake']:.3f}"
         print(f"{row['file']:<{width}}  {p_fake:>7}  {row['verdict']}")
@@ -100,7 +107,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_explain(args: argparse.Namespace) -> int:
     from detector.explain import explain_image
 
-    written = explain_image(args.run_dir, args.image, out_dir=args.out, crop="resize" if args.resize else "crop")
+    written = explain_image(args.run_dir, args.image, out_dir=args.out, crop=args.crop)
     for path in written:
         print(path)
     print(f"Wrote {len(written)} images to {written[0].parent}")

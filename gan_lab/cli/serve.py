@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gan_lab.web import serve
+    from gan_lab.apps.web import serve
 
     serve(args.run_dir, host=args.host, port=args.port, runs_dir=args.runs_dir, max_upload_mb=args.max_mb)
     return 0

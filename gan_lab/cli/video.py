@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gan_lab.video import classify_video
+    from gan_lab.apps.video import classify_video
 
     summary = classify_video(
         args.run_dir,

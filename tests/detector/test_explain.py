@@ -126,3 +126,51 @@ def test_cli_explain(hand_run, face, tmp_path, capsys):
     assert f"to {out}" in capsys.readouterr().out
     assert main(["detector", "explain", str(hand_run), str(tmp_path / "missing.png")]) == 2
     assert "missing.png" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def stripes(tmp_path_factory):
+    """A wide image, red | green | blue, whose centre square is all green."""
+    pixels = np.zeros((48, 96, 3), dtype=np.uint8)
+    pixels[:, :24, 0] = pixels[:, 24:72, 1] = pixels[:, 72:, 2] = 255
+    path = tmp_path_factory.mktemp("stripes") / "stripes.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _corner_colour(path):
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))[8, 8]
+
+
+def test_explain_image_fits_the_image_as_the_run_was_trained_unless_told(hand_run, stripes, tmp_path):
+    from detector.explain import explain_image
+
+    # This run's config.json says crop="resize": the whole image, stretched, red on the left.
+    [stretched, *_] = explain_image(hand_run, stripes, out_dir=tmp_path / "default")
+    assert tuple(_corner_colour(stretched)) == (255, 0, 0)
+    [cropped, *_] = explain_image(hand_run, stripes, out_dir=tmp_path / "crop", crop="crop")
+    assert tuple(_corner_colour(cropped)) == (0, 255, 0)
+    with pytest.raises(ValueError, match="Received: crop='squash'"):
+        explain_image(hand_run, stripes, crop="squash")
+
+
+def test_explain_scores_like_predict(hand_run, stripes):
+    from detector.explain import explain
+    from detector.images import open_rgb
+    from detector.predict import load_detector, predict_paths
+
+    detector = load_detector(hand_run)
+    for crop in (None, "crop"):
+        found = explain(detector, open_rgb(stripes), crop=crop)
+        [row] = predict_paths(detector, stripes, crop=crop)
+        assert found.p_fake == pytest.approx(row["p_fake"], abs=1e-6)
+        assert found.verdict == row["verdict"] and found.target == found.verdict.lower()
+        assert found.heatmap.shape == (SIZE, SIZE)
+
+
+def test_cli_explain_crop_option(hand_run, stripes, tmp_path):
+    from gan_lab.cli import main
+
+    assert main(["detector", "explain", str(hand_run), str(stripes), "--out", str(tmp_path), "--crop", "crop"]) == 0
+    assert tuple(_corner_colour(tmp_path / "input.png")) == (0, 255, 0)

@@ -135,16 +135,42 @@ def test_predict_paths_scores_good_files_and_names_bad_ones(detector, image_fold
     assert by_name["missing.png"]["verdict"] == "error: file not found"
 
 
-def test_predict_paths_center_crops_or_resizes(detector, image_folder):
+def test_predict_paths_fits_images_as_the_run_was_trained_unless_told(detector, image_folder):
     from detector.predict import predict_paths
 
     wide = image_folder / "wide.jpg"
+    scores = {}
     for crop in ("crop", "resize"):
         [row] = predict_paths(detector, wide, crop=crop)
+        scores[crop] = row["p_fake"]
         expected = detector.score(fit_image(load_rgb(wide), SIZE, mode=crop)[None])[0]
         assert row["p_fake"] == pytest.approx(expected, abs=1e-6)
-    with pytest.raises(ValueError, match="crop"):
+    assert scores["crop"] != pytest.approx(scores["resize"], abs=1e-6)  # the two views really differ
+    # By default, the run's own setting (this run's config.json says crop="resize").
+    [row] = predict_paths(detector, wide)
+    assert row["p_fake"] == pytest.approx(scores["resize"], abs=1e-6)
+    with pytest.raises(ValueError, match=r"Received: crop='squash'"):
         predict_paths(detector, wide, crop="squash")
+
+
+def test_load_detector_refuses_an_unknown_crop(hand_run, tmp_path):
+    import shutil
+
+    from detector.predict import load_detector
+    from detector.runs import read_json
+
+    copy = tmp_path / "00004-detector-squash"
+    shutil.copytree(hand_run, copy)
+    write_json(copy / "config.json", {**read_json(hand_run / "config.json"), "crop": "squash"})
+    with pytest.raises(LabError, match=r"config.json says crop='squash'"):
+        load_detector(copy)
+
+
+def test_prepare_refuses_small_images_unless_scaling_up(detector):
+    small = np.zeros((20, 24, 3), dtype=np.uint8)
+    with pytest.raises(LabError, match="face.png is 24x20 pixels, smaller than the model's input"):
+        detector.prepare(small, name="face.png")
+    assert detector.prepare(small, upscale=True).shape == (SIZE, SIZE, 3)
 
 
 def test_cli_predict_prints_a_table_and_writes_csv(hand_run, image_folder, capsys):
@@ -172,9 +198,28 @@ def test_cli_predict_prints_a_table_and_writes_csv(hand_run, image_folder, capsy
     assert [row["file"].rsplit("/", 1)[-1] for row in rows] == ["rgb.png", "tiny.png"]
     assert rows[0]["verdict"] in ("Real", "Fake") and 0.0 <= float(rows[0]["p_fake"]) <= 1.0
 
-    assert main(["detector", "predict", str(hand_run), str(image_folder), "--resize"]) == 0
+    assert main(["detector", "predict", str(hand_run), str(image_folder), "--crop", "crop"]) == 0
     written = sorted((hand_run / "predictions").glob("*.csv"))
-    assert len(written) == 1 and str(written[0]) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert len(written) == 1 and str(written[0]) in printed
+    assert "images centre-cropped to a square" in printed
+
+
+def test_cli_predict_uses_the_runs_crop_unless_told(hand_run, image_folder, tmp_path, capsys):
+    from gan_lab.cli import main
+
+    wide = str(image_folder / "wide.jpg")
+    scores = {}
+    for name, options in (("default", []), ("resize", ["--crop", "resize"]), ("crop", ["--crop", "crop"])):
+        out = tmp_path / f"{name}.csv"
+        assert main(["detector", "predict", str(hand_run), wide, "--out", str(out), *options]) == 0
+        with open(out, newline="") as handle:
+            [row] = list(csv.DictReader(handle))
+        scores[name] = float(row["p_fake"])
+    assert "images stretched to the model's input" in capsys.readouterr().out
+    assert scores["default"] == scores["resize"] != scores["crop"]  # this run was trained with crop="resize"
+    with pytest.raises(SystemExit):
+        main(["detector", "predict", str(hand_run), wide, "--crop", "squash"])
 
 
 def test_cli_predict_fails_when_nothing_could_be_scored(hand_run, image_folder, capsys):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from detector.errors import LabError
-from gan_lab.video import IouTracker, box_iou, classify_video, crop_face
+from detector.images import fit_image
+from gan_lab.apps.video import IouTracker, box_iou, classify_video, crop_face, score_faces
 
 FRAMES, WIDTH, HEIGHT = 30, 320, 240
 
@@ -67,20 +68,35 @@ def test_crop_face_turns_bgr_frames_into_rgb():
     frame = np.zeros((100, 120, 3), dtype=np.uint8)
     frame[:, :, 0] = 255  # blue, in OpenCV's BGR order
     frame[:, :, 2] = 10
-    crop = crop_face(frame, (40, 30, 20, 20), size=32)
-    assert crop.shape == (32, 32, 3) and crop.dtype == np.float32
-    np.testing.assert_allclose(crop[..., 2], 1.0)  # blue is the last RGB channel
-    np.testing.assert_allclose(crop[..., 0], 10 / 255, atol=1e-6)
+    crop = crop_face(frame, (40, 30, 20, 20))
+    assert crop.shape == (30, 30, 3) and crop.dtype == np.uint8
+    assert (crop[..., 2] == 255).all()  # blue is the last RGB channel
+    assert (crop[..., 0] == 10).all()
 
 
 def test_crop_face_keeps_a_margin_and_stays_inside_the_frame():
     frame = np.zeros((100, 100, 3), dtype=np.uint8)
     frame[40:60, 40:60] = 255  # the "face"
-    crop = crop_face(frame, (40, 40, 20, 20), size=40, margin=0.5)
+    crop = crop_face(frame, (40, 40, 20, 20), margin=0.5)
     # A 20 px face with half a face of margin each side: the face fills the middle half.
-    assert crop[20, 20].min() == 1.0 and crop[2, 2].max() == 0.0 and crop[37, 37].max() == 0.0
-    corner = crop_face(frame, (90, 90, 10, 10), size=16, margin=1.0)
-    assert corner.shape == (16, 16, 3)
+    assert crop.shape == (40, 40, 3)
+    assert (crop[10:30, 10:30] == 255).all() and crop[:10].max() == 0 and crop[30:].max() == 0
+    corner = crop_face(frame, (90, 90, 10, 10), margin=1.0)
+    assert corner.shape == (30, 30, 3)  # moved inside the frame, not shrunk
+    assert crop_face(frame, (0, 0, 90, 90), margin=0.5).shape == (100, 100, 3)  # at most the frame
+
+
+def test_score_faces_fits_each_face_as_the_run_was_trained(video_run):
+    from detector.predict import load_detector
+
+    detector = load_detector(video_run)
+    rng = np.random.default_rng(0)
+    small, large = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), rng.integers(0, 256, (90, 90, 3), dtype=np.uint8)
+    scores = score_faces(detector, [small, large])
+    # Faces smaller than the model's input are scaled up rather than refused.
+    expected = detector.score(np.stack([fit_image(face, detector.size, mode=detector.crop) for face in (small, large)]))
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    assert score_faces(detector, []).shape == (0,)
 
 
 def test_box_iou():

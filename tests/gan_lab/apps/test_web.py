@@ -12,7 +12,7 @@ from PIL import Image
 from detector.errors import LabError
 from detector.images import save_png
 from detector.runs import read_json, write_json
-from gan_lab.web import create_app
+from gan_lab.apps.web import create_app
 
 
 def _photo() -> Image.Image:
@@ -121,9 +121,9 @@ def test_too_small_image_is_refused(client, detector_size):
 
 
 def test_image_with_too_many_pixels_is_refused_before_decoding(client, monkeypatch):
-    import gan_lab.web
+    import gan_lab.apps.web
 
-    monkeypatch.setattr(gan_lab.web, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(gan_lab.apps.web, "MAX_PIXELS", 100 * 100)
     response = client.post("/api/predict", data=_upload(_encode(Image.new("L", (200, 101)), "PNG"), "huge.png"))
     assert response.status_code == 400
     assert response.json["error"] == "huge.png is 200x101 pixels; the limit is 0.01 megapixels. Send a smaller image"

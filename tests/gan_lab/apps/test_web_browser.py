@@ -8,7 +8,7 @@ import matplotlib.cbook
 import pytest
 from werkzeug.serving import make_server
 
-from gan_lab.web import create_app
+from gan_lab.apps.web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
