@@ -1,10 +1,10 @@
-# Two entry points: `make demo` runs the main job, `make test` runs the test suite.
+# Two entry points: `make demo` runs the main job, `make test` runs the test suite (`make lint` checks layers and style).
 # Both create .venv and install the lab into it on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench notebooks clean
+.PHONY: demo test lint bench notebooks clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+# Layers (import-linter contracts in setup.cfg), lint and formatting (ruff, configured in pyproject.toml).
+lint: $(BIN)/.installed
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(BIN)/.installed
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

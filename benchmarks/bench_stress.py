@@ -50,13 +50,14 @@ def main() -> None:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     from detector.models import build_model, outputs_to_p_fake
     from gan_lab.dcgan import build_discriminator, build_generator
-    from gan_lab.stress import build_fused_scorer, generate_and_score, stress_latents
+    from gan_lab.latents import SCORING_STREAM, seeded_latents
+    from gan_lab.stress import build_fused_scorer, generate_and_score
 
     generator = build_generator(size=args.size)
     detector = build_model("cnn3", size=args.size)
     discriminator = build_discriminator("cnn3", size=args.size)
     latent_dim = int(generator.input_shape[-1])
-    latents = stress_latents(0, 1, args.n, latent_dim)
+    latents = seeded_latents(0, 1, args.n, latent_dim, SCORING_STREAM)
     image_spec = tf.TensorSpec((None, args.size, args.size, 3), tf.float32)
     generate = tf.function(
         functools.partial(_call, generator), input_signature=[tf.TensorSpec((None, latent_dim), tf.float32)]

@@ -298,6 +298,102 @@ def _check_arguments(size, batch_size, crop) -> None:
         raise ValueError(f"crop must be one of {FIT_MODES}. Received: crop={crop!r}")
 
 
+class _Decoder:
+    """Decodes one data set's files inside tf.data: plain PNGs natively, everything else through PIL."""
+
+    def __init__(self, size: int, crop: str, report: _SkipReport):
+        self.size, self.crop, self.report = size, crop, report
+
+    def _decode(self, path: bytes):
+        path = path.decode("utf-8")
+        if not path:  # the end-of-pass marker
+            return np.zeros((self.size, self.size, 3), np.float32), False
+        try:
+            return decode_image(path, self.size, self.crop), True
+        except Exception as error:  # any failure is this one file's problem (e.g. PIL's DecompressionBombError)
+            self.report.file(path, error)
+            return np.zeros((self.size, self.size, 3), np.float32), False
+
+    def _with_pil(self, path):
+        import tensorflow as tf
+
+        pixels, ok = tf.numpy_function(self._decode, [path], [tf.float32, tf.bool], stateful=False)
+        pixels.set_shape((self.size, self.size, 3))
+        ok.set_shape(())
+        return pixels, ok
+
+    def _natively(self, contents):
+        import tensorflow as tf
+
+        pixels = tf.cast(tf.io.decode_png(contents, channels=3), tf.float32) / 255.0
+        return tf.ensure_shape(pixels, (self.size, self.size, 3)), tf.constant(True)
+
+    def __call__(self, path, label):
+        """(pixels, label, readable) for one (path, label) element."""
+        import tensorflow as tf
+
+        is_png = tf.strings.regex_full_match(path, r"(?i).*\.png")
+        contents = tf.cond(is_png, lambda: tf.io.read_file(path), lambda: tf.constant(b""))
+        pixels, ok = tf.cond(
+            _is_plain_png(contents, self.size),
+            lambda: self._natively(contents),
+            lambda: self._with_pil(path),
+        )
+        return pixels, label, ok
+
+
+def _count_skipped(skipped, element):
+    """A running count of unreadable files, reported and reset at each end-of-pass marker."""
+    import tensorflow as tf
+
+    pixels, label, ok = element
+    is_marker = label < 0
+    skipped = skipped + tf.cast(tf.logical_and(tf.logical_not(ok), tf.logical_not(is_marker)), tf.int64)
+    skipped = tf.cond(
+        tf.logical_and(is_marker, skipped > 0),
+        lambda: tf.zeros_like(tf.numpy_function(_SkipReport.total, [skipped], tf.int64, stateful=True)),
+        lambda: tf.where(is_marker, tf.zeros_like(skipped), skipped),
+    )
+    return skipped, (pixels, label, ok)
+
+
+def _augmented(dataset, augment):
+    """Batches passed through the augmentation layers (training only), clipped to [0, 1]."""
+    import tensorflow as tf
+
+    from detector.augment import staged_layers
+
+    layers = staged_layers(augment)
+    if layers is None:
+        return dataset.map(lambda images, labels: (tf.clip_by_value(augment(images, training=True), 0.0, 1.0), labels))
+
+    # Random draws advance the layers' seeded state, so they happen one batch at a time in
+    # order; the image transforms, the costly part, then run in parallel.
+    def draw_transformations(images, labels):
+        return images, labels, tuple(layer.get_random_transformation(images, training=True) for layer in layers)
+
+    def apply_transformations(images, labels, transformations):
+        for layer, transformation in zip(layers, transformations):
+            images = layer.transform_images(images, transformation, training=True)
+        return tf.clip_by_value(images, 0.0, 1.0), labels
+
+    return dataset.map(draw_transformations).map(
+        apply_transformations, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+
+
+def _split_arrays(split: Split) -> tuple[list[str], np.ndarray]:
+    paths = [os.fspath(path) for path in split.paths]
+    if not paths:
+        raise LabError("Cannot make a data set from an empty split: it has no images")
+    labels = np.asarray(split.labels, dtype=np.float32)
+    if labels.shape != (len(paths),):
+        raise ValueError(
+            f"split.labels must have one label per path. Received: labels of shape {labels.shape} for {len(paths)} paths"
+        )
+    return paths, labels
+
+
 def make_dataset(
     split: Split,
     *,
@@ -322,78 +418,18 @@ def make_dataset(
     import tensorflow as tf
 
     _check_arguments(size, batch_size, crop)
-    paths = [os.fspath(path) for path in split.paths]
-    if not paths:
-        raise LabError("Cannot make a data set from an empty split: it has no images")
-    labels = np.asarray(split.labels, dtype=np.float32)
-    if labels.shape != (len(paths),):
-        raise ValueError(
-            f"split.labels must have one label per path. Received: labels of shape {labels.shape} for {len(paths)} paths"
-        )
-    report = _SkipReport()
-    size = int(size)
-
-    def decode(path: bytes):
-        path = path.decode("utf-8")
-        if not path:  # the end-of-pass marker
-            return np.zeros((size, size, 3), np.float32), False
-        try:
-            return decode_image(path, size, crop), True
-        except Exception as error:  # any failure is this one file's problem (e.g. PIL's DecompressionBombError)
-            report.file(path, error)
-            return np.zeros((size, size, 3), np.float32), False
-
-    def decode_with_pil(path):
-        pixels, ok = tf.numpy_function(decode, [path], [tf.float32, tf.bool], stateful=False)
-        pixels.set_shape((size, size, 3))
-        ok.set_shape(())
-        return pixels, ok
-
-    def decode_png_natively(contents):
-        pixels = tf.cast(tf.io.decode_png(contents, channels=3), tf.float32) / 255.0
-        return tf.ensure_shape(pixels, (size, size, 3)), tf.constant(True)
-
-    def decode_element(path, label):
-        is_png = tf.strings.regex_full_match(path, r"(?i).*\.png")
-        contents = tf.cond(is_png, lambda: tf.io.read_file(path), lambda: tf.constant(b""))
-        pixels, ok = tf.cond(
-            _is_plain_png(contents, size),
-            lambda: decode_png_natively(contents),
-            lambda: decode_with_pil(path),
-        )
-        return pixels, label, ok
-
-    def count_skipped(skipped, element):
-        pixels, label, ok = element
-        is_marker = label < 0
-        skipped = skipped + tf.cast(tf.logical_and(tf.logical_not(ok), tf.logical_not(is_marker)), tf.int64)
-        # At the marker: report the pass's count (if any) and reset it for the next pass.
-        skipped = tf.cond(
-            tf.logical_and(is_marker, skipped > 0),
-            lambda: tf.zeros_like(tf.numpy_function(_SkipReport.total, [skipped], tf.int64, stateful=True)),
-            lambda: tf.where(is_marker, tf.zeros_like(skipped), skipped),
-        )
-        return skipped, (pixels, label, ok)
-
-    def is_readable(pixels, label, ok):
-        return ok
-
-    def drop_flag(pixels, label, ok):
-        return pixels, label
-
-    def augment_batch(images, batch_labels):
-        return tf.clip_by_value(augment(images, training=True), 0.0, 1.0), batch_labels
-
+    paths, labels = _split_arrays(split)
     files = tf.data.Dataset.from_tensor_slices((paths, labels))
     if shuffle and not cache:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     marker = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(-1.0)))
-    dataset = files.concatenate(marker).map(decode_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decoder = _Decoder(int(size), crop, _SkipReport())
+    dataset = files.concatenate(marker).map(decoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # A safety net for the native PNG path only (a file deleted since indexing, corrupt PNG data
     # behind an intact header): TensorFlow logs the error and the element is dropped.
     dataset = dataset.ignore_errors(log_warning=True)
-    dataset = dataset.scan(tf.constant(0, tf.int64), count_skipped)
-    dataset = dataset.filter(is_readable).map(drop_flag)
+    dataset = dataset.scan(tf.constant(0, tf.int64), _count_skipped)
+    dataset = dataset.filter(lambda pixels, label, ok: ok).map(lambda pixels, label, ok: (pixels, label))
     if cache:
         dataset = dataset.cache(cache if isinstance(cache, str) else "")
         if shuffle:
@@ -402,30 +438,7 @@ def make_dataset(
         dataset = dataset.repeat()  # before batching, so batches stay full across pass boundaries
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None:
-        from detector.augment import staged_layers
-
-        layers = staged_layers(augment)
-        # Random draws advance the layers' seeded state, so they happen one batch at a time in
-        # order; the image transforms, the costly part, then run in parallel.
-        if layers is None:
-            dataset = dataset.map(augment_batch)
-        else:
-
-            def draw_transformations(images, batch_labels):
-                return (
-                    images,
-                    batch_labels,
-                    tuple(layer.get_random_transformation(images, training=True) for layer in layers),
-                )
-
-            def apply_transformations(images, batch_labels, transformations):
-                for layer, transformation in zip(layers, transformations):
-                    images = layer.transform_images(images, transformation, training=True)
-                return tf.clip_by_value(images, 0.0, 1.0), batch_labels
-
-            dataset = dataset.map(draw_transformations).map(
-                apply_transformations, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
+        dataset = _augmented(dataset, augment)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -465,3 +478,43 @@ def load_images(
         report.total(len(report.warned))
     pixels = np.stack(images) if images else np.zeros((0, size, size, 3), np.float32)
     return pixels, (np.asarray(kept_labels, dtype=np.int64) if labels is not None else None), kept
+
+
+# --------------------------------------------------------------------------- a run's splits
+
+
+def run_index(config, source: str | os.PathLike = "config.json") -> DatasetIndex:
+    """The data index of a detector run, split exactly as its training split it.
+
+    config: the run's resolved options, as a DetectorConfig or its config.json dict.
+    source: what to name in the error when the data folder is not on this machine.
+    """
+    values = config if isinstance(config, dict) else vars(config)
+    root = values.get("data")
+    if not root or not Path(root).is_dir():
+        raise LabError(f"{source}: the run's data folder {root!r} is not on this machine")
+    split = values.get("split") or (0.8, 0.1, 0.1)
+    return index_folder(root, split=tuple(split), seed=int(values.get("seed", 0)))
+
+
+def class_images(
+    index: DatasetIndex,
+    split: str,
+    label: int,
+    size: int,
+    crop: str,
+    limit: int | None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """Up to `limit` readable images of one class from one split, float32 pixels.
+
+    seed: draw them in a seeded random order; None keeps the split's (sorted) order.
+    """
+    if split not in index.splits:
+        return np.zeros((0, size, size, 3), dtype=np.float32)
+    chosen = index.splits[split]
+    paths = [path for path, value in zip(chosen.paths, np.asarray(chosen.labels)) if int(value) == label]
+    if seed is not None:
+        paths = [paths[i] for i in np.random.default_rng(seed).permutation(len(paths))]
+    pixels, _, _ = load_images(paths, size, crop=crop, limit=limit)
+    return np.asarray(pixels, dtype=np.float32)

@@ -115,15 +115,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "data"
 
 
-def _run_split(config: dict) -> tuple:
-    split = config.get("split", (0.8, 0.1, 0.1))
-    return tuple(split) if isinstance(split, (list, tuple)) and len(split) == 3 else (0.8, 0.1, 0.1)
-
-
 def _index(root: Path, config: dict):
-    from detector.data import index_folder
+    """The run's splits of `root`: its own data folder, or another one split the same way."""
+    from detector.data import run_index
 
-    return index_folder(root, split=_run_split(config), seed=int(config.get("seed", 0)))
+    return run_index({**config, "data": os.fspath(root)}, root)
 
 
 def _choose_threshold(detector, index, progress: bool) -> tuple[float, dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -12,7 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from detector.errors import LabError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-FIT_MODES = ("crop", "resize")
+# How an image of another shape is fitted to the model's square input: stretched, or its centre square.
+FitMode = Literal["resize", "crop"]
+FIT_MODES = get_args(FitMode)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

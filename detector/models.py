@@ -15,9 +15,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from detector import HEADS
 from detector.errors import LabError
-
-HEADS = ("probability", "logit", "softmax2")
 
 
 def _check_head(head: str) -> None:

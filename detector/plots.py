@@ -25,7 +25,7 @@ def plot_history(rows: list[dict], plot_dir: str | os.PathLike) -> list[Path]:
     """Write loss.png and accuracy.png (train and validation against epoch) into `plot_dir`.
 
     The epoch with the lowest validation loss, the one model.keras holds, is marked.
-    Epochs are shown counting from 1, as the progress bar counts them.
+    Epochs count from 1, as in history.csv and the progress bar.
     """
     from matplotlib.figure import Figure
 
@@ -34,7 +34,7 @@ def plot_history(rows: list[dict], plot_dir: str | os.PathLike) -> list[Path]:
     plot_dir = Path(plot_dir)
     if not rows:
         return []
-    epochs = [row["epoch"] + 1 for row in rows]
+    epochs = [row["epoch"] for row in rows]
     best = _best_epoch(rows)
     written = []
     for file_name, metric, title in CURVES:
@@ -47,7 +47,7 @@ def plot_history(rows: list[dict], plot_dir: str | os.PathLike) -> list[Path]:
             if any(math.isfinite(value) for value in values):
                 axes.plot(epochs, values, style, label=label, markersize=4)
         if best is not None:
-            axes.axvline(best + 1, color="grey", linestyle="--", label=f"best validation loss (epoch {best + 1})")
+            axes.axvline(best, color="grey", linestyle="--", label=f"best validation loss (epoch {best})")
         axes.set(xlabel="Epoch", ylabel=metric, title=title)
         if metric == "accuracy":
             axes.set_ylim(min(0.45, axes.get_ylim()[0]), 1.01)

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 from PIL import Image
@@ -23,7 +24,9 @@ from detector import CLASS_NAMES, FAKE, REAL
 from detector.errors import LabError
 from detector.runs import atomic_write_text
 
-DIFFICULTIES = ("easy", "medium", "hard")
+# How subtle the fakes are: how many tell-tale signs each carries, and how strongly.
+Difficulty = Literal["easy", "medium", "hard"]
+DIFFICULTIES = get_args(Difficulty)
 ARTIFACTS = ("upsampling", "eye_mismatch", "accessory_asymmetry", "background_smear", "smooth_skin")
 SPLIT_NAMES = ("train", "valid", "test")
 MIN_SIZE, MAX_SIZE = 32, 256

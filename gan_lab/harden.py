@@ -1,6 +1,6 @@
 """Harden a detector: fine-tune a copy on its training data plus fresh GAN fakes.
 
-The extra fakes come from their own latent stream (see `gan_lab.stress.HARDENING_STREAM`),
+The extra fakes come from their own latent stream (see `gan_lab.latents.HARDENING_STREAM`),
 so the stress test that follows scores the hardened detector on fakes it never trained on.
 The result is a detector run directory of its own (config.json, model.keras, metrics.json
 with a validation-chosen threshold) that `detector.predict.load_detector` loads.
@@ -14,27 +14,29 @@ from pathlib import Path
 
 import numpy as np
 
+from detector import FAKE, REAL
+from detector.data import class_images, run_index
 from detector.errors import LabError
+from detector.predict import load_detector
 from detector.runs import atomic_save_model, read_json, write_json
+from gan_lab.checkpoints import load_generator
+from gan_lab.latents import HARDENING_STREAM, check_not_grid, seeded_latents
+from gan_lab.sample import generate
 
 HARDEN_LEARNING_RATE = 1e-4
 # The validation split is scored in memory to choose the threshold; cap it for large data sets.
 VALID_LIMIT = 2000
 
 
-def hardening_fakes(gan_dir: Path, epochs: list[int], n: int, seed: int, batch_size: int = 256) -> np.ndarray:
+def hardening_fakes(gan_dir: Path, epochs: list[int], n: int, seed: int) -> np.ndarray:
     """n fakes per epoch from the hardening latent stream, float32 [0, 1]."""
-    from gan_lab.stress import HARDENING_STREAM, check_not_grid, stress_latents
-    from gan_lab.train import load_generator
-
     batches = []
     for epoch in epochs:
         generator = load_generator(gan_dir, epoch)
-        latents = stress_latents(seed, epoch, n, int(generator.input_shape[-1]), stream=HARDENING_STREAM)
+        latents = seeded_latents(seed, epoch, n, int(generator.input_shape[-1]), HARDENING_STREAM)
         check_not_grid(latents, gan_dir)
-        for start in range(0, n, batch_size):
-            batches.append(np.asarray(generator(latents[start : start + batch_size], training=False)))
-    return np.clip(np.concatenate(batches), 0.0, 1.0).astype(np.float32)
+        batches.append(generate(generator, latents))
+    return np.concatenate(batches)
 
 
 def _training_dataset(split, extra_fakes: np.ndarray, size: int, crop: str, batch_size: int, seed: int, head: str):
@@ -59,6 +61,40 @@ def _training_dataset(split, extra_fakes: np.ndarray, size: int, crop: str, batc
     return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _fine_tune(detector, dataset, epochs: int, learning_rate: float, progress: bool):
+    """A fresh copy of the detector's model.keras (the original is never touched), fine-tuned; (model, final loss)."""
+    import keras
+
+    from detector.train import loss_for_head
+
+    model = keras.models.load_model(Path(detector.run_dir) / "model.keras", compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for_head(detector.head))
+    with warnings.catch_warnings():
+        # The mixed data set's length is unknown until read, and Keras warns each time it ends.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        # shuffle=False: the data set shuffles itself, with its seed.
+        history = model.fit(dataset, epochs=epochs, shuffle=False, verbose=1 if progress else 0)
+    return model, float(history.history["loss"][-1])
+
+
+def _validation_threshold(hardened, index, seed: int) -> dict:
+    """The threshold on the validation split, as training chose the original's (0.5 without one)."""
+    from detector.metrics import best_threshold, binary_metrics, roc_auc
+
+    real = class_images(index, "valid", REAL, hardened.size, hardened.crop, VALID_LIMIT // 2, seed=seed)
+    fake = class_images(index, "valid", FAKE, hardened.size, hardened.crop, VALID_LIMIT // 2, seed=seed)
+    if not len(real) or not len(fake):
+        return {"threshold": 0.5}
+    labels = np.r_[np.zeros(len(real), dtype=np.int64), np.ones(len(fake), dtype=np.int64)]
+    scores = np.r_[hardened.score(real), hardened.score(fake)]
+    threshold = best_threshold(labels, scores)
+    return {
+        "threshold": threshold,
+        "valid_accuracy": binary_metrics(labels, scores, threshold)["accuracy"],
+        "valid_roc_auc": roc_auc(labels, scores),
+    }
+
+
 def harden_detector(
     detector_dir: str | os.PathLike,
     gan_dir: str | os.PathLike,
@@ -78,30 +114,17 @@ def harden_detector(
     """
     import keras
 
-    from detector.metrics import best_threshold, binary_metrics, roc_auc
-    from detector.predict import load_detector
-    from detector.train import loss_for_head
-    from gan_lab.stress import detector_index, split_images
-
     if not epochs:
         raise ValueError(f"epochs must name at least one GAN epoch. Received: epochs={epochs!r}")
     keras.utils.set_random_seed(seed)
     detector = load_detector(detector_dir)
-    index = detector_index(detector)
+    index = run_index(detector.config, Path(detector.run_dir) / "config.json")
     train = index.splits.get("train")
     if train is None or not len(train.paths):
         raise LabError(f"The detector's data {index.root} has no training split to fine-tune on")
     extra = hardening_fakes(Path(gan_dir), epochs, n, seed)
     dataset = _training_dataset(train, extra, detector.size, detector.crop, batch_size, seed, detector.head)
-
-    # A fresh copy from disk: the original run's model.keras is never touched.
-    model = keras.models.load_model(Path(detector.run_dir) / "model.keras", compile=False)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for_head(detector.head))
-    with warnings.catch_warnings():
-        # The mixed data set's length is unknown until read, and Keras warns each time it ends.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        # shuffle=False: the data set shuffles itself, with `seed`.
-        history = model.fit(dataset, epochs=fine_tune_epochs, shuffle=False, verbose=1 if progress else 0)
+    model, final_loss = _fine_tune(detector, dataset, fine_tune_epochs, learning_rate, progress)
 
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -118,30 +141,10 @@ def harden_detector(
         "learning_rate": learning_rate,
         "batch_size": batch_size,
         "seed": seed,
-        "final_loss": float(history.history["loss"][-1]),
+        "final_loss": final_loss,
     }
-    write_json(
-        out_dir / "config.json",
-        {**original_config, "name": f"{original_config.get('name', '')}-hardened".strip("-"), "hardening": hardening},
-    )
-
-    # The threshold on the validation split, as training chose the original's.
-    hardened = load_detector(out_dir)
-    metrics = {"threshold": 0.5, "hardening": hardening}
-    valid = index.splits.get("valid")
-    if valid is not None and len(valid.paths):
-        real = split_images(index, "valid", 0, detector.size, detector.crop, VALID_LIMIT // 2)
-        fake = split_images(index, "valid", 1, detector.size, detector.crop, VALID_LIMIT // 2)
-        if len(real) and len(fake):
-            labels = np.r_[np.zeros(len(real), dtype=np.int64), np.ones(len(fake), dtype=np.int64)]
-            scores = np.r_[hardened.score(real), hardened.score(fake)]
-            threshold = best_threshold(labels, scores)
-            metrics.update(
-                {
-                    "threshold": threshold,
-                    "valid_accuracy": binary_metrics(labels, scores, threshold)["accuracy"],
-                    "valid_roc_auc": roc_auc(labels, scores),
-                }
-            )
+    name = f"{original_config.get('name', '')}-hardened".strip("-")
+    write_json(out_dir / "config.json", {**original_config, "name": name, "hardening": hardening})
+    metrics = {**_validation_threshold(load_detector(out_dir), index, seed), "hardening": hardening}
     write_json(out_dir / "metrics.json", metrics)
     return out_dir

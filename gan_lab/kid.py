@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+KID_SUBSETS = 100
+KID_MAX_SUBSET_SIZE = 1000
+
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The cubic polynomial kernel matrix (x . y / d + 1) ** 3 between the rows of x and y."""
@@ -34,8 +37,8 @@ def _check_features(name: str, features) -> np.ndarray:
 def kernel_inception_distance(
     real_features,
     fake_features,
-    num_subsets: int = 100,
-    max_subset_size: int = 1000,
+    num_subsets: int = KID_SUBSETS,
+    max_subset_size: int = KID_MAX_SUBSET_SIZE,
     seed: int = 0,
 ) -> tuple[float, float]:
     """Unbiased KID estimate and its standard deviation over `num_subsets` random subsets.

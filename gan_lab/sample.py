@@ -18,10 +18,9 @@ import numpy as np
 from detector.errors import LabError
 from detector.images import image_grid, save_png
 from detector.runs import atomic_write_bytes
+from gan_lab.checkpoints import list_checkpoints, load_generator
+from gan_lab.latents import SAMPLE_STREAM, check_not_grid, seeded_latents
 
-# Latent stream tag of `sample_run`: SeedSequence([seed, epoch, 4]), apart from the stress
-# test's (1, 2; 3 shuffles exported fakes) and from the training grid's (epoch slot 0).
-SAMPLE_STREAM = 4
 GENERATE_BATCH_SIZE = 256
 GRID_TILES = 64  # at most this many images in a `sample_run` grid
 GIF_MAX_SIDE = 512  # progress.gif frames are shrunk to this, so a long run's GIF stays small
@@ -78,9 +77,7 @@ def write_progress_gif(frames: list[str | os.PathLike], out: str | os.PathLike, 
 
 def sample_latents(seed: int, epoch: int, n: int, latent_dim: int) -> np.ndarray:
     """`sample_run`'s latents: standard normal (n, latent_dim) from SeedSequence([seed, epoch, SAMPLE_STREAM])."""
-    from gan_lab.stress import stress_latents
-
-    return stress_latents(seed, epoch, n, latent_dim, stream=SAMPLE_STREAM)
+    return seeded_latents(seed, epoch, n, latent_dim, stream=SAMPLE_STREAM)
 
 
 def sample_run(
@@ -97,9 +94,6 @@ def sample_run(
     grid=True also writes out/grid-epoch-NNNN-seed-S.png (the first 64). The latents
     depend on seed and epoch and are never the training grid's.
     """
-    from gan_lab.stress import check_not_grid
-    from gan_lab.train import list_checkpoints, load_generator
-
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer. Received: n={n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

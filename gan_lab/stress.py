@@ -3,7 +3,7 @@
 For each saved GAN epoch, latents from a seed stream of their own (never the training
 grid's) go through generator -> detector in one graph, giving P(fake) and the detector's
 penultimate features in the same pass. Per-epoch figures are registered metric functions
-(`EPOCH_METRICS`), kept apart from the loop as in StyleGAN2-ADA's metric registry.
+(`gan_lab.stress_metrics`), kept apart from the loop as in StyleGAN2-ADA's metric registry.
 """
 
 from __future__ import annotations
@@ -13,218 +13,51 @@ import dataclasses
 import functools
 import io
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from detector import FAKE, REAL
+from detector.data import class_images, run_index
 from detector.errors import LabError
-from detector.runs import (
-    atomic_write_text,
-    create_run_dir,
-    read_json,
-    require_run_dir,
-    write_json,
+from detector.predict import load_detector
+from detector.runs import atomic_write_text, create_run_dir, read_json, require_run_dir, write_json
+from gan_lab.checkpoints import load_discriminator, load_generator, require_gan_run
+from gan_lab.harden import harden_detector
+from gan_lab.latents import (
+    EXPORT_SHUFFLE_STREAM,
+    SCORING_STREAM,
+    check_not_grid,
+    describe_streams,
+    seeded_latents,
+    stream_rng,
 )
+from gan_lab.stress_metrics import EpochScores, compute_metrics, detection_figures
+from gan_lab.stress_report import write_outputs
 
-# Latent stream tags: SeedSequence([seed, epoch, tag]). The training grid is drawn from the
-# GAN's own seed; tag 1 is for the fakes the detector is scored on, tag 2 for the extra
-# fakes hardening trains on, so a hardened detector is never scored on its training fakes.
-SCORING_STREAM = 1
-HARDENING_STREAM = 2
 GALLERY_SIZE = 8
-KID_SUBSETS = 100
-KID_MAX_SUBSET_SIZE = 1000
 
 
 @dataclasses.dataclass
 class StressConfig:
-    detector: str = ""
-    gan: str = ""
-    epochs: str | list = "all"
-    n: int = 256
-    seed: int = 0
-    batch_size: int = 256
-    sweeps: bool = True
-    export_fakes: str | None = None
-    harden: bool = False
-    harden_epochs: str | list | None = None
-    harden_fine_tune_epochs: int = 1
-    name: str = ""
+    """Every option of a stress run; the run's config.json holds them resolved."""
+
+    detector: str = ""  # a detector run directory
+    gan: str = ""  # a GAN run directory
+    epochs: str | tuple[int, ...] = "all"  # GAN epochs to score: "all", "1,5,10", or epoch numbers
+    n: int = 256  # fresh fakes per epoch, and real test images
+    seed: int = 0  # the same seed gives the same fakes and the same real images
+    batch_size: int = 256  # generation and scoring batch
+    sweeps: bool = True  # robustness sweeps (JPEG, blur, rescaling, noise) at the last epoch
+    export_fakes: str | None = None  # also write the fakes as PNGs in the detector's folder layout here
+    harden: bool = False  # fine-tune a copy of the detector on extra fakes and score it too
+    harden_epochs: str | tuple[int, ...] | None = None  # GAN epochs whose fakes hardening trains on; None: all scored
+    harden_fine_tune_epochs: int = 1  # fine-tuning epochs of hardening
+    name: str = ""  # run directory suffix
 
 
-# --------------------------------------------------------------------------- metrics
-
-
-@dataclasses.dataclass
-class EpochScores:
-    """What the metrics see for one GAN epoch: scores and features of its fakes and of real test images."""
-
-    epoch: int
-    threshold: float
-    fake_p_fake: np.ndarray
-    real_p_fake: np.ndarray
-    fake_features: np.ndarray | None = None
-    real_features: np.ndarray | None = None
-    discriminator_fake_p_fake: np.ndarray | None = None
-    discriminator_real_p_fake: np.ndarray | None = None
-    seed: int = 0
-
-
-EPOCH_METRICS: dict[str, Callable[[EpochScores], dict]] = {}
-
-
-def register_metric(function: Callable[[EpochScores], dict]) -> Callable[[EpochScores], dict]:
-    """Add a per-epoch metric (EpochScores -> dict of columns) to `EPOCH_METRICS` under its name."""
-    EPOCH_METRICS[function.__name__] = function
-    return function
-
-
-def detection_figures(fake_p_fake, real_p_fake, threshold: float) -> dict:
-    """Detection rate, P(fake) summary and ranking metrics of fakes against real images."""
-    from detector.metrics import (
-        average_precision,
-        best_threshold,
-        binary_metrics,
-        roc_auc,
-    )
-
-    fake_p_fake = np.asarray(fake_p_fake, dtype=np.float64)
-    real_p_fake = np.asarray(real_p_fake, dtype=np.float64)
-    labels = np.r_[np.zeros(len(real_p_fake), dtype=np.int64), np.ones(len(fake_p_fake), dtype=np.int64)]
-    scores = np.r_[real_p_fake, fake_p_fake]
-    best = best_threshold(labels, scores)
-    return {
-        "detection_rate": float(np.mean(fake_p_fake >= threshold)),
-        "detection_rate_05": float(np.mean(fake_p_fake >= 0.5)),
-        "mean_p_fake": float(np.mean(fake_p_fake)),
-        "median_p_fake": float(np.median(fake_p_fake)),
-        "roc_auc": roc_auc(labels, scores),
-        "average_precision": average_precision(labels, scores),
-        "accuracy": binary_metrics(labels, scores, threshold)["accuracy"],
-        "best_threshold": best,
-        "best_accuracy": binary_metrics(labels, scores, best)["accuracy"],
-    }
-
-
-@register_metric
-def detection(scores: EpochScores) -> dict:
-    """The detector: fakes caught at its chosen threshold and at 0.5, ROC-AUC and AP against real images."""
-    return {
-        "threshold": scores.threshold,
-        "n_fake": len(scores.fake_p_fake),
-        "n_real": len(scores.real_p_fake),
-        **detection_figures(scores.fake_p_fake, scores.real_p_fake, scores.threshold),
-    }
-
-
-@register_metric
-def discriminator(scores: EpochScores) -> dict:
-    """The epoch's own discriminator used as a detector: sigmoid of its logit, threshold 0.5."""
-    if scores.discriminator_fake_p_fake is None:
-        return {}
-    figures = detection_figures(scores.discriminator_fake_p_fake, scores.discriminator_real_p_fake, 0.5)
-    return {f"disc_{key}": figures[key] for key in DISCRIMINATOR_FIGURES}
-
-
-@register_metric
-def kid(scores: EpochScores) -> dict:
-    """KID between the fakes and real test images in the detector's penultimate-layer features.
-
-    Each feature is standardised by the real images' mean and spread first, so that KID does
-    not grow with the scale of one detector's activations (the cubic kernel would make that
-    scale a million-fold difference) and runs are comparable.
-    """
-    from gan_lab.kid import kernel_inception_distance
-
-    if scores.fake_features is None or scores.real_features is None:
-        return {}
-    real = np.asarray(scores.real_features, dtype=np.float64)
-    mean, scale = real.mean(axis=0), real.std(axis=0)
-    scale[scale < 1e-6] = 1.0  # a feature constant on reals: centre it, leave its scale
-    value, spread = kernel_inception_distance(
-        (real - mean) / scale,
-        (scores.fake_features - mean) / scale,
-        num_subsets=KID_SUBSETS,
-        max_subset_size=KID_MAX_SUBSET_SIZE,
-        seed=scores.seed,
-    )
-    return {"kid": value, "kid_std": spread}
-
-
-@register_metric
-def diversity(scores: EpochScores) -> dict:
-    """Mean pairwise distance between the fakes' detector features (low: mode collapse)."""
-    from gan_lab.diversity import mean_pairwise_distance
-
-    if scores.fake_features is None:
-        return {}
-    return {"diversity": float(mean_pairwise_distance(scores.fake_features))}
-
-
-DISCRIMINATOR_FIGURES = (
-    "detection_rate",
-    "mean_p_fake",
-    "median_p_fake",
-    "roc_auc",
-    "average_precision",
-    "best_accuracy",
-)
-COLUMNS = (
-    "kind",
-    "detector",
-    "epoch",
-    "perturbation",
-    "level",
-    "n_fake",
-    "n_real",
-    "threshold",
-    "detection_rate",
-    "detection_rate_05",
-    "mean_p_fake",
-    "median_p_fake",
-    "roc_auc",
-    "average_precision",
-    "accuracy",
-    "best_threshold",
-    "best_accuracy",
-    *(f"disc_{key}" for key in DISCRIMINATOR_FIGURES),
-    "kid",
-    "kid_std",
-    "diversity",
-)
-
-
-def compute_metrics(scores: EpochScores, names: tuple[str, ...] | None = None) -> dict:
-    """Run the registered metrics (all, or those named) and merge their columns."""
-    row: dict[str, Any] = {}
-    for name in names or tuple(EPOCH_METRICS):
-        if name not in EPOCH_METRICS:
-            raise ValueError(f"Unknown metric. Expected one of {sorted(EPOCH_METRICS)}. Received: name={name!r}")
-        row.update(EPOCH_METRICS[name](scores))
-    return row
-
-
-# --------------------------------------------------------------------------- runs and latents
-
-
-def require_gan_run(gan_dir: str | os.PathLike) -> tuple[Path, dict[int, Path]]:
-    """A GAN run directory and its complete checkpoints, or a LabError saying what is wrong."""
-    from gan_lab.train import list_checkpoints
-
-    if not gan_dir:
-        raise LabError("No GAN run given: pass --gan RUN_DIR (a runs/NNNNN-gan-... directory)")
-    gan_dir = require_run_dir(gan_dir, "gan")
-    if (gan_dir / "model.keras").is_file() and not (gan_dir / "checkpoints").is_dir():
-        raise LabError(f"{gan_dir} looks like a detector run (it has model.keras); --gan needs a GAN run directory")
-    checkpoints = list_checkpoints(gan_dir)
-    if not checkpoints:
-        raise LabError(
-            f"{gan_dir} has no complete GAN checkpoints under {gan_dir / 'checkpoints'}: "
-            "has GAN training finished at least one epoch?"
-        )
-    return gan_dir, checkpoints
+# --------------------------------------------------------------------------- epochs
 
 
 def select_epochs(epochs: str | list | tuple | None, available: list[int], option: str = "--epochs") -> list[int]:
@@ -247,25 +80,6 @@ def select_epochs(epochs: str | list | tuple | None, available: list[int], optio
     if missing or not wanted:
         raise LabError(f"{option}: no checkpoint for epoch(s) {missing or wanted}; the GAN run has epochs {available}")
     return sorted(set(wanted))
-
-
-def stress_latents(seed: int, epoch: int, n: int, latent_dim: int, stream: int = SCORING_STREAM) -> np.ndarray:
-    """Standard normal latents (n, latent_dim) for one epoch, from SeedSequence([seed, epoch, stream])."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(stream)]))
-    return rng.standard_normal((n, latent_dim)).astype(np.float32)
-
-
-def check_not_grid(latents: np.ndarray, gan_dir: Path) -> None:
-    """Refuse latents that repeat any of the training grid's (latents.npy): those fakes were seen."""
-    grid_path = gan_dir / "latents.npy"
-    if not grid_path.is_file():
-        return
-    grid = np.load(grid_path).astype(np.float32)
-    if grid.size % latents.shape[-1]:
-        return  # another latent width: those grid images cannot come from these latents
-    grid = grid.reshape(-1, latents.shape[-1])
-    if (latents[:, None, :] == grid[None, :, :]).all(axis=-1).any():
-        raise LabError(f"The stress latents repeat the training grid in {grid_path}; choose another --seed")
 
 
 # --------------------------------------------------------------------------- the fused pass
@@ -337,35 +151,6 @@ def generate_and_score(scorer, latents: np.ndarray, head: str, batch_size: int =
 # --------------------------------------------------------------------------- data
 
 
-def detector_index(detector):
-    """The detector's data set index (its own splits), read from its config.json."""
-    from detector.data import index_folder
-
-    config = detector.config
-    root = config.get("data_path") or config.get("data_root") or config.get("data")
-    if not root or not Path(root).is_dir():
-        raise LabError(
-            f"{detector.run_dir / 'config.json'}: the detector's data folder {root!r} is not on this machine; "
-            "the stress test needs its held-out real test images"
-        )
-    split = config.get("split") or (0.8, 0.1, 0.1)
-    return index_folder(root, split=tuple(split), seed=int(config.get("seed", 0)))
-
-
-def split_images(index, split: str, label: int, size: int, crop: str, limit: int | None) -> np.ndarray:
-    """Up to `limit` images of one class from one split of the detector's data, as float32 pixels."""
-    from detector.data import Split, load_images
-
-    if split not in index.splits:
-        return np.zeros((0, size, size, 3), dtype=np.float32)
-    chosen = index.splits[split]
-    paths = [path for path, value in zip(chosen.paths, np.asarray(chosen.labels)) if int(value) == label]
-    if not paths:
-        return np.zeros((0, size, size, 3), dtype=np.float32)
-    pixels, _, _ = load_images(Split(paths=paths, labels=np.full(len(paths), label)), size, crop=crop, limit=limit)
-    return np.asarray(pixels, dtype=np.float32)
-
-
 def export_fakes(pixels: np.ndarray, out: str | os.PathLike, epoch: int, layout: str | None, seed: int = 0) -> Path:
     """Write fakes as PNGs in the detector's folder layout.
 
@@ -376,7 +161,7 @@ def export_fakes(pixels: np.ndarray, out: str | os.PathLike, epoch: int, layout:
     out = Path(out)
     if layout == "140k":
         # 80/10/10 like the synthetic data sets, by a fixed shuffle of the batch.
-        order = np.random.default_rng(np.random.SeedSequence([seed, epoch, 3])).permutation(len(pixels))
+        order = stream_rng(seed, epoch, EXPORT_SHUFFLE_STREAM).permutation(len(pixels))
         cut_train, cut_valid = int(round(0.8 * len(pixels))), int(round(0.9 * len(pixels)))
         splits = {"train": order[:cut_train], "valid": order[cut_train:cut_valid], "test": order[cut_valid:]}
         for split, indices in splits.items():
@@ -440,7 +225,6 @@ def _score_pass(
     """Generate and score every chosen epoch's fakes with one detector; write its scores files."""
     from detector.models import outputs_to_p_fake
     from gan_lab.spectra import power_spectrum
-    from gan_lab.train import load_discriminator, load_generator
 
     bar = None
     if progress:
@@ -461,7 +245,7 @@ def _score_pass(
                     f"The generator of {gan_dir} (epoch {epoch}) makes {output_shape} images but the detector "
                     f"{detector.run_dir} takes ({detector.size}, {detector.size}, 3)"
                 )
-            latents = stress_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]))
+            latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
             check_not_grid(latents, gan_dir)
             scorer = build_fused_scorer(generator, detector.model, detector.feature_layer(), discriminator_model)
             generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar)
@@ -542,162 +326,148 @@ def _validate(config: StressConfig) -> None:
         raise LabError("No detector run given: pass --detector RUN_DIR (a runs/NNNNN-detector-... directory)")
 
 
-def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True) -> Path:
-    """Stress-test a detector run against fresh fakes from a GAN run's epochs; returns the stress run directory."""
-    from detector.predict import load_detector
-    from gan_lab.spectra import power_spectrum
-    from gan_lab.stress_report import write_outputs
+@dataclasses.dataclass
+class _Inputs:
+    """What a stress run scores, checked before its directory exists."""
 
+    detector: Any
+    gan_dir: Path
+    epochs: list[int]
+    harden_epochs: list[int]
+    index: Any
+    real: np.ndarray
+    training_fakes: np.ndarray
+
+
+def _gather_inputs(config: StressConfig) -> _Inputs:
+    """The detector, the GAN run's chosen epochs and the real images, or a LabError saying what is wrong."""
     _validate(config)
-    detector_dir = require_run_dir(config.detector, "detector")
+    detector = load_detector(require_run_dir(config.detector, "detector"))
     gan_dir, checkpoints = require_gan_run(config.gan)
-    detector = load_detector(detector_dir)
     gan_config = read_json(gan_dir / "config.json")
     if gan_config.get("size") not in (None, detector.size):
         raise LabError(
             f"Image sizes differ: {gan_dir / 'config.json'} makes {gan_config['size']} px fakes but the detector "
-            f"{detector_dir} takes {detector.size} px; train both at one size"
+            f"{detector.run_dir} takes {detector.size} px; train both at one size"
         )
     epochs = select_epochs(config.epochs, list(checkpoints))
     harden_epochs = []
-    if config.harden:
-        # By default hardening trains on fakes of every scored epoch.
-        harden_epochs = (
-            epochs
-            if config.harden_epochs is None
-            else select_epochs(config.harden_epochs, list(checkpoints), "--harden-epochs")
-        )
-    index = detector_index(detector)
-    real = split_images(index, "test", 0, detector.size, detector.crop, config.n)
+    if config.harden:  # by default hardening trains on fakes of every scored epoch
+        chosen = config.harden_epochs
+        harden_epochs = epochs if chosen is None else select_epochs(chosen, list(checkpoints), "--harden-epochs")
+    index = run_index(detector.config, Path(detector.run_dir) / "config.json")
+    real = class_images(index, "test", REAL, detector.size, detector.crop, config.n, seed=config.seed)
     if len(real) < 2:
         raise LabError(
             f"The detector's data {index.root} has {len(real)} real test images; the stress test needs at least 2"
         )
-    training_fakes = split_images(index, "train", 1, detector.size, detector.crop, config.n)
+    training_fakes = class_images(index, "train", FAKE, detector.size, detector.crop, config.n, seed=config.seed)
+    return _Inputs(detector, gan_dir, epochs, harden_epochs, index, real, training_fakes)
 
+
+def _start_run_dir(config: StressConfig, inputs: _Inputs, runs_dir) -> tuple[Path, StressConfig, dict]:
+    """The stress run directory with its config.json: (run_dir, resolved config, what was resolved besides)."""
     run_dir = create_run_dir("stress", config.name, runs_dir)
     resolved = dataclasses.replace(
         config,
-        detector=os.fspath(detector_dir.resolve()),
-        gan=os.fspath(gan_dir.resolve()),
-        epochs=epochs,
-        harden_epochs=harden_epochs or None,
+        detector=os.fspath(Path(inputs.detector.run_dir).resolve()),
+        gan=os.fspath(inputs.gan_dir.resolve()),
+        epochs=tuple(inputs.epochs),
+        harden_epochs=tuple(inputs.harden_epochs) or None,
         export_fakes=os.fspath(Path(config.export_fakes).resolve()) if config.export_fakes else None,
     )
-    feature_layer = detector.feature_layer()
+    feature_layer = inputs.detector.feature_layer()
     context = {
-        "detector_threshold": detector.threshold,
+        "detector_threshold": inputs.detector.threshold,
         "feature_layer": feature_layer.name,
         "feature_width": int(np.prod(feature_layer.output.shape[1:])),
-        "n_real_test": int(len(real)),
-        "data": os.fspath(index.root),
-        "layout": index.layout,
-        "latent_streams": {
-            "scoring": f"SeedSequence([seed, epoch, {SCORING_STREAM}])",
-            "hardening": f"SeedSequence([seed, epoch, {HARDENING_STREAM}])",
-        },
+        "n_real_test": int(len(inputs.real)),
+        "data": os.fspath(inputs.index.root),
+        "layout": inputs.index.layout,
+        "latent_streams": describe_streams(),
     }
     write_json(run_dir / "config.json", {**dataclasses.asdict(resolved), "resolved": context})
+    return run_dir, resolved, context
+
+
+def _detector_rows(detector, label: str, inputs: _Inputs, config: StressConfig, run_dir: Path, progress: bool):
+    """One detector's pass over every chosen epoch, then its robustness sweeps at the last epoch."""
+    scored = _score_pass(
+        detector,
+        label,
+        inputs.gan_dir,
+        inputs.epochs,
+        inputs.real,
+        config,
+        run_dir,
+        inputs.index.layout,
+        progress,
+        first_pass=label == "original",
+    )
+    rows = list(scored.rows)
+    if config.sweeps:
+        rows += sweep_rows(detector, label, inputs.real, scored.latest_pixels, inputs.epochs[-1], config.seed)
+    return scored, rows
+
+
+def _harden_and_rescore(inputs: _Inputs, config: StressConfig, run_dir: Path, progress: bool):
+    """(rows of the hardened detector, what hardening did) after fine-tuning a copy on fresh fakes."""
+    hardened_dir = harden_detector(
+        inputs.detector.run_dir,
+        inputs.gan_dir,
+        inputs.harden_epochs,
+        run_dir / "hardened",
+        n=config.n,
+        seed=config.seed,
+        fine_tune_epochs=config.harden_fine_tune_epochs,
+        batch_size=min(config.batch_size, 64),
+        progress=progress,
+    )
+    _, rows = _detector_rows(load_detector(hardened_dir), "hardened", inputs, config, run_dir, progress)
+    hardening = {
+        "run_dir": hardened_dir,
+        "epochs": inputs.harden_epochs,
+        "metrics": read_json(hardened_dir / "metrics.json"),
+    }
+    return rows, hardening
+
+
+def _spectra(inputs: _Inputs, per_epoch: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    from gan_lab.spectra import power_spectrum
+
+    spectra = {"real (test split)": power_spectrum(inputs.real)}
+    if len(inputs.training_fakes):
+        spectra["detector's training fakes"] = power_spectrum(inputs.training_fakes)
+    spectra.update({f"GAN epoch {epoch}": spectrum for epoch, spectrum in per_epoch.items()})
+    return spectra
+
+
+def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True) -> Path:
+    """Stress-test a detector run against fresh fakes from a GAN run's epochs; returns the stress run directory."""
+    inputs = _gather_inputs(config)
+    run_dir, resolved, context = _start_run_dir(config, inputs, runs_dir)
     if progress:
         print(
-            f"[stress] {detector_dir.name} against {gan_dir.name}, epochs {epochs}, {config.n} fakes each -> {run_dir}",
+            f"[stress] {Path(inputs.detector.run_dir).name} against {inputs.gan_dir.name}, epochs {inputs.epochs}, "
+            f"{config.n} fakes each -> {run_dir}",
             flush=True,
         )
-
-    original = _score_pass(
-        detector, "original", gan_dir, epochs, real, config, run_dir, index.layout, progress, first_pass=True
-    )
-    rows = list(original.rows)
-    if config.sweeps:
-        rows += sweep_rows(detector, "original", real, original.latest_pixels, epochs[-1], config.seed)
-
+    original, rows = _detector_rows(inputs.detector, "original", inputs, config, run_dir, progress)
     hardening = None
     if config.harden:
-        from detector.predict import load_detector as load
-        from gan_lab.harden import harden_detector
-
-        hardened_dir = harden_detector(
-            detector_dir,
-            gan_dir,
-            harden_epochs,
-            run_dir / "hardened",
-            n=config.n,
-            seed=config.seed,
-            fine_tune_epochs=config.harden_fine_tune_epochs,
-            batch_size=min(config.batch_size, 64),
-            progress=progress,
-        )
-        hardened = load(hardened_dir)
-        after = _score_pass(
-            hardened, "hardened", gan_dir, epochs, real, config, run_dir, index.layout, progress, first_pass=False
-        )
-        rows += after.rows
-        if config.sweeps:
-            rows += sweep_rows(hardened, "hardened", real, after.latest_pixels, epochs[-1], config.seed)
-        hardening = {
-            "run_dir": hardened_dir,
-            "epochs": harden_epochs,
-            "metrics": read_json(hardened_dir / "metrics.json"),
-        }
-
-    spectra = {"real (test split)": power_spectrum(real)}
-    if len(training_fakes):
-        spectra["detector's training fakes"] = power_spectrum(training_fakes)
-    spectra.update({f"GAN epoch {epoch}": spectrum for epoch, spectrum in original.spectra.items()})
+        hardened_rows, hardening = _harden_and_rescore(inputs, config, run_dir, progress)
+        rows += hardened_rows
     write_outputs(
         run_dir,
         resolved,
         rows,
         context,
-        gan_dir=gan_dir,
-        spectra=spectra,
-        size=detector.size,
+        gan_dir=inputs.gan_dir,
+        spectra=_spectra(inputs, original.spectra),
+        size=inputs.detector.size,
         fooled=original.fooled,
         hardening=hardening,
     )
     if progress:
         print(f"[stress] wrote {run_dir / 'report.md'}", flush=True)
     return run_dir
-
-
-def result_rows(run_dir: str | os.PathLike) -> list[dict]:
-    """The rows of a stress run's results.json."""
-    return read_json(Path(run_dir) / "results.json")
-
-
-def write_results(run_dir: Path, rows: list[dict]) -> None:
-    """results.json (a list of rows) and results.csv (COLUMNS, blank where a figure does not apply)."""
-    full = [{column: row.get(column) for column in COLUMNS} for row in rows]
-    write_json(run_dir / "results.json", full)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    for row in full:
-        writer.writerow(
-            [
-                "" if row[column] is None else (f"{row[column]:.6g}" if isinstance(row[column], float) else row[column])
-                for column in COLUMNS
-            ]
-        )
-    atomic_write_text(run_dir / "results.csv", buffer.getvalue())
-
-
-__all__ = [
-    "StressConfig",
-    "run_stress",
-    "EPOCH_METRICS",
-    "register_metric",
-    "compute_metrics",
-    "EpochScores",
-    "detection_figures",
-    "build_fused_scorer",
-    "generate_and_score",
-    "stress_latents",
-    "select_epochs",
-    "require_gan_run",
-    "sweep_rows",
-    "write_results",
-    "result_rows",
-    "read_scores_csv",
-    "export_fakes",
-]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import os
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.runs import atomic_write_bytes, atomic_write_text
+from detector.runs import atomic_write_bytes, atomic_write_text, read_json, write_json
+from gan_lab.kid import KID_MAX_SUBSET_SIZE, KID_SUBSETS
+from gan_lab.stress_metrics import COLUMNS
 
 _DETECTOR_STYLE = {"original": "-", "hardened": "--"}
 
@@ -304,34 +307,42 @@ def _before_after(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_outputs(
-    run_dir: Path,
-    config,
-    rows: list[dict],
-    context: dict,
-    gan_dir: Path,
-    spectra: dict[str, np.ndarray],
-    size: int,
-    fooled: dict,
-    hardening: dict | None = None,
-) -> Path:
-    """results.csv/json, plots, gallery, copied sample grids and report.md; returns the report's path."""
-    from gan_lab.spectra import plot_spectra
-    from gan_lab.stress import KID_MAX_SUBSET_SIZE, KID_SUBSETS, write_results
+# --------------------------------------------------------------------------- results
 
-    write_results(run_dir, rows)
-    plots = [plot_epochs(rows, run_dir / "plots" / "epochs.png")]
-    if any(row["kind"] == "sweep" for row in rows):
-        plots.append(plot_robustness(rows, run_dir / "plots" / "robustness.png"))
-    plots.append(plot_spectra(spectra, size, run_dir / "plots" / "spectra.png"))
-    gallery = write_gallery(fooled, run_dir / "gallery.png") if fooled else None
+
+def result_rows(run_dir: str | os.PathLike) -> list[dict]:
+    """The rows of a stress run's results.json."""
+    return read_json(Path(run_dir) / "results.json")
+
+
+def write_results(run_dir: Path, rows: list[dict]) -> None:
+    """results.json (a list of rows) and results.csv (COLUMNS, blank where a figure does not apply)."""
+    full = [{column: row.get(column) for column in COLUMNS} for row in rows]
+    write_json(run_dir / "results.json", full)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for row in full:
+        writer.writerow(
+            [
+                "" if row[column] is None else (f"{row[column]:.6g}" if isinstance(row[column], float) else row[column])
+                for column in COLUMNS
+            ]
+        )
+    atomic_write_text(run_dir / "results.csv", buffer.getvalue())
+
+
+def _copy_sample_grids(run_dir: Path, gan_dir: Path, epochs) -> list[Path]:
     samples = []
-    for epoch in config.epochs:
+    for epoch in epochs:
         source = gan_dir / "samples" / f"epoch-{epoch:04d}.png"
         if source.is_file():
             samples.append(atomic_write_bytes(run_dir / "samples" / source.name, source.read_bytes()))
+    return samples
 
-    lines = [
+
+def _summary_section(run_dir: Path, config, rows: list[dict], context: dict, epochs_plot: Path) -> list[str]:
+    return [
         f"# Stress test: `{Path(config.detector).name}` against `{Path(config.gan).name}`",
         "",
         f"Detector `{config.detector}` (threshold {context['detector_threshold']:.3f}, chosen on its validation split); "
@@ -354,64 +365,115 @@ def write_outputs(
         '"disc." is that epoch\'s own discriminator used as a detector (sigmoid of its logit, threshold 0.5). '
         "Per-image scores: `scores/epoch-NNNN.csv`.",
         "",
-        f"![detection against GAN epoch]({_relative(plots[0], run_dir)})",
+        f"![detection against GAN epoch]({_relative(epochs_plot, run_dir)})",
     ]
-    if samples:
-        lines += ["", "## Sample grids (training grid latents, from the GAN run)", ""]
-        lines += [
-            f"Epoch {int(path.stem.split('-')[-1])}: ![{path.stem}]({_relative(path, run_dir)})" for path in samples
-        ]
-    if gallery is not None:
-        lines += [
-            "",
-            "## Fakes that fooled the detector most",
-            "",
-            f"One row per epoch ({', '.join(map(str, sorted(fooled)))}, top to bottom), lowest P(fake) first.",
-            "",
-            f"![fooled]({_relative(gallery, run_dir)})",
-            "",
-            "| GAN epoch | P(fake) of the shown fakes |",
-            "| --- | --- |",
-            *[f"| {epoch} | {', '.join(f'{value:.3f}' for value in fooled[epoch][1])} |" for epoch in sorted(fooled)],
-        ]
-    if any(row["kind"] == "sweep" for row in rows):
-        sweep_epoch = next(row["epoch"] for row in rows if row["kind"] == "sweep")
-        lines += [
-            "",
-            "## Robustness",
-            "",
-            f"Real test images and the epoch-{sweep_epoch} fakes, both perturbed the same way. JPEG quality 100 is not lossless.",
-            "",
-            *_sweep_table(rows),
-            "",
-            f"![robustness]({_relative(plots[1], run_dir)})",
-        ]
-    lines += [
+
+
+def _samples_section(run_dir: Path, samples: list[Path]) -> list[str]:
+    if not samples:
+        return []
+    return [
+        "",
+        "## Sample grids (training grid latents, from the GAN run)",
+        "",
+        *[f"Epoch {int(path.stem.split('-')[-1])}: ![{path.stem}]({_relative(path, run_dir)})" for path in samples],
+    ]
+
+
+def _gallery_section(run_dir: Path, gallery: Path | None, fooled: dict) -> list[str]:
+    if gallery is None:
+        return []
+    return [
+        "",
+        "## Fakes that fooled the detector most",
+        "",
+        f"One row per epoch ({', '.join(map(str, sorted(fooled)))}, top to bottom), lowest P(fake) first.",
+        "",
+        f"![fooled]({_relative(gallery, run_dir)})",
+        "",
+        "| GAN epoch | P(fake) of the shown fakes |",
+        "| --- | --- |",
+        *[f"| {epoch} | {', '.join(f'{value:.3f}' for value in fooled[epoch][1])} |" for epoch in sorted(fooled)],
+    ]
+
+
+def _robustness_section(run_dir: Path, rows: list[dict], plot: Path | None) -> list[str]:
+    if plot is None:
+        return []
+    sweep_epoch = next(row["epoch"] for row in rows if row["kind"] == "sweep")
+    return [
+        "",
+        "## Robustness",
+        "",
+        f"Real test images and the epoch-{sweep_epoch} fakes, both perturbed the same way. JPEG quality 100 is not lossless.",
+        "",
+        *_sweep_table(rows),
+        "",
+        f"![robustness]({_relative(plot, run_dir)})",
+    ]
+
+
+def _spectra_section(run_dir: Path, plot: Path) -> list[str]:
+    return [
         "",
         "## Spectra",
         "",
         "Azimuthally averaged power spectra (grayscale, FFT, radial bins, log10) of real test images, of the detector's "
         "training fakes, and of the GAN's fakes per epoch. Upsampling artefacts show as a rise near 0.5 cycles/pixel.",
         "",
-        f"![spectra]({_relative(plots[-1], run_dir)})",
+        f"![spectra]({_relative(plot, run_dir)})",
     ]
-    if hardening is not None:
-        metrics = hardening["metrics"]
-        lines += [
-            "",
-            "## Hardened detector: before and after",
-            "",
-            f"A copy fine-tuned for {metrics['hardening']['fine_tune_epochs']} epoch(s) (Adam, learning rate "
-            f"{metrics['hardening']['learning_rate']:g}) on the detector's training split plus "
-            f"{metrics['hardening']['extra_fakes']} fakes from epochs {', '.join(map(str, hardening['epochs']))}, drawn from "
-            f"{context['latent_streams']['hardening']}: a stream disjoint from the scored fakes. Saved as a detector run in "
-            f"`{_relative(Path(hardening['run_dir']), run_dir)}/` (threshold {metrics['threshold']:.3f} on the validation split).",
-            "",
-            *_before_after(rows),
-            "",
-            *[f"- After hardening: {sentence}" for sentence in plain_reading(rows, "hardened")[:1]],
-        ]
-    lines += [
+
+
+def _hardening_section(run_dir: Path, rows: list[dict], context: dict, hardening: dict | None) -> list[str]:
+    if hardening is None:
+        return []
+    metrics = hardening["metrics"]
+    return [
+        "",
+        "## Hardened detector: before and after",
+        "",
+        f"A copy fine-tuned for {metrics['hardening']['fine_tune_epochs']} epoch(s) (Adam, learning rate "
+        f"{metrics['hardening']['learning_rate']:g}) on the detector's training split plus "
+        f"{metrics['hardening']['extra_fakes']} fakes from epochs {', '.join(map(str, hardening['epochs']))}, drawn from "
+        f"{context['latent_streams']['hardening']}: a stream disjoint from the scored fakes. Saved as a detector run in "
+        f"`{_relative(Path(hardening['run_dir']), run_dir)}/` (threshold {metrics['threshold']:.3f} on the validation split).",
+        "",
+        *_before_after(rows),
+        "",
+        *[f"- After hardening: {sentence}" for sentence in plain_reading(rows, "hardened")[:1]],
+    ]
+
+
+def write_outputs(
+    run_dir: Path,
+    config,
+    rows: list[dict],
+    context: dict,
+    gan_dir: Path,
+    spectra: dict[str, np.ndarray],
+    size: int,
+    fooled: dict,
+    hardening: dict | None = None,
+) -> Path:
+    """results.csv/json, plots, gallery, copied sample grids and report.md; returns the report's path."""
+    from gan_lab.spectra import plot_spectra
+
+    write_results(run_dir, rows)
+    epochs_plot = plot_epochs(rows, run_dir / "plots" / "epochs.png")
+    robustness_plot = None
+    if any(row["kind"] == "sweep" for row in rows):
+        robustness_plot = plot_robustness(rows, run_dir / "plots" / "robustness.png")
+    spectra_plot = plot_spectra(spectra, size, run_dir / "plots" / "spectra.png")
+    gallery = write_gallery(fooled, run_dir / "gallery.png") if fooled else None
+    samples = _copy_sample_grids(run_dir, gan_dir, config.epochs)
+    lines = [
+        *_summary_section(run_dir, config, rows, context, epochs_plot),
+        *_samples_section(run_dir, samples),
+        *_gallery_section(run_dir, gallery, fooled),
+        *_robustness_section(run_dir, rows, robustness_plot),
+        *_spectra_section(run_dir, spectra_plot),
+        *_hardening_section(run_dir, rows, context, hardening),
         "",
         "Files: `results.csv`, `results.json` (one row per epoch and per sweep point), `config.json`, `plots/`.",
     ]

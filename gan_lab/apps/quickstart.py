@@ -6,15 +6,17 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
+from detector import lifecycle
 from detector.runs import (
     atomic_write_text,
     create_run_dir,
     list_runs,
     read_json,
-    require_run_dir,
     write_json,
 )
+from detector.synthfaces import Difficulty
 
 # What each preset trains. "default" takes about 11 minutes on 2 CPU cores; "full" is the
 # published setting (128 px, the seed128 generator) for a GPU or a long night; "tiny" is
@@ -59,21 +61,24 @@ STEPS = ("detector", "gan", "stress")
 
 @dataclasses.dataclass
 class QuickstartConfig:
-    data: str = "synth"
-    preset: str = "default"
-    seed: int = 0
-    name: str = ""
-    difficulty: str = "medium"
-    # Filled from the preset unless given.
-    size: int | None = None
-    synth_n: int | None = None
-    detector_epochs: int | None = None
-    gan_epochs: int | None = None
-    gan_batch_size: int | None = None
-    gan_steps_per_epoch: int | None = None
-    generator_preset: str | None = None
-    stress_n: int | None = None
-    sweeps: bool | None = None
+    """Every option of a quickstart; those left None come from the preset."""
+
+    data: str = "synth"  # an image folder, or "synth" for SynthFaces
+    preset: Literal["tiny", "default", "full"] = (
+        "default"  # tiny: a one-minute check; full: the published 128 px setting
+    )
+    seed: int = 0  # one seed for every step
+    name: str = ""  # run directory suffix
+    difficulty: Difficulty = "medium"  # with data="synth": how subtle the fakes are
+    size: int | None = None  # image side in pixels, for the detector and the GAN
+    synth_n: int | None = None  # with data="synth": SynthFaces images in total, half real
+    detector_epochs: int | None = None  # the detector's most epochs
+    gan_epochs: int | None = None  # the GAN's epochs
+    gan_batch_size: int | None = None  # real images per GAN step
+    gan_steps_per_epoch: int | None = None  # GAN steps per epoch (None in the preset: one pass over the reals)
+    generator_preset: str | None = None  # the generator preset ("seed128" in "full")
+    stress_n: int | None = None  # fresh fakes per GAN epoch in the stress test
+    sweeps: bool | None = None  # robustness sweeps in the stress test
 
     def resolved(self) -> QuickstartConfig:
         """A copy with every unset option taken from the preset."""
@@ -115,6 +120,26 @@ def _step_configs(config: QuickstartConfig, data: str):
     return detector, gan, stress
 
 
+def _open_run(config: QuickstartConfig | None, runs_dir, resume):
+    """(run directory, resolved config, state, runs_dir) of a new quickstart, or of `resume`.
+
+    A config given with `resume` must agree with the run's: a quickstart's steps are fixed once started.
+    """
+    if resume is not None:
+        run_dir, recorded, record = lifecycle.recorded_config(resume, "quickstart", QuickstartConfig)
+        given = config.resolved() if config is not None else None
+        config = lifecycle.resume_config(run_dir, recorded.resolved(), record, given, changeable=())
+        state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {}
+        runs_dir = Path(state.get("runs_dir", runs_dir))
+    else:
+        config = config.resolved()
+        run_dir = create_run_dir("quickstart", config.name, runs_dir)
+        write_json(run_dir / "config.json", config)
+        state = {"runs_dir": os.fspath(Path(runs_dir).resolve())}
+    write_json(run_dir / "state.json", state)
+    return run_dir, config, state, runs_dir
+
+
 def run_quickstart(
     config: QuickstartConfig, runs_dir: str | os.PathLike = "runs", resume=None, progress: bool = True
 ) -> Path:
@@ -128,17 +153,7 @@ def run_quickstart(
     from gan_lab.stress import run_stress
     from gan_lab.train import train_gan
 
-    if resume is not None:
-        run_dir = require_run_dir(resume, "quickstart")
-        config = QuickstartConfig(**read_json(run_dir / "config.json"))
-        state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {}
-        runs_dir = Path(state.get("runs_dir", runs_dir))
-    else:
-        config = config.resolved()
-        run_dir = create_run_dir("quickstart", config.name, runs_dir)
-        write_json(run_dir / "config.json", config)
-        state = {"runs_dir": os.fspath(Path(runs_dir).resolve())}
-    write_json(run_dir / "state.json", state)
+    run_dir, config, state, runs_dir = _open_run(config, runs_dir, resume)
 
     def say(message: str) -> None:
         if progress:

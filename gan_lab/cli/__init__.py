@@ -1,4 +1,9 @@
-"""The `gan-lab` command line: argparse subcommands that call the Python API."""
+"""The `gan-lab` command line: subcommands that call the Python API.
+
+Commands that start a run (detector train, gan train, stress, quickstart) take every field
+of their config dataclass as an option (see `gan_lab.cli.options`): argparse picks the
+command and hands the rest of the line to it.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "takes_rest", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     from detector.errors import LabError
 
     try:
@@ -47,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gan-lab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ngan-lab: interrupted; completed epochs are saved, continue with --resume RUN_DIR", file=sys.stderr)
+        print(
+            "\ngan-lab: interrupted; completed epochs are saved (continue a run with --resume RUN_DIR)", file=sys.stderr
+        )
         return 130
     return result if isinstance(result, int) else 0
 

@@ -3,95 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import sys
 
-from gan_lab.cli.common import add_runs_dir, positive_int
+from detector import HEADS
+from gan_lab.cli.common import positive_int
 
-# The same tuples as detector.models.HEADS and detector.synthfaces.DIFFICULTIES, spelled out
-# so that `--help` needs no TensorFlow.
-HEADS = ("probability", "logit", "softmax2")
-DIFFICULTIES = ("easy", "medium", "hard")
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text}")
-    return value
+TRAIN_DESCRIPTION = (
+    "Train a real-vs-fake detector with Adam and cross-entropy, keeping the epoch with the lowest "
+    "validation loss, then evaluate it on the test split. Writes runs/NNNNN-detector-<name>/ with config.json, "
+    "history.csv, model.keras, checkpoints/, plots/, metrics.json and report.md."
+)
 
 
 def register(subparsers) -> None:
-    from detector.train import DetectorConfig
-
-    defaults = DetectorConfig()
     train = subparsers.add_parser(
         "train",
+        add_help=False,  # the options, --help included, come from DetectorConfig
         help="train a detector into a new run directory (or continue one)",
-        description="Train a real-vs-fake detector with Adam and cross-entropy, keeping the epoch with the lowest "
-        "validation loss, then evaluate it on the test split. Writes runs/NNNNN-detector-<name>/ with config.json, "
-        "history.csv, model.keras, checkpoints/, plots/, metrics.json and report.md.",
     )
-    # Options default to None so that, with --resume, only the ones given are checked against the run.
-    train.add_argument(
-        "--data", metavar="DIR", help=f"real-vs-fake image folder, or 'synth' for SynthFaces (default: {defaults.data})"
-    )
-    train.add_argument("--model", help=f"architecture; see `gan-lab detector models` (default: {defaults.model})")
-    train.add_argument("--size", type=positive_int, help=f"input side in pixels (default: {defaults.size})")
-    train.add_argument("--head", choices=HEADS, help=f"output head (default: {defaults.head})")
-    train.add_argument("--epochs", type=positive_int, help=f"most epochs to train (default: {defaults.epochs})")
-    train.add_argument("--batch-size", type=positive_int, help=f"images per step (default: {defaults.batch_size})")
-    train.add_argument(
-        "--learning-rate", type=float, help=f"Adam's initial learning rate (default: {defaults.learning_rate})"
-    )
-    train.add_argument(
-        "--patience",
-        type=positive_int,
-        help=f"epochs without a lower validation loss before stopping (default: {defaults.patience})",
-    )
-    train.add_argument(
-        "--steps-per-epoch",
-        type=positive_int,
-        help="training steps per epoch (default: one pass over the training split)",
-    )
-    train.add_argument(
-        "--crop",
-        choices=("resize", "crop"),
-        help=f"fit other image sizes by stretching (resize) or the centred square (crop) (default: {defaults.crop})",
-    )
-    train.add_argument("--augment", action="store_true", default=None, help="random flips, rotations, shifts and zooms")
-    train.add_argument(
-        "--blur-probability", type=_fraction, metavar="P", help="blur a training image with probability P"
-    )
-    train.add_argument(
-        "--jpeg-probability",
-        type=_fraction,
-        metavar="P",
-        help="re-compress a training image as JPEG with probability P",
-    )
-    train.add_argument(
-        "--weights",
-        help="transfer models: 'imagenet' (from the local Keras cache, never downloaded), a weights file, "
-        f"or 'none' to train from scratch (default: {defaults.weights})",
-    )
-    train.add_argument(
-        "--unfreeze", type=int, metavar="N", help="transfer models: train the backbone's top N layers (default: 0)"
-    )
-    train.add_argument(
-        "--synth-n", type=positive_int, help=f"with --data synth: images in total (default: {defaults.synth_n})"
-    )
-    train.add_argument(
-        "--difficulty",
-        dest="synth_difficulty",
-        choices=DIFFICULTIES,
-        help=f"with --data synth: how subtle the fakes are (default: {defaults.synth_difficulty})",
-    )
-    train.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
-    train.add_argument("--name", help="run directory suffix (default: <model>-<size>px)")
-    add_runs_dir(train)
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue this interrupted detector run at its next epoch")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.set_defaults(handler=run_train)
+    train.set_defaults(handler=run_train, takes_rest=True)
 
     models = subparsers.add_parser(
         "models",
@@ -104,34 +33,17 @@ def register(subparsers) -> None:
     models.set_defaults(handler=run_models)
 
 
-def _given_options(args: argparse.Namespace) -> dict:
-    from detector.train import DetectorConfig
-
-    names = {field.name for field in dataclasses.fields(DetectorConfig)}
-    return {name: value for name, value in vars(args).items() if name in names and value is not None}
-
-
 def run_train(args: argparse.Namespace) -> int:
     from detector.evaluate import format_table
-    from detector.runs import config_from_dict, read_json, require_run_dir
-    from detector.train import RESUME_CHECKED, DetectorConfig, train_detector
+    from detector.runs import read_json
+    from detector.train import DetectorConfig, train_detector
+    from gan_lab.cli.options import parse_run_command
 
-    given = _given_options(args)
-    if args.resume:
-        # The run's own options, with the given ones on top, so a contradiction is reported.
-        run_dir = require_run_dir(args.resume, "detector")
-        config = config_from_dict(DetectorConfig, {**read_json(run_dir / "config.json"), **given})
-        ignored = sorted(set(given) - set(RESUME_CHECKED))
-        if ignored:
-            options = ", ".join(
-                "--" + {"synth_difficulty": "difficulty"}.get(name, name).replace("_", "-") for name in ignored
-            )
-            print(f"gan-lab: note: {options} ignored with --resume; the run's config.json decides", file=sys.stderr)
-    else:
-        config = DetectorConfig(**given)
-    run_dir = train_detector(config, runs_dir=args.runs_dir, resume=args.resume, progress=not args.quiet)
-    metrics = read_json(run_dir / "metrics.json")
-    print(format_table(metrics))
+    config, run = parse_run_command(
+        DetectorConfig, args.rest, "gan-lab detector train", TRAIN_DESCRIPTION, kind="detector"
+    )
+    run_dir = train_detector(config, runs_dir=run.runs_dir, resume=run.resume, progress=not run.quiet)
+    print(format_table(read_json(run_dir / "metrics.json")))
     print(f"Run directory: {run_dir}")
     return 0
 

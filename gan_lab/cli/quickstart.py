@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-from gan_lab.cli.common import add_runs_dir, add_seed
+DESCRIPTION = (
+    "Generate SynthFaces (or use --data), train the cnn3 detector, train the DCGAN with a "
+    "checkpoint per epoch, stress-test the detector on fresh fakes from every epoch, and "
+    "write one report linking all of it. Options left unset come from --preset."
+)
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "quickstart",
-        help="Data, detector, DCGAN and stress test in one run (about 15 minutes on 2 CPU cores)",
-        description=(
-            "Generate SynthFaces (or use --data), train the cnn3 detector, train the DCGAN with a "
-            "checkpoint per epoch, stress-test the detector on fresh fakes from every epoch, and "
-            "write one report linking all of it."
-        ),
+        add_help=False,  # the options, --help included, come from QuickstartConfig
+        help="Data, detector, DCGAN and stress test in one run (about 11 minutes on 2 CPU cores)",
     )
-    parser.add_argument("--data", default="synth", help="an image folder, or 'synth' for SynthFaces (default)")
-    parser.add_argument(
-        "--preset",
-        default="default",
-        choices=("tiny", "default", "full"),
-        help="tiny: a one-minute check; default: 64 px, ~15 min on CPU; full: the published 128 px setting",
-    )
-    parser.add_argument("--name", default="", help="a name for the run directory")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted quickstart run")
-    add_seed(parser)
-    add_runs_dir(parser)
-    parser.set_defaults(handler=_quickstart)
+    parser.set_defaults(handler=_quickstart, takes_rest=True)
 
 
 def _quickstart(args) -> int:
-    from gan_lab.quickstart import QuickstartConfig, run_quickstart
+    from gan_lab.apps.quickstart import QuickstartConfig, run_quickstart
+    from gan_lab.cli.options import parse_run_command
 
-    config = QuickstartConfig(data=args.data, preset=args.preset, seed=args.seed, name=args.name)
-    run_quickstart(config, runs_dir=args.runs_dir, resume=args.resume)
+    config, run = parse_run_command(QuickstartConfig, args.rest, "gan-lab quickstart", DESCRIPTION, kind="quickstart")
+    run_quickstart(config, runs_dir=run.runs_dir, resume=run.resume, progress=not run.quiet)
     return 0

@@ -10,16 +10,9 @@ from PIL import Image
 
 from detector.errors import LabError
 from detector.runs import list_runs, read_json
-from gan_lab.train import (
-    GanConfig,
-    list_checkpoints,
-    load_discriminator,
-    load_generator,
-    read_history,
-    restore_dcgan,
-    run_config,
-    train_gan,
-)
+from gan_lab.checkpoints import list_checkpoints, load_discriminator, load_generator
+from gan_lab.run_report import read_history
+from gan_lab.train import GanConfig, restore_dcgan, run_config, train_gan
 
 PNG = b"\x89PNG\r\n\x1a\n"
 COLUMNS = ["epoch", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity"]

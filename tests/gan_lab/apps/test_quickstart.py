@@ -3,8 +3,8 @@ import json
 import pytest
 
 from detector.runs import list_runs
+from gan_lab.apps.quickstart import PRESETS, QuickstartConfig
 from gan_lab.cli import main
-from gan_lab.quickstart import PRESETS, QuickstartConfig
 
 
 def test_presets_resolve_and_explicit_options_win():

@@ -1,0 +1,97 @@
+"""What a GAN run does after each epoch, as a Keras callback: grid, diversity, history, checkpoint, plots.
+
+Imported by `gan_lab.train` when training starts (it needs Keras at import time).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from detector.runs import write_history
+from gan_lab.checkpoints import save_checkpoint
+from gan_lab.diversity import build_feature_extractor, check_collapse, image_diversity
+from gan_lab.latents import DIVERSITY_STREAM, seeded_latents
+from gan_lab.run_report import HISTORY_COLUMNS, plot_history
+from gan_lab.sample import generate, sample_epochs, save_grid, write_progress_gif
+
+METRIC_NAMES = ("d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake")
+
+
+class GanEpochEnd(keras.callbacks.Callback):
+    """After each epoch: sample grid, diversity, history.csv, checkpoint, plot and GIF, in that order.
+
+    The history row is written before the checkpoint, and a resumed run drops rows after
+    its last complete checkpoint, so an interruption between them never loses or repeats a row.
+    `rows` and `state` are the run's, updated in place for the caller's metrics.
+    """
+
+    def __init__(self, run_dir: Path, config, rows: list[dict], state: dict, real_diversity: float | None):
+        super().__init__()
+        self.run_dir, self.config, self.rows, self.state = run_dir, config, rows, state
+        self.real_diversity = real_diversity
+        self.grid_latents = np.load(run_dir / "latents.npy").astype(np.float32)
+        self.diversity_latents = seeded_latents(
+            config.seed, 0, config.diversity_n, config.latent_dim, stream=DIVERSITY_STREAM
+        )
+        self.extractor = build_feature_extractor()
+        self.started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        number = epoch + 1
+        seconds = time.monotonic() - self.started
+        values = {name: float((logs or {}).get(name, math.nan)) for name in METRIC_NAMES}
+        if not all(math.isfinite(value) for value in values.values()):
+            self._stop(number)
+            return
+        diversity = self._save_samples(number)
+        self.rows.append({"epoch": number, **values, "diversity": diversity, "seconds": seconds})
+        write_history(self.run_dir / "history.csv", self.rows, HISTORY_COLUMNS)
+        self.state.update(
+            epoch=number,
+            train_seconds=self.state.get("train_seconds", 0.0) + seconds,
+            d_iterations=int(self.model.d_optimizer.iterations.numpy()),
+            g_iterations=int(self.model.g_optimizer.iterations.numpy()),
+        )
+        save_checkpoint(self.model, self.run_dir, number, self.state)
+        self._draw(number)
+        self._watch_collapse()
+
+    def _stop(self, number: int) -> None:
+        self.state["stopped"] = f"a loss became NaN or infinite in epoch {number}"
+        warnings.warn(
+            f"Stopping {self.run_dir.name}: {self.state['stopped']}; epoch {number} is not saved",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.model.stop_training = True
+
+    def _save_samples(self, number: int) -> float:
+        """The epoch's grid from the fixed latents; returns the diversity of fresh samples."""
+        generator = self.model.generator
+        save_grid(self.run_dir / "samples" / f"epoch-{number:04d}.png", generate(generator, self.grid_latents))
+        return image_diversity(generate(generator, self.diversity_latents), self.extractor)
+
+    def _draw(self, number: int) -> None:
+        plot_history(self.rows, self.run_dir / "plots" / "losses.png", self.real_diversity)
+        frames = [path for epoch, path in sample_epochs(self.run_dir / "samples").items() if epoch <= number]
+        write_progress_gif(frames, self.run_dir / "progress.gif")
+
+    def _watch_collapse(self) -> None:
+        if self.state.get("collapse_warned"):  # once per run: after a collapse, every epoch would repeat it
+            return
+        message = check_collapse(
+            [row["diversity"] for row in self.rows],
+            self.real_diversity,
+            self.config.collapse_fraction,
+            [row["epoch"] for row in self.rows],
+        )
+        self.state["collapse_warned"] = message is not None

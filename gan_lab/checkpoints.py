@@ -1,0 +1,153 @@
+"""GAN checkpoints: one folder per complete epoch, with both models and both optimizers' state.
+
+`checkpoints/epoch-NNNN/` holds generator.keras, discriminator.keras, optimizer.npz (both
+optimizers' variables and the DCGAN's seed generator) and state.json. A checkpoint is
+written into a hidden temporary folder and renamed into place, so a folder is complete or
+absent; `list_checkpoints` ignores anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from detector.errors import LabError
+from detector.runs import atomic_write_bytes, require_run_dir, write_json
+
+CHECKPOINT_FILES = ("generator.keras", "discriminator.keras", "optimizer.npz", "state.json")
+_CHECKPOINT_NAME = re.compile(r"^epoch-(\d{4,})$")
+
+
+def list_checkpoints(gan_dir: str | os.PathLike) -> dict[int, Path]:
+    """Complete checkpoints of a GAN run, epoch -> checkpoints/epoch-NNNN folder, oldest first."""
+    folder = Path(gan_dir) / "checkpoints"
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for path in folder.iterdir():
+        match = _CHECKPOINT_NAME.match(path.name)
+        if match and path.is_dir() and all((path / name).is_file() for name in CHECKPOINT_FILES):
+            found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def checkpoint_dir(gan_dir: str | os.PathLike, epoch: int | None = None) -> Path:
+    """The checkpoint folder of `epoch` (None: the last complete one); LabError naming the epochs there are."""
+    gan_dir = require_run_dir(gan_dir, "gan")
+    checkpoints = list_checkpoints(gan_dir)
+    if not checkpoints:
+        raise LabError(
+            f"{gan_dir} has no complete checkpoints under {gan_dir / 'checkpoints'}: has training finished an epoch?"
+        )
+    if epoch is None:
+        return checkpoints[max(checkpoints)]
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or int(epoch) not in checkpoints:
+        raise LabError(f"{gan_dir} has no checkpoint for epoch {epoch}; available epochs: {list(checkpoints)}")
+    return checkpoints[int(epoch)]
+
+
+def load_model(path: Path):
+    import keras
+
+    import detector.models  # noqa: F401  (registers the lab's custom layers for loading)
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a corrupt or foreign file
+        raise LabError(f"{path} could not be loaded as a Keras model: {error}") from None
+
+
+def load_generator(gan_dir: str | os.PathLike, epoch: int | None = None):
+    """The generator saved at `epoch` (None: the last complete epoch): latents -> pixels in [0, 1]."""
+    return load_model(checkpoint_dir(gan_dir, epoch) / "generator.keras")
+
+
+def load_discriminator(gan_dir: str | os.PathLike, epoch: int | None = None):
+    """The discriminator saved at `epoch` (None: the last complete epoch): pixels -> logit of P(fake)."""
+    return load_model(checkpoint_dir(gan_dir, epoch) / "discriminator.keras")
+
+
+def optimizer_state_bytes(gan) -> bytes:
+    arrays = {"seed_generator": np.asarray(gan.seed_generator.state.numpy())}
+    for prefix, optimizer in (("discriminator", gan.d_optimizer), ("generator", gan.g_optimizer)):
+        for index, variable in enumerate(optimizer.variables):
+            arrays[f"{prefix}/{index:04d}"] = np.asarray(variable.numpy())
+        arrays[f"{prefix}/names"] = np.array([variable.path for variable in optimizer.variables])
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def restore_optimizer_state(gan, path: Path) -> None:
+    gan.build_optimizers()
+    try:
+        saved = np.load(path)
+    except Exception as error:
+        raise LabError(f"{path} could not be read as optimizer state: {error}") from None
+    with saved:
+        for prefix, optimizer in (("discriminator", gan.d_optimizer), ("generator", gan.g_optimizer)):
+            keys = sorted(key for key in saved.files if key.startswith(f"{prefix}/") and key != f"{prefix}/names")
+            if len(keys) != len(optimizer.variables):
+                raise LabError(
+                    f"{path} holds {len(keys)} {prefix} optimizer variables; the {prefix} needs {len(optimizer.variables)}"
+                )
+            for key, variable in zip(keys, optimizer.variables):
+                value = saved[key]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise LabError(
+                        f"{path}: {key} has shape {value.shape}, the {prefix} optimizer's {variable.path} {tuple(variable.shape)}"
+                    )
+                variable.assign(value)
+        gan.seed_generator.state.assign(saved["seed_generator"])
+
+
+def save_checkpoint(gan, run_dir: str | os.PathLike, epoch: int, state: dict) -> Path:
+    """checkpoints/epoch-NNNN/: both models, both optimizers' state and `state`, renamed into place when complete."""
+    folder = Path(run_dir) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"epoch-{epoch:04d}"
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=folder))
+    try:
+        gan.generator.save(partial / "generator.keras")
+        gan.discriminator.save(partial / "discriminator.keras")
+        atomic_write_bytes(partial / "optimizer.npz", optimizer_state_bytes(gan))
+        write_json(partial / "state.json", state)
+        if target.exists():  # an incomplete leftover of an interrupted earlier attempt
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def remove_leftovers(run_dir: Path, completed: int) -> None:
+    """Drop partial checkpoint folders and any checkpoint beyond the last complete epoch."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        match = _CHECKPOINT_NAME.match(path.name)
+        if path.is_dir() and (path.name.endswith(".partial") or (match and int(match.group(1)) > completed)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def require_gan_run(gan_dir: str | os.PathLike) -> tuple[Path, dict[int, Path]]:
+    """A GAN run directory and its complete checkpoints, or a LabError saying what is wrong."""
+    if not gan_dir:
+        raise LabError("No GAN run given: pass --gan RUN_DIR (a runs/NNNNN-gan-... directory)")
+    gan_dir = require_run_dir(gan_dir, "gan")
+    if (gan_dir / "model.keras").is_file() and not (gan_dir / "checkpoints").is_dir():
+        raise LabError(f"{gan_dir} looks like a detector run (it has model.keras); --gan needs a GAN run directory")
+    checkpoints = list_checkpoints(gan_dir)
+    if not checkpoints:
+        raise LabError(
+            f"{gan_dir} has no complete GAN checkpoints under {gan_dir / 'checkpoints'}: "
+            "has GAN training finished at least one epoch?"
+        )
+    return gan_dir, checkpoints
