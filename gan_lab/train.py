@@ -28,6 +28,7 @@ from detector.errors import LabError
 from detector.images import FitMode
 from detector.lifecycle import refuse
 from detector.runs import atomic_write_bytes, read_json, write_history, write_json
+from detector.synthfaces import Difficulty
 from gan_lab.checkpoints import (
     checkpoint_dir,
     list_checkpoints,
@@ -75,7 +76,7 @@ class GanConfig:
     seed: int = 0  # the same seed gives the same data, weights and samples
     name: str = ""  # run directory suffix; "" means "<preset or dcgan>-<size>px"
     synth_n: int = 2000  # with data="synth": SynthFaces images in total (half of them real)
-    synth_difficulty: str = "medium"  # with data="synth": "easy", "medium" or "hard"
+    synth_difficulty: Difficulty = "medium"  # with data="synth": how subtle the fakes are
 
 
 # --------------------------------------------------------------------------- options
