@@ -1,8 +1,9 @@
 """What a detector run does around each epoch, as Keras callbacks that continue from a resumed run's state.
 
-Each epoch ends with history.csv, then model.keras (if the validation loss is the lowest
-yet), then the stopping and learning-rate decisions, and last the resumable state, which
-names only files already written. Epochs count from 1 in every file.
+Each epoch ends with the stopping and learning-rate decisions, then one commit: the model
+with its optimizer, history.csv and state.json appear together as checkpoints/epoch-NNNN/
+(see `detector.runs.commit_epoch`). Only then are the run's own history.csv and
+model.keras (the best epoch's) refreshed from it. Epochs count from 1 in every file.
 
 Imported by `detector.train` when training starts (it needs Keras at import time).
 """
@@ -10,15 +11,16 @@ Imported by `detector.train` when training starts (it needs Keras at import time
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from detector.runs import atomic_save_model, write_history, write_json
+from detector.runs import commit_epoch, committed_epochs, publish_file, publish_history
 
-STATE_FILE = "state.json"  # under checkpoints/: what the last complete epoch left behind
+MODEL_FILE = "model.keras"  # in each epoch's folder: model and optimizer; at the run's root: the best epoch's
 # history.csv columns in this order; any other logged value follows them.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "learning_rate")
 
@@ -72,12 +74,12 @@ class RecalibrateBatchNorm(keras.callbacks.Callback):
                 layer.momentum = momentum
 
 
-class HistoryCSV(keras.callbacks.Callback):
-    """history.csv, rewritten atomically after every epoch; rows from before a resume are kept."""
+class HistoryRows(keras.callbacks.Callback):
+    """One history row per epoch, kept in `rows` (shared with EpochCommit, which writes them)."""
 
-    def __init__(self, path: Path, rows: list[dict]):
+    def __init__(self, rows: list[dict]):
         super().__init__()
-        self.path, self.rows, self.rate = path, list(rows), None
+        self.rows, self.rate = rows, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.rate = learning_rate(self.model)  # the rate this epoch trains with
@@ -85,21 +87,19 @@ class HistoryCSV(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         values = {key: float(value) for key, value in (logs or {}).items() if key != "learning_rate"}
         self.rows.append({"epoch": int(epoch) + 1, **values, "learning_rate": self.rate})
-        write_history(self.path, self.rows, HISTORY_COLUMNS)
 
 
-class BestModel(keras.callbacks.Callback):
-    """model.keras, saved atomically whenever the validation loss is the lowest so far (best_epoch from 1)."""
+class BestEpoch(keras.callbacks.Callback):
+    """The epoch with the lowest finite validation loss so far (from 1); model.keras is published from it."""
 
-    def __init__(self, path: Path, best: float | None, best_epoch: int | None):
+    def __init__(self, best: float | None, best_epoch: int | None):
         super().__init__()
-        self.path, self.best, self.best_epoch = path, best, best_epoch
+        self.best, self.best_epoch = best, best_epoch
 
     def on_epoch_end(self, epoch, logs=None):
         current = finite((logs or {}).get("val_loss"))
         if current is not None and (self.best is None or current < self.best):
             self.best, self.best_epoch = current, int(epoch) + 1
-            atomic_save_model(self.model, self.path)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -136,37 +136,57 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         return {"wait": self.wait, "best": finite(self.best), "cooldown_counter": self.cooldown_counter}
 
 
-class ResumeState(keras.callbacks.Callback):
-    """checkpoints/epoch-NNNN.keras (model and optimizer), then checkpoints/state.json naming it."""
+def publish_epoch(run_dir: Path, state: dict) -> None:
+    """Bring the run's history.csv and model.keras in line with its last committed epoch; drop unneeded ones.
 
-    def __init__(self, folder: Path, state: dict, best_model: BestModel, early_stopping, reduce_lr):
+    Called after each commit and again on resume, so a crash between commit and publication
+    is mended: model.keras always holds the epoch that state.json names as best.
+    """
+    epochs = committed_epochs(run_dir)
+    last = epochs.get(state.get("completed_epochs", 0))
+    publish_history(run_dir, last, HISTORY_COLUMNS)
+    best = epochs.get(state.get("best_epoch") or 0)
+    if best is not None and (best / MODEL_FILE).is_file():
+        publish_file(best / MODEL_FILE, run_dir / MODEL_FILE)
+    keep = {state.get("completed_epochs"), state.get("best_epoch"), state.get("checkpoint_epoch")}
+    for epoch, folder in epochs.items():
+        if epoch not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class EpochCommit(keras.callbacks.Callback):
+    """Commit each epoch (model and optimizer, history, state) in one step, then publish it."""
+
+    def __init__(self, run_dir: Path, state: dict, rows: list[dict], best: BestEpoch, early_stopping, reduce_lr):
         super().__init__()
-        self.folder, self.state = folder, state
-        self.best_model, self.early_stopping, self.reduce_lr = best_model, early_stopping, reduce_lr
+        self.run_dir, self.state, self.rows = run_dir, state, rows
+        self.best, self.early_stopping, self.reduce_lr = best, early_stopping, reduce_lr
         self.started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        number = int(epoch) + 1
         diverged = finite((logs or {}).get("loss")) is None
-        if not diverged:
-            name = f"epoch-{epoch + 1:04d}.keras"
-            atomic_save_model(self.model, self.folder / name)
-            self.state["checkpoint"] = name
         stopped = "loss became NaN" if diverged else ("early stopping" if self.model.stop_training else None)
         self.state.update(
-            completed_epochs=int(epoch) + 1,
-            best_val_loss=self.best_model.best,
-            best_epoch=self.best_model.best_epoch,
+            completed_epochs=number,
+            best_val_loss=self.best.best,
+            best_epoch=self.best.best_epoch,
             learning_rate=learning_rate(self.model),
             stopped=stopped,
             train_seconds=self.state.get("train_seconds", 0.0) + time.monotonic() - self.started,
             early_stopping=self.early_stopping.snapshot(),
             reduce_lr=self.reduce_lr.snapshot(),
         )
+        if not diverged:  # a diverged epoch's weights are no place to resume from
+            self.state["checkpoint_epoch"] = number
+
+        def write_model(folder: Path) -> None:
+            if not diverged:
+                self.model.save(folder / MODEL_FILE)
+
+        commit_epoch(self.run_dir, number, write_model, self.state, self.rows, HISTORY_COLUMNS)
+        publish_epoch(self.run_dir, self.state)
         self.started = time.monotonic()
-        write_json(self.folder / STATE_FILE, self.state)
-        for old in self.folder.glob("epoch-*.keras"):
-            if old.name != self.state.get("checkpoint"):
-                old.unlink(missing_ok=True)
 
 
 def run_callbacks(
@@ -178,7 +198,7 @@ def run_callbacks(
     """
     resumed = state.get("completed_epochs", 0) > 0
     verbose = 1 if progress else 0
-    best_model = BestModel(run_dir / "model.keras", state.get("best_val_loss"), state.get("best_epoch"))
+    best = BestEpoch(state.get("best_val_loss"), state.get("best_epoch"))
     early_stopping = ResumableEarlyStopping(
         state.get("early_stopping") if resumed else None,
         best_weights,
@@ -201,9 +221,9 @@ def run_callbacks(
     return [
         *recalibrate,
         keras.callbacks.TerminateOnNaN(),
-        HistoryCSV(run_dir / "history.csv", history_rows),
-        best_model,
+        HistoryRows(history_rows),
+        best,
         early_stopping,
         reduce_lr,
-        ResumeState(run_dir / "checkpoints", state, best_model, early_stopping, reduce_lr),
+        EpochCommit(run_dir, state, history_rows, best, early_stopping, reduce_lr),
     ]

@@ -32,6 +32,10 @@ SPLIT_ALIASES = {
 SEARCH_DEPTH = 3
 
 
+class DataLayoutWarning(UserWarning):
+    """A link or file in an image folder that the index leaves out, or follows outside the data set."""
+
+
 class UnreadableImageWarning(UserWarning):
     """An image file was skipped because it could not be decoded."""
 
@@ -76,19 +80,71 @@ def _children(folder: Path) -> dict[str, Path]:
     }
 
 
-def _list_images(folder: Path, skip: tuple[str, ...] = ()) -> list[str]:
-    """Image files under `folder` (recursively, hidden entries and `skip` folder names left out), sorted."""
-    found = []
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _follow(link: str, start: str, root: str, seen: set[str]) -> bool:
+    """Whether to walk into a directory link, warning (once, naming it) about any that is not followed.
+
+    A link back into the walk (a loop, or an ancestor), or sideways into another class or
+    split of the same data set, would count images twice or under the wrong label.
+    """
+    target = os.path.realpath(link)
+    if target in seen or _within(start, target):
+        reason = "it loops back into a folder already read"
+    elif _within(target, root) and not _within(target, start):
+        reason = "it leads into another folder of this data set, whose images have their own label"
+    elif not _within(target, root):
+        warnings.warn(f"Following {link} -> {target}, outside {root}", DataLayoutWarning, stacklevel=4)
+        return True
+    else:
+        return True
+    warnings.warn(f"Not following {link} -> {target}: {reason}", DataLayoutWarning, stacklevel=4)
+    return False
+
+
+def _list_images(folder: Path, skip: tuple[str, ...] = (), root: Path | None = None) -> list[str]:
+    """Image files under `folder` (recursively, hidden entries and `skip` folder names left out), sorted.
+
+    Each directory is read once, whatever links lead to it; each file is counted once,
+    however many names it has; a file link into another folder of `root` (the data set) is
+    left out, as in `_follow`.
+    """
+    start = os.path.realpath(folder)
+    root = os.path.realpath(root or folder)
+    seen, found = {start}, {}
     for directory, subdirectories, files in os.walk(folder, followlinks=True):
-        subdirectories[:] = [name for name in subdirectories if not name.startswith(".") and name.lower() not in skip]
-        found.extend(os.path.join(directory, name) for name in files if is_image_file(name))
-    return sorted(found)
+        kept = []
+        for name in sorted(subdirectories):
+            path = os.path.join(directory, name)
+            if name.startswith(".") or name.lower() in skip:
+                continue
+            if os.path.islink(path) and not _follow(path, start, root, seen):
+                continue
+            seen.add(os.path.realpath(path))
+            kept.append(name)
+        subdirectories[:] = kept
+        for name in files:
+            path = os.path.join(directory, name)
+            target = os.path.realpath(path)
+            if not is_image_file(name) or target in found:
+                continue
+            if os.path.islink(path) and _within(target, root) and not _within(target, start):
+                warnings.warn(
+                    f"Leaving out {path} -> {target}: it is an image of another folder of this data set",
+                    DataLayoutWarning,
+                    stacklevel=2,
+                )
+                continue
+            found[target] = path
+    return sorted(found.values())
 
 
-def _class_images(folder: Path | None, description: str) -> list[str]:
+def _class_images(folder: Path | None, description: str, root: Path | None = None) -> list[str]:
     if folder is None:
         raise LabError(f"Missing class folder: {description}")
-    paths = _list_images(folder)
+    paths = _list_images(folder, root=root)
     if not paths:
         raise LabError(f"Class folder {folder} has no images (.jpg .jpeg .png .bmp .webp)")
     return paths
@@ -104,7 +160,24 @@ def _check_split_ratio(split) -> np.ndarray:
     return ratio
 
 
+def _without_shared_files(per_class: dict[int, list[str]]) -> dict[int, list[str]]:
+    """Leave out files that stand under both labels (through links): neither label can be trusted."""
+    real = {os.path.realpath(path) for path in per_class.get(REAL, [])}
+    shared = real & {os.path.realpath(path) for path in per_class.get(FAKE, [])}
+    if not shared:
+        return per_class
+    warnings.warn(
+        f"Leaving out {len(shared)} file(s) found both as real and as fake, e.g. {sorted(shared)[0]}",
+        DataLayoutWarning,
+        stacklevel=3,
+    )
+    return {
+        label: [path for path in paths if os.path.realpath(path) not in shared] for label, paths in per_class.items()
+    }
+
+
 def _make_split(per_class: dict[int, list[str]]) -> Split:
+    per_class = _without_shared_files(per_class)
     paths, labels = [], []
     for label in (REAL, FAKE):
         paths.extend(per_class.get(label, []))
@@ -145,6 +218,7 @@ def _find_layout(root: Path) -> tuple[str, Path] | None:
 
 
 def _index_140k(folder: Path, real_only: bool) -> dict[str, Split]:
+    folder_root = folder
     children = _children(folder)
     split_folders = {}
     for name, path in children.items():
@@ -164,10 +238,10 @@ def _index_140k(folder: Path, real_only: bool) -> dict[str, Split]:
                 continue
             folder = class_folders.get(class_name)
             if name == "train" or folder is None:
-                per_class[label] = _class_images(folder, f"{split_folders[name] / class_name}")
+                per_class[label] = _class_images(folder, f"{split_folders[name] / class_name}", root=folder_root)
                 continue
             # A one-class valid or test split is still worth evaluating on (e.g. fakes only): warn, don't refuse.
-            per_class[label] = _list_images(folder)
+            per_class[label] = _list_images(folder, root=folder_root)
             if not per_class[label]:
                 warnings.warn(f"Class folder {folder} has no images; the {name} split has one class only", stacklevel=3)
         splits[name] = _make_split(per_class)
@@ -216,8 +290,8 @@ def index_folder(
         for name, label in names.items():
             if real_only and label == FAKE:
                 continue
-            per_class[label] = _class_images(children.get(name), f"{folder / name}")
-        splits = _split_by_ratio(per_class, ratio, seed)
+            per_class[label] = _class_images(children.get(name), f"{folder / name}", root=folder)
+        splits = _split_by_ratio(_without_shared_files(per_class), ratio, seed)
     return DatasetIndex(root=folder, layout=layout, splits=splits)
 
 
@@ -231,17 +305,27 @@ def decode_image(path: str, size: int, crop: str = "resize") -> np.ndarray:
 
 
 class _SkipReport:
-    """Warns once per unreadable file; thread-safe because the decoder runs in parallel."""
+    """Counts the unreadable files of one pass, and warns once per file in the whole process.
+
+    Training reads a file in several places (the training pipeline, validation, BatchNorm
+    recalibration, the collapse watch); the user hears about each bad file once. Thread-safe
+    because the decoder runs in parallel.
+    """
+
+    _named: set[str] = set()  # every file any report has warned about
+    _lock = threading.Lock()
 
     def __init__(self):
         self.warned: set[str] = set()
-        self.lock = threading.Lock()
 
     def file(self, path: str, error: Exception) -> None:
-        with self.lock:
+        with self._lock:
             if path in self.warned:
                 return
             self.warned.add(path)
+            if path in self._named:
+                return
+            self._named.add(path)
         reason = str(error) if path in str(error) else f"{path}: {error}"
         warnings.warn(f"Skipping unreadable image {reason}", UnreadableImageWarning, stacklevel=2)
 
@@ -357,6 +441,14 @@ def _count_skipped(skipped, element):
     return skipped, (pixels, label, ok)
 
 
+def _is_readable(pixels, label, ok):
+    return ok
+
+
+def _without_flag(pixels, label, ok):
+    return pixels, label
+
+
 def _augmented(dataset, augment):
     """Batches passed through the augmentation layers (training only), clipped to [0, 1]."""
     import tensorflow as tf
@@ -365,7 +457,11 @@ def _augmented(dataset, augment):
 
     layers = staged_layers(augment)
     if layers is None:
-        return dataset.map(lambda images, labels: (tf.clip_by_value(augment(images, training=True), 0.0, 1.0), labels))
+
+        def augment_batch(images, labels):
+            return tf.clip_by_value(augment(images, training=True), 0.0, 1.0), labels
+
+        return dataset.map(augment_batch)
 
     # Random draws advance the layers' seeded state, so they happen one batch at a time in
     # order; the image transforms, the costly part, then run in parallel.
@@ -429,7 +525,7 @@ def make_dataset(
     # behind an intact header): TensorFlow logs the error and the element is dropped.
     dataset = dataset.ignore_errors(log_warning=True)
     dataset = dataset.scan(tf.constant(0, tf.int64), _count_skipped)
-    dataset = dataset.filter(lambda pixels, label, ok: ok).map(lambda pixels, label, ok: (pixels, label))
+    dataset = dataset.filter(_is_readable).map(_without_flag)
     if cache:
         dataset = dataset.cache(cache if isinstance(cache, str) else "")
         if shuffle:

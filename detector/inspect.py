@@ -25,9 +25,26 @@ GRID_TILE = 64
 INSPECT_FOLDER = "_inspect"
 
 
-def _read_headers(paths: list[str], progress: bool = False) -> tuple[Counter, Counter, Counter, list[str]]:
-    """Sizes, modes and formats from file headers only (PIL opens lazily, so this is fast)."""
-    sizes, modes, formats, unreadable = Counter(), Counter(), Counter(), []
+def _damage(path: str, image: Image.Image) -> str | None:
+    """What is wrong with a file whose header reads, or None: a truncated or corrupt body."""
+    try:
+        if image.format == "JPEG":
+            with open(path, "rb") as handle:
+                handle.seek(max(0, os.path.getsize(path) - 64))
+                if b"\xff\xd9" not in handle.read():  # no end-of-image marker: the file was cut short
+                    return "truncated JPEG (no end-of-image marker)"
+        else:
+            image.verify()  # checksums and structure, without decoding the pixels
+    except Exception as error:  # PIL raises many types for damaged data
+        return f"damaged {image.format or 'image'} data ({error})"
+    return None
+
+
+def _read_headers(
+    paths: list[str], min_side: int, progress: bool = False
+) -> tuple[Counter, Counter, Counter, dict[str, str], list[str]]:
+    """Sizes, modes and formats from file headers; unreadable or damaged files and images too small, each named."""
+    sizes, modes, formats, unreadable, small = Counter(), Counter(), Counter(), {}, []
     if progress:
         from tqdm import tqdm
 
@@ -35,12 +52,20 @@ def _read_headers(paths: list[str], progress: bool = False) -> tuple[Counter, Co
     for path in paths:
         try:
             with Image.open(path) as image:
-                sizes[f"{image.width}x{image.height}"] += 1
-                modes[image.mode] += 1
-                formats[image.format or "unknown"] += 1
-        except (OSError, SyntaxError, ValueError):
-            unreadable.append(path)
-    return sizes, modes, formats, unreadable
+                width, height, mode, file_format = image.width, image.height, image.mode, image.format
+                damage = _damage(path, image)
+        except Exception as error:  # any failure is this file's: PIL raises many types
+            unreadable[path] = str(error)
+            continue
+        if damage:
+            unreadable[path] = damage
+            continue
+        sizes[f"{width}x{height}"] += 1
+        modes[mode] += 1
+        formats[file_format or "unknown"] += 1
+        if min(width, height) < min_side:
+            small.append(f"{path}: {width}x{height}")
+    return sizes, modes, formats, unreadable, small
 
 
 def _imbalance(counts: dict[str, dict[str, int]]) -> list[str]:
@@ -93,11 +118,17 @@ def _sample_grid(paths: list[str], seed: int) -> np.ndarray | None:
 
 
 def inspect_folder(
-    root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, seed: int = 0, progress: bool = False
+    root: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    size: int = 64,
 ) -> dict:
     """Count, measure and sample a data folder; write a bar chart, sample grids and inspect.json to `out_dir`.
 
     out_dir defaults to `root/_inspect`. Folders without real and fake classes are inspected as real-only.
+    size: the model input side the data is meant for; images under half of it are flagged.
     """
     root = Path(root)
     try:
@@ -116,7 +147,7 @@ def inspect_folder(
             by_class[CLASS_NAMES[int(label)]].append(path)
     counts["total"] = {name: len(paths) for name, paths in by_class.items()}
     all_paths = by_class["real"] + by_class["fake"]
-    sizes, modes, formats, unreadable = _read_headers(all_paths, progress)
+    sizes, modes, formats, unreadable, small = _read_headers(all_paths, max(1, size // 2), progress)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [atomic_write_bytes(out_dir / "counts.png", _bar_chart(counts, f"{index.root.name} ({index.layout})"))]
@@ -132,7 +163,10 @@ def inspect_folder(
         "sizes": dict(sizes.most_common()),
         "modes": dict(modes.most_common()),
         "formats": dict(formats.most_common()),
-        "unreadable": unreadable,
+        "unreadable": list(unreadable),
+        "unreadable_reasons": unreadable,
+        "too_small": small,
+        "model_size": size,
         "imbalance": _imbalance(counts) if index.layout != "real_only" else [],
         "out_dir": str(out_dir),
         "files": [str(path) for path in written],
@@ -159,7 +193,15 @@ def format_inspection(result: dict) -> str:
     lines.append("  modes:   " + ", ".join(f"{mode} ({count})" for mode, count in result["modes"].items()))
     lines.append("  formats: " + ", ".join(f"{name} ({count})" for name, count in result["formats"].items()))
     if result["unreadable"]:
-        lines.append(f"  unreadable: {len(result['unreadable'])} file(s), e.g. {result['unreadable'][0]}")
+        lines.append(f"  unreadable or damaged: {len(result['unreadable'])} file(s), skipped in training:")
+        reasons = result.get("unreadable_reasons", {})
+        lines.extend(f"    {path}: {reasons.get(path, 'unreadable')}" for path in result["unreadable"])
+    if result.get("too_small"):
+        lines.append(
+            f"  far smaller than the {result['model_size']} px model input: {len(result['too_small'])} image(s), "
+            "upscaled in training:"
+        )
+        lines.extend(f"    {entry}" for entry in result["too_small"])
     for note in result["imbalance"]:
         lines.append(f"  class imbalance: {note}")
     if not result["imbalance"] and result["layout"] != "real_only":

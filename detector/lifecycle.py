@@ -11,12 +11,14 @@ checked, so a bad option leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
 from typing import Any, NoReturn
 
 from detector.errors import LabError
+from detector.failpoints import failpoint
 from detector.runs import create_run_dir, read_json, require_run_dir, write_json
 
 # Decoded training images are kept in memory when they fit in this.
@@ -90,7 +92,25 @@ def start_run_dir(kind: str, config, runs_dir, extra: dict) -> Path:
     """Create the run directory and write config.json: every option resolved, then `extra` facts."""
     run_dir = create_run_dir(kind, config.name, runs_dir)
     write_json(run_dir / "config.json", {**dataclasses.asdict(config), **extra})
+    failpoint("config-written")
     return run_dir
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: what is committed is kept, and `run_dir` says where to resume from."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(f"interrupted; completed epochs are saved in {run_dir}")
+        self.run_dir = Path(run_dir)
+
+
+@contextlib.contextmanager
+def interruptible(run_dir: Path):
+    """Turn Ctrl-C inside the block into RunInterrupted naming the run (the outermost run, when nested)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_dir) from None
 
 
 def recorded_config(run_dir, kind: str, config_class: type) -> tuple[Path, Any, dict]:

@@ -9,11 +9,13 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from detector.errors import LabError
+from detector.failpoints import failpoint
 
 RUN_KINDS = ("detector", "gan", "stress", "quickstart")
 _RUN_NAME = re.compile(r"^(\d{5})-([a-z]+)(?:-(.*))?$")
@@ -43,6 +45,16 @@ def create_run_dir(kind: str, name: str = "", runs_dir: str | os.PathLike = "run
         return run_dir
 
 
+def make_folder(path: str | os.PathLike, option: str = "") -> Path:
+    """Create `path` (and its parents); LabError naming it and the reason when that is not possible."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LabError(f"Cannot create the folder {option + ' ' if option else ''}{path}: {error.strerror}") from None
+    return path
+
+
 def list_runs(runs_dir: str | os.PathLike = "runs", kind: str | None = None) -> list[Path]:
     """Run directories under `runs_dir`, oldest first, optionally of one kind."""
     runs_dir = Path(runs_dir)
@@ -70,8 +82,17 @@ def require_run_dir(run_dir: str | os.PathLike, kind: str | None = None) -> Path
     return run_dir
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _temporary_sibling(path: Path, suffix: str = "") -> Path:
+    """A new hidden file beside `path`, named `.<stem>.<random>.tmp<suffix>` (what `remove_stale` removes)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    # mkstemp makes owner-only files; a run's files follow the umask like any other file the user writes.
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
 
@@ -86,6 +107,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        failpoint("atomic-write")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -142,6 +164,7 @@ def atomic_save_model(model, path: str | os.PathLike) -> Path:
     tmp = _temporary_sibling(path, suffix=".keras")
     try:
         model.save(tmp)
+        failpoint("atomic-write")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -158,10 +181,10 @@ def _number(text: str) -> float:
 def read_history(path: str | os.PathLike) -> list[dict]:
     """The rows of a history.csv as dicts: "epoch" an int, every other column a float (nan if empty).
 
-    A missing file is an empty history: a run interrupted before its first epoch has none.
+    A missing or empty file is an empty history: a run interrupted before its first epoch has none.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() or not path.read_text(encoding="utf-8").strip():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -179,7 +202,8 @@ def read_history(path: str | os.PathLike) -> list[dict]:
 
 def write_history(path: str | os.PathLike, rows: list[dict], columns: tuple = ("epoch",)) -> Path:
     """Write history rows as CSV, atomically: `columns` first (those present), then any other key sorted."""
-    names = [column for column in columns if any(column in row for row in rows)]
+    # Without rows, the header alone: the file still reads back as a (empty) history.
+    names = [column for column in columns if not rows or any(column in row for row in rows)]
     names += sorted({key for row in rows for key in row} - set(names))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=names, restval="", lineterminator="\n")
@@ -187,3 +211,99 @@ def write_history(path: str | os.PathLike, rows: list[dict], columns: tuple = ("
     for row in rows:
         writer.writerow({key: (int(value) if key == "epoch" else repr(float(value))) for key, value in row.items()})
     return atomic_write_text(path, buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- epoch commits
+
+_EPOCH_FOLDER = re.compile(r"^epoch-(\d{4,})$")
+EPOCH_STATE = "state.json"
+EPOCH_HISTORY = "history.csv"
+
+
+def commit_epoch(run_dir: str | os.PathLike, epoch: int, write_files, state: dict, rows: list[dict], columns) -> Path:
+    """Make an epoch's state visible in one step: checkpoints/epoch-NNNN/ appears complete or not at all.
+
+    write_files(folder) writes the models into a hidden folder; history.csv (every row up to
+    this epoch) and state.json follow, and one rename publishes the lot. A crash at any
+    point leaves the previous epoch as the run's last, plus a hidden folder `remove_stale`
+    clears.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"epoch-{epoch:04d}"
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=folder))
+    partial.chmod(0o777 & ~_umask())
+    try:
+        write_files(partial)
+        failpoint("epoch-files-written")
+        write_history(partial / EPOCH_HISTORY, rows, columns)
+        write_json(partial / EPOCH_STATE, state)
+        failpoint("epoch-before-commit")
+        if target.exists():  # an epoch beyond the last complete one, left by an earlier attempt
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    failpoint("epoch-committed")
+    return target
+
+
+def committed_epochs(run_dir: str | os.PathLike, required: tuple[str, ...] = (EPOCH_STATE,)) -> dict[int, Path]:
+    """The run's committed epochs, epoch -> checkpoints/epoch-NNNN folder, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for path in folder.iterdir():
+        match = _EPOCH_FOLDER.match(path.name)
+        if match and path.is_dir() and all((path / name).is_file() for name in required):
+            found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def remove_stale(run_dir: str | os.PathLike, completed: int) -> list[Path]:
+    """Remove what an interrupted run left: hidden temporary files and folders, and epochs after `completed`."""
+    run_dir = Path(run_dir)
+    removed = []
+    for path in sorted(run_dir.rglob(".*")):
+        if ".tmp" in path.name or path.name.endswith(".partial"):
+            removed.append(path)
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir():
+        for path in checkpoints.iterdir():
+            match = _EPOCH_FOLDER.match(path.name)
+            if match and int(match.group(1)) > completed:
+                removed.append(path)
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return removed
+
+
+def publish_history(run_dir: str | os.PathLike, epoch_folder: Path | None, columns) -> Path:
+    """history.csv of the run: the committed epoch's copy (the header alone before the first epoch)."""
+    rows = read_history(epoch_folder / EPOCH_HISTORY) if epoch_folder is not None else []
+    path = Path(run_dir) / EPOCH_HISTORY
+    if not path.is_file() or read_history(path) != rows:  # a finished run resumed again is left untouched
+        write_history(path, rows, columns)
+    failpoint("history-published")
+    return path
+
+
+def publish_file(source: Path, target: Path) -> Path:
+    """Put a committed file at `target` in one step (a hard link where the file system allows, else a copy)."""
+    if target.is_file() and (os.path.samefile(source, target) or target.read_bytes() == source.read_bytes()):
+        return target
+    tmp = _temporary_sibling(target, suffix=target.suffix)
+    tmp.unlink()
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

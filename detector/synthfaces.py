@@ -22,7 +22,7 @@ from PIL import Image
 
 from detector import CLASS_NAMES, FAKE, REAL
 from detector.errors import LabError
-from detector.runs import atomic_write_text
+from detector.runs import atomic_write_text, make_folder
 
 # How subtle the fakes are: how many tell-tale signs each carries, and how strongly.
 Difficulty = Literal["easy", "medium", "hard"]
@@ -743,6 +743,7 @@ def write_dataset(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LabError(f"{out} already exists and is not an empty folder; choose a new output folder")
+    make_folder(out, "--out")
 
     jobs = [(split_name, label, count) for split_name, count in zip(SPLIT_NAMES, counts) for label in (REAL, FAKE)]
     bar = None

@@ -24,12 +24,19 @@ import numpy as np
 
 from detector import HEADS, Head, lifecycle
 from detector.errors import LabError
+from detector.failpoints import failpoint
 from detector.images import FIT_MODES, FitMode
 from detector.lifecycle import refuse
-from detector.runs import read_history, read_json, write_json
+from detector.runs import (
+    EPOCH_HISTORY,
+    EPOCH_STATE,
+    committed_epochs,
+    read_history,
+    read_json,
+    remove_stale,
+    write_json,
+)
 from detector.synthfaces import DIFFICULTIES, Difficulty
-
-STATE_FILE = "state.json"  # under checkpoints/: what the last complete epoch left behind
 
 
 @dataclasses.dataclass
@@ -291,11 +298,15 @@ def _start_run(config: DetectorConfig, runs_dir, progress: bool):
 
 
 def _load_checkpoint(run_dir: Path, config: DetectorConfig, model, state: dict) -> None:
-    """The last complete epoch's weights and optimizer state, from the file state.json names."""
-    checkpoint = run_dir / "checkpoints" / state["checkpoint"]
-    if not checkpoint.is_file():
+    """The weights and optimizer state of the last epoch that did not diverge."""
+    from detector.callbacks import MODEL_FILE
+
+    folder = committed_epochs(run_dir).get(state["checkpoint_epoch"])
+    checkpoint = folder / MODEL_FILE if folder is not None else None
+    if checkpoint is None or not checkpoint.is_file():
         raise LabError(
-            f"Cannot resume {run_dir}: {run_dir / 'checkpoints' / STATE_FILE} names {checkpoint}, which is missing"
+            f"Cannot resume {run_dir}: its state names epoch {state['checkpoint_epoch']}, whose model is missing "
+            f"under {run_dir / 'checkpoints'}"
         )
     model.optimizer.build(model.trainable_variables)  # so that its saved moments and step count load too
     try:
@@ -306,8 +317,26 @@ def _load_checkpoint(run_dir: Path, config: DetectorConfig, model, state: dict) 
         ) from None
 
 
+def _last_state(run_dir: Path) -> tuple[dict, list[dict]]:
+    """(state, history rows) of the last committed epoch, after clearing what an interruption left."""
+    from detector.callbacks import publish_epoch
+
+    epochs = committed_epochs(run_dir)
+    completed = max(epochs, default=0)
+    remove_stale(run_dir, completed)
+    if not completed:
+        return {}, []
+    state = read_json(epochs[completed] / EPOCH_STATE)
+    publish_epoch(run_dir, state)  # mends a crash between the commit and its publication
+    return state, read_history(epochs[completed] / EPOCH_HISTORY)
+
+
+def _training_done(state: dict, config: DetectorConfig) -> bool:
+    return bool(state.get("stopped")) or state.get("completed_epochs", 0) >= config.epochs
+
+
 def _resume_run(run_dir, given: DetectorConfig | None, progress: bool):
-    """The run's own config (more epochs if given), data index, model at its last complete epoch, and state."""
+    """The run's own config (more epochs if given), index, model at its last committed epoch, state and history."""
     import keras
 
     run_dir, recorded, record = lifecycle.recorded_config(run_dir, "detector", DetectorConfig)
@@ -317,19 +346,20 @@ def _resume_run(run_dir, given: DetectorConfig | None, progress: bool):
         write_json(run_dir / "config.json", {**record, "epochs": config.epochs})
     lifecycle.require_data_here(run_dir, config)
     index = _index(config)
-    state_path = run_dir / "checkpoints" / STATE_FILE
-    state = read_json(state_path) if state_path.is_file() else {}
+    state, rows = _last_state(run_dir)
     completed = int(state.get("completed_epochs", 0))
-    if config.epochs > completed and state.get("stopped") is None:
-        state.pop("finished", None)  # more epochs were asked for
+    if not _training_done(state, config):
+        # The evaluation of an earlier end no longer describes the model training will leave.
+        for name in ("metrics.json", "report.md"):
+            (run_dir / name).unlink(missing_ok=True)
     keras.utils.set_random_seed(config.seed + completed)
     # The weights come from the checkpoint, so a transfer backbone needs no ImageNet file here.
     model = _build_model(config, None if completed else config.weights)
     _compile(model, config)
-    if completed and "checkpoint" in state:
+    if state.get("checkpoint_epoch"):
         _load_checkpoint(run_dir, config, model, state)
     lifecycle.say(progress, f"Resuming {run_dir} after epoch {completed} of {config.epochs}")
-    return run_dir, config, index, model, state
+    return run_dir, config, index, model, state, rows
 
 
 # --------------------------------------------------------------------------- training
@@ -368,12 +398,11 @@ def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, histo
 
 
 def _finish(run_dir: Path, config: DetectorConfig, state: dict, progress: bool) -> None:
-    """Mark the run finished, write its training metrics and curves, and evaluate its best model."""
+    """Write the training metrics and curves, and evaluate the best model (model.keras)."""
     from detector.evaluate import evaluate_run
     from detector.plots import plot_run_history
 
-    state["finished"] = True
-    write_json(run_dir / "checkpoints" / STATE_FILE, state)
+    failpoint("training-finished")
     if not (run_dir / "model.keras").is_file():
         raise LabError(
             f"Training in {run_dir} never reached a finite validation loss ({state.get('stopped') or 'no epoch completed'}); "
@@ -412,15 +441,13 @@ def train_detector(
         run_dir, config, index, model = _start_run(config or DetectorConfig(), runs_dir, progress)
         state, history_rows = {}, []
     else:
-        run_dir, config, index, model, state = _resume_run(resume, config, progress)
-        if state.get("finished") and "accuracy" in _read_metrics(run_dir):
+        run_dir, config, index, model, state, history_rows = _resume_run(resume, config, progress)
+        if _training_done(state, config) and "accuracy" in _read_metrics(run_dir):
             lifecycle.say(progress, f"{run_dir} has finished training and evaluation; nothing to resume")
             return run_dir
-        # Rows of epochs after the last saved state are trained again, so they are dropped.
-        completed = state.get("completed_epochs", 0)
-        history_rows = [row for row in read_history(run_dir / "history.csv") if row["epoch"] <= completed]
-    if not state.get("finished") and not state.get("stopped") and state.get("completed_epochs", 0) < config.epochs:
-        _fit(run_dir, config, index, model, state, history_rows, callbacks, progress)
+    if not _training_done(state, config):
+        with lifecycle.interruptible(run_dir):
+            _fit(run_dir, config, index, model, state, history_rows, callbacks, progress)
     _finish(run_dir, config, state, progress)
     lifecycle.say(progress, f"Wrote model.keras, history.csv, plots/, metrics.json and report.md to {run_dir}")
     return run_dir

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from detector.runs import write_history
+from detector.runs import publish_history
 from gan_lab.checkpoints import save_checkpoint
 from gan_lab.diversity import build_feature_extractor, check_collapse, image_diversity
 from gan_lab.latents import DIVERSITY_STREAM, seeded_latents
@@ -26,8 +26,9 @@ METRIC_NAMES = ("d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake")
 class GanEpochEnd(keras.callbacks.Callback):
     """After each epoch: sample grid, diversity, history.csv, checkpoint, plot and GIF, in that order.
 
-    The history row is written before the checkpoint, and a resumed run drops rows after
-    its last complete checkpoint, so an interruption between them never loses or repeats a row.
+    The epoch's models, history and state are committed together as its checkpoint folder,
+    and the run's history.csv is then copied from it: an interruption anywhere leaves the
+    previous epoch complete, and resuming publishes the last committed one again.
     `rows` and `state` are the run's, updated in place for the caller's metrics.
     """
 
@@ -54,14 +55,14 @@ class GanEpochEnd(keras.callbacks.Callback):
             return
         diversity = self._save_samples(number)
         self.rows.append({"epoch": number, **values, "diversity": diversity, "seconds": seconds})
-        write_history(self.run_dir / "history.csv", self.rows, HISTORY_COLUMNS)
         self.state.update(
             epoch=number,
             train_seconds=self.state.get("train_seconds", 0.0) + seconds,
             d_iterations=int(self.model.d_optimizer.iterations.numpy()),
             g_iterations=int(self.model.g_optimizer.iterations.numpy()),
         )
-        save_checkpoint(self.model, self.run_dir, number, self.state)
+        folder = save_checkpoint(self.model, self.run_dir, number, self.state, self.rows, HISTORY_COLUMNS)
+        publish_history(self.run_dir, folder, HISTORY_COLUMNS)
         self._draw(number)
         self._watch_collapse()
 

@@ -1,40 +1,28 @@
 """GAN checkpoints: one folder per complete epoch, with both models and both optimizers' state.
 
 `checkpoints/epoch-NNNN/` holds generator.keras, discriminator.keras, optimizer.npz (both
-optimizers' variables and the DCGAN's seed generator) and state.json. A checkpoint is
-written into a hidden temporary folder and renamed into place, so a folder is complete or
-absent; `list_checkpoints` ignores anything else.
+optimizers' variables and the DCGAN's seed generator), history.csv up to that epoch and
+state.json. It is committed in one step (`detector.runs.commit_epoch`), so a folder is
+complete or absent; `list_checkpoints` ignores anything else.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from detector.errors import LabError
-from detector.runs import atomic_write_bytes, require_run_dir, write_json
+from detector.runs import atomic_write_bytes, commit_epoch, committed_epochs, require_run_dir
 
 CHECKPOINT_FILES = ("generator.keras", "discriminator.keras", "optimizer.npz", "state.json")
-_CHECKPOINT_NAME = re.compile(r"^epoch-(\d{4,})$")
 
 
 def list_checkpoints(gan_dir: str | os.PathLike) -> dict[int, Path]:
     """Complete checkpoints of a GAN run, epoch -> checkpoints/epoch-NNNN folder, oldest first."""
-    folder = Path(gan_dir) / "checkpoints"
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for path in folder.iterdir():
-        match = _CHECKPOINT_NAME.match(path.name)
-        if match and path.is_dir() and all((path / name).is_file() for name in CHECKPOINT_FILES):
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
+    return committed_epochs(gan_dir, required=CHECKPOINT_FILES)
 
 
 def checkpoint_dir(gan_dir: str | os.PathLike, epoch: int | None = None) -> Path:
@@ -107,34 +95,15 @@ def restore_optimizer_state(gan, path: Path) -> None:
         gan.seed_generator.state.assign(saved["seed_generator"])
 
 
-def save_checkpoint(gan, run_dir: str | os.PathLike, epoch: int, state: dict) -> Path:
-    """checkpoints/epoch-NNNN/: both models, both optimizers' state and `state`, renamed into place when complete."""
-    folder = Path(run_dir) / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"epoch-{epoch:04d}"
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=folder))
-    try:
-        gan.generator.save(partial / "generator.keras")
-        gan.discriminator.save(partial / "discriminator.keras")
-        atomic_write_bytes(partial / "optimizer.npz", optimizer_state_bytes(gan))
-        write_json(partial / "state.json", state)
-        if target.exists():  # an incomplete leftover of an interrupted earlier attempt
-            shutil.rmtree(target)
-        os.replace(partial, target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
+def save_checkpoint(gan, run_dir: str | os.PathLike, epoch: int, state: dict, rows: list[dict], columns) -> Path:
+    """Commit checkpoints/epoch-NNNN/: both models, both optimizers' state, history up to it and `state`."""
 
+    def write_models(folder: Path) -> None:
+        gan.generator.save(folder / "generator.keras")
+        gan.discriminator.save(folder / "discriminator.keras")
+        atomic_write_bytes(folder / "optimizer.npz", optimizer_state_bytes(gan))
 
-def remove_leftovers(run_dir: Path, completed: int) -> None:
-    """Drop partial checkpoint folders and any checkpoint beyond the last complete epoch."""
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        match = _CHECKPOINT_NAME.match(path.name)
-        if path.is_dir() and (path.name.endswith(".partial") or (match and int(match.group(1)) > completed)):
-            shutil.rmtree(path, ignore_errors=True)
+    return commit_epoch(run_dir, epoch, write_models, state, rows, columns)
 
 
 def require_gan_run(gan_dir: str | os.PathLike) -> tuple[Path, dict[int, Path]]:

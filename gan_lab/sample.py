@@ -17,7 +17,7 @@ import numpy as np
 
 from detector.errors import LabError
 from detector.images import image_grid, save_png
-from detector.runs import atomic_write_bytes
+from detector.runs import atomic_write_bytes, make_folder
 from gan_lab.checkpoints import list_checkpoints, load_generator
 from gan_lab.latents import SAMPLE_STREAM, check_not_grid, seeded_latents
 
@@ -106,6 +106,7 @@ def sample_run(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LabError(f"--out {out} is a file; give a folder for the samples")
+    make_folder(out, "--out")
     folder = out / "fake"
     stem = f"gan-epoch-{epoch:04d}-seed-{seed}"
     for start in range(0, n, GENERATE_BATCH_SIZE):

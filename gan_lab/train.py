@@ -25,15 +25,23 @@ import numpy as np
 
 from detector import lifecycle
 from detector.errors import LabError
+from detector.failpoints import failpoint
 from detector.images import FitMode
 from detector.lifecycle import refuse
-from detector.runs import atomic_write_bytes, read_json, write_history, write_json
+from detector.runs import (
+    EPOCH_HISTORY,
+    atomic_write_bytes,
+    publish_history,
+    read_json,
+    remove_stale,
+    write_history,
+    write_json,
+)
 from detector.synthfaces import Difficulty
 from gan_lab.checkpoints import (
     checkpoint_dir,
     list_checkpoints,
     load_model,
-    remove_leftovers,
     restore_optimizer_state,
 )
 from gan_lab.latents import DIVERSITY_STREAM, GRID_STREAM, seeded_latents, stream_rng
@@ -293,7 +301,9 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool):
         write_json(run_dir / "config.json", {**record, "epochs": config.epochs})
     if not (run_dir / "latents.npy").is_file():  # interrupted before its first files were all written
         _write_grid_latents(run_dir, config)
-    remove_leftovers(run_dir, completed)
+    remove_stale(run_dir, completed)
+    _remove_later_samples(run_dir, completed)
+    (run_dir / "samples").mkdir(exist_ok=True)
     if completed:
         keras.utils.set_random_seed(config.seed + completed)
         gan = restore_dcgan(run_dir, completed)
@@ -303,6 +313,26 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool):
         gan, state = make_dcgan(*_build_models(config), config), {}
     lifecycle.say(progress, f"Resuming {run_dir} after epoch {completed} of {config.epochs}")
     return run_dir, config, index, gan, state, completed
+
+
+def _remove_later_samples(run_dir: Path, completed: int) -> None:
+    """Grids of epochs that were never committed: they are drawn again."""
+    from gan_lab.sample import sample_epochs
+
+    for epoch, path in sample_epochs(run_dir / "samples").items():
+        if epoch > completed:
+            path.unlink(missing_ok=True)
+
+
+def _committed_rows(run_dir: Path, completed: int) -> list[dict]:
+    """The history up to the last committed epoch, published again as the run's history.csv."""
+    folder = list_checkpoints(run_dir).get(completed)
+    if folder is not None and not (folder / EPOCH_HISTORY).is_file():  # a run from before epochs carried history
+        rows = [row for row in read_history(run_dir) if row["epoch"] <= completed]
+        write_history(run_dir / EPOCH_HISTORY, rows, HISTORY_COLUMNS)
+        return rows
+    publish_history(run_dir, folder, HISTORY_COLUMNS)
+    return read_history(run_dir)
 
 
 # --------------------------------------------------------------------------- training
@@ -360,9 +390,7 @@ def train_gan(
         state, rows, completed = {}, [], 0
     else:
         run_dir, config, index, gan, state, completed = _resume_run(resume, config, progress)
-        # Rows of epochs after the last complete checkpoint are trained again, so they are dropped.
-        rows = [row for row in read_history(run_dir) if row["epoch"] <= completed]
-        write_history(run_dir / "history.csv", rows, HISTORY_COLUMNS)
+        rows = _committed_rows(run_dir, completed)
     split = index.splits["train"]
     steps = config.steps_per_epoch or max(1, len(split.paths) // config.batch_size)
     reals = _real_sample(config, split)
@@ -372,7 +400,8 @@ def train_gan(
     state.pop("stopped", None)
     if completed < config.epochs:
         epoch_end = GanEpochEnd(run_dir, config, rows, state, real_diversity)
-        _fit(gan, run_dir, config, split, completed, steps, epoch_end, callbacks, progress)
+        with lifecycle.interruptible(run_dir):
+            _fit(gan, run_dir, config, split, completed, steps, epoch_end, callbacks, progress)
     else:
         lifecycle.say(progress, f"{run_dir} has trained all {config.epochs} epochs; nothing to resume")
     if not list_checkpoints(run_dir):
@@ -380,6 +409,7 @@ def train_gan(
             f"Training in {run_dir} saved no epoch ({state.get('stopped') or 'no epoch completed'}); "
             f"try lower learning rates than {config.d_learning_rate} and {config.g_learning_rate}"
         )
+    failpoint("training-finished")
     metrics = _metrics(config, rows, state, steps, len(split.paths), real_diversity)
     write_json(run_dir / "metrics.json", metrics)
     plot_history(rows, run_dir / "plots" / "losses.png", real_diversity)

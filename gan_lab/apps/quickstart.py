@@ -176,7 +176,8 @@ def run_quickstart(
         say(f"{title} ...")
         before = set(list_runs(runs_dir, kind))
         try:
-            run = start(state.get(key))
+            with lifecycle.interruptible(run_dir):  # Ctrl-C names the quickstart to resume, not its step
+                run = start(state.get(key))
         finally:
             # Record the step's run directory even when interrupted, so --resume continues it.
             new = [path for path in list_runs(runs_dir, kind) if path not in before]

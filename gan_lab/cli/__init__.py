@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as error:
         print(f"gan-lab: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "\ngan-lab: interrupted; completed epochs are saved (continue a run with --resume RUN_DIR)", file=sys.stderr
-        )
+    except KeyboardInterrupt as interrupt:
+        run_dir = getattr(interrupt, "run_dir", None)
+        where = f"continue with --resume {run_dir}" if run_dir else "nothing was lost"
+        print(f"\ngan-lab: interrupted; completed epochs are saved ({where})", file=sys.stderr)
         return 130
     return result if isinstance(result, int) else 0
 

@@ -70,6 +70,9 @@ def register(subparsers) -> None:
         "--out", metavar="DIR", default=None, help="where to write the chart and grids (default: DIR/_inspect)"
     )
     inspect.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    inspect.add_argument(
+        "--size", type=positive_int, default=64, help="the model input side; images under half of it are flagged"
+    )
     add_seed(inspect)
     inspect.set_defaults(handler=_inspect)
 
@@ -108,5 +111,6 @@ def _synth(args) -> int:
 def _inspect(args) -> int:
     from detector.inspect import format_inspection, inspect_folder
 
-    print(format_inspection(inspect_folder(args.folder, args.out, seed=args.seed, progress=args.progress)))
+    result = inspect_folder(args.folder, args.out, seed=args.seed, progress=args.progress, size=args.size)
+    print(format_inspection(result))
     return 0

@@ -170,6 +170,14 @@ def test_broken_files_are_skipped_with_one_warning_each(tmp_path):
     assert sum(str(truncated) in message for message in messages) == 1
     assert sum(str(empty) in message for message in messages) == 1
     assert messages.count("Skipped 2 unreadable images in this pass over the data") == 2
+    # Read again elsewhere (as validation or recalibration do): counted again, not named again.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pixels, _, _ = load_images(split, SIZE)
+    assert len(pixels) == len(good)
+    messages = [str(warning.message) for warning in caught]
+    assert not any(str(truncated) in message or str(empty) in message for message in messages)
+    assert "Skipped 2 unreadable images in this pass over the data" in messages
 
 
 def test_load_images_keeps_readable_files_and_their_labels(tmp_path):
@@ -313,3 +321,49 @@ def test_corrupt_png_data_behind_a_valid_header_does_not_stop_the_pass(tmp_path)
         images, _ = pixels_and_labels(split)
     assert len(images) == len(good)
     assert any("cut.png" in str(warning.message) for warning in caught)
+
+
+def test_a_symlink_loop_is_read_once_with_a_warning_and_fakes_never_count_as_real(tmp_path):
+    from detector.data import DataLayoutWarning
+
+    fill_class(tmp_path / "data" / "real", 6, 10)
+    fill_class(tmp_path / "data" / "fake", 6, 200)
+    (tmp_path / "data" / "real" / "loop").symlink_to("..")  # real/loop -> data/, fakes included
+    (tmp_path / "data" / "real" / "again").symlink_to(".")  # real/again -> real/ itself
+    (tmp_path / "data" / "real" / "stolen.png").symlink_to("../fake/img_000.png")
+    with pytest.warns(DataLayoutWarning) as caught:
+        index = index_folder(tmp_path / "data", split=(1.0, 0.0, 0.0))
+    train = index.splits["train"]
+    assert train.counts() == {"real": 6, "fake": 6}
+    real_paths = [
+        Path(path).relative_to(tmp_path / "data") for path, label in zip(train.paths, train.labels) if label == 0
+    ]
+    assert all(path.parts[0] == "real" and len(path.parts) == 2 for path in real_paths)
+    messages = " ".join(str(warning.message) for warning in caught)
+    assert "real/loop" in messages and "real/again" in messages and "stolen.png" in messages
+
+
+def test_a_file_under_two_names_counts_once_and_one_under_both_labels_not_at_all(tmp_path):
+    from detector.data import DataLayoutWarning
+
+    fill_class(tmp_path / "data" / "real", 4, 10)
+    fill_class(tmp_path / "data" / "fake", 4, 200)
+    (tmp_path / "data" / "real" / "twin.png").symlink_to("img_000.png")
+    outside = write_image(tmp_path / "elsewhere" / "shared.png", 90)
+    (tmp_path / "data" / "real" / "shared.png").symlink_to(outside)
+    (tmp_path / "data" / "fake" / "shared.png").symlink_to(outside)
+    with pytest.warns(DataLayoutWarning, match="both as real and as fake"):
+        train = index_folder(tmp_path / "data", split=(1.0, 0.0, 0.0)).splits["train"]
+    assert train.counts() == {"real": 4, "fake": 4}
+
+
+def test_a_directory_link_outside_the_data_set_is_followed_and_named(tmp_path):
+    from detector.data import DataLayoutWarning
+
+    fill_class(tmp_path / "data" / "fake", 3, 200)
+    fill_class(tmp_path / "data" / "real", 2, 10)
+    fill_class(tmp_path / "celeb", 3, 30)
+    (tmp_path / "data" / "real" / "celeb").symlink_to(tmp_path / "celeb")
+    with pytest.warns(DataLayoutWarning, match="outside"):
+        train = index_folder(tmp_path / "data", split=(1.0, 0.0, 0.0)).splits["train"]
+    assert train.counts() == {"real": 5, "fake": 3}

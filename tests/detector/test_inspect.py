@@ -55,3 +55,22 @@ def test_inspect_balanced_real_only_and_custom_out(tmp_path):
 def test_inspect_names_a_missing_folder(tmp_path):
     with pytest.raises(LabError, match="not found: .*nowhere"):
         inspect_folder(tmp_path / "nowhere")
+
+
+def test_inspect_names_every_unreadable_truncated_or_tiny_file(tmp_path):
+    root = make_folder(tmp_path / "faces", real=4, fake=4)
+    (root / "real" / "text.png").write_bytes(b"not an image at all")
+    whole = root / "fake" / "whole.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(whole)
+    (root / "fake" / "cut.png").write_bytes(whole.read_bytes()[:-40])
+    Image.new("RGB", (80, 80), (9, 9, 9)).save(root / "real" / "full.jpg")
+    (root / "real" / "cut.jpg").write_bytes((root / "real" / "full.jpg").read_bytes()[:-300])
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(root / "real" / "dot.png")
+    result = inspect_folder(root, size=64)
+    named = {name.rsplit("/", 1)[-1] for name in result["unreadable"]}
+    assert named == {"broken.jpg", "text.png", "cut.png", "cut.jpg"}
+    assert "truncated JPEG" in result["unreadable_reasons"][str(root / "real" / "cut.jpg")]
+    assert [entry.rsplit("/", 1)[-1] for entry in result["too_small"] if "dot.png" in entry] == ["dot.png: 1x1"]
+    report = format_inspection(result)
+    for name in ("broken.jpg", "text.png", "cut.png", "cut.jpg", "dot.png"):
+        assert name in report

@@ -94,3 +94,43 @@ def test_atomic_save_model_survives_a_failed_save(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.keras"]
     with pytest.raises(ValueError, match=".keras"):
         atomic_save_model(model, tmp_path / "model.h5")
+
+
+def test_run_files_follow_the_umask(tmp_path):
+    import os
+
+    from detector.runs import atomic_write_text, commit_epoch
+
+    previous = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "report.md", "hello\n")
+        folder = commit_epoch(tmp_path, 1, lambda partial: None, {"epoch": 1}, [], ("epoch",))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert folder.stat().st_mode & 0o777 == 0o755 and (folder / "state.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_empty_history_round_trips_and_stale_files_are_removed(tmp_path):
+    from detector.runs import commit_epoch, committed_epochs, read_history, remove_stale, write_history
+
+    write_history(tmp_path / "history.csv", [], ("epoch", "loss"))
+    assert (tmp_path / "history.csv").read_text() == "epoch,loss\n" and read_history(tmp_path / "history.csv") == []
+    (tmp_path / "history.csv").write_text("\n")  # what an older version left after resuming with no epoch
+    assert read_history(tmp_path / "history.csv") == []
+    rows = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}]
+    for epoch in (1, 2):
+        commit_epoch(tmp_path, epoch, lambda partial: None, {"epoch": epoch}, rows[:epoch], ("epoch", "loss"))
+    (tmp_path / ".history.abc.tmp").write_text("half")
+    (tmp_path / "checkpoints" / ".epoch-0003.xyz.partial").mkdir()
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / ".loss.q.tmp.png").write_bytes(b"half")
+    removed = remove_stale(tmp_path, completed=1)
+    assert sorted(path.name for path in removed) == [
+        ".epoch-0003.xyz.partial",
+        ".history.abc.tmp",
+        ".loss.q.tmp.png",
+        "epoch-0002",
+    ]
+    assert list(committed_epochs(tmp_path)) == [1]
+    assert read_history(committed_epochs(tmp_path)[1] / "history.csv") == rows[:1]

@@ -81,9 +81,13 @@ def test_a_run_directory_holds_every_file(detector_run, synth_root):
 
     report = (detector_run / "report.md").read_text()
     assert "| ROC-AUC |" in report and "plots/loss.png" in report and "plots/accuracy.png" in report
-    state = json.loads((detector_run / "checkpoints" / "state.json").read_text())
-    assert state["completed_epochs"] == 2 and state["finished"]
-    assert sorted(path.name for path in (detector_run / "checkpoints").glob("*.keras")) == ["epoch-0002.keras"]
+    state = json.loads((detector_run / "checkpoints" / "epoch-0002" / "state.json").read_text())
+    assert state["completed_epochs"] == 2 and state["stopped"] is None
+    # The last epoch and the best one are kept; model.keras is the best one's model.
+    kept = sorted(path.name for path in (detector_run / "checkpoints").iterdir())
+    assert kept == sorted({"epoch-0002", f"epoch-{metrics['best_epoch']:04d}"})
+    best = detector_run / "checkpoints" / f"epoch-{metrics['best_epoch']:04d}" / "model.keras"
+    assert (detector_run / "model.keras").read_bytes() == best.read_bytes()
 
 
 def test_resume_continues_an_interrupted_run_where_it_stopped(synth_root, tmp_path):
@@ -105,7 +109,7 @@ def test_resume_continues_an_interrupted_run_where_it_stopped(synth_root, tmp_pa
     first = _history(run_dir)
     assert [row["epoch"] for row in first] == ["1"]
     assert not (run_dir / "metrics.json").exists()
-    assert _optimizer_steps(run_dir / "checkpoints" / "epoch-0001.keras") == STEPS_PER_EPOCH
+    assert _optimizer_steps(run_dir / "checkpoints" / "epoch-0001" / "model.keras") == STEPS_PER_EPOCH
 
     with pytest.raises(LabError, match=r"size=64 \(the run has 32\)"):
         train_detector(_tiny_config(synth_root, size=64), resume=run_dir, progress=False)
@@ -115,7 +119,7 @@ def test_resume_continues_an_interrupted_run_where_it_stopped(synth_root, tmp_pa
     assert [row["epoch"] for row in rows] == ["1", "2"]
     assert rows[0] == first[0]
     # The optimizer's step count (and with it Adam's moments) went on rather than starting again.
-    assert _optimizer_steps(run_dir / "checkpoints" / "epoch-0002.keras") == 2 * STEPS_PER_EPOCH
+    assert _optimizer_steps(run_dir / "checkpoints" / "epoch-0002" / "model.keras") == 2 * STEPS_PER_EPOCH
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_trained"] == 2 and 0.0 <= metrics["accuracy"] <= 1.0
     assert list_runs(runs) == [run_dir]

@@ -67,3 +67,12 @@ def test_synth_refuses_too_few_images_and_a_used_folder(tmp_path, capsys):
     (used / "keep.txt").write_text("mine")
     assert main(["data", "synth", "--out", str(used), "--n", "20", "--no-progress"]) == 2
     assert str(used) in capsys.readouterr().err and (used / "keep.txt").read_text() == "mine"
+
+
+def test_outputs_that_cannot_be_created_get_a_one_line_error(gan_run, capsys):
+    from gan_lab.cli import main
+
+    assert main(["data", "synth", "--out", "/proc/gan-lab-nope", "--n", "12", "--size", "32"]) == 2
+    assert main(["gan", "sample", str(gan_run), "--n", "2", "--out", "/proc/gan-lab-nope"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all("Cannot create the folder --out /proc/gan-lab-nope" in line for line in errors)
