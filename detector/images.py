@@ -13,6 +13,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from detector.errors import LabError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+# The formats the lab decodes, whatever a file calls itself: PIL knows many more (EPS is handed
+# to Ghostscript, for one), and none of those is a face photo worth the risk.
+READ_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF")
+# Bytes per pixel of each PIL mode once decoded (before conversion to RGB), for the memory cap.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "RGB": 3, "YCbCr": 3}
 # How an image of another shape is fitted to the model's square input: stretched, or its centre square.
 FitMode = Literal["resize", "crop"]
 FIT_MODES = get_args(FitMode)
@@ -38,30 +43,58 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float64)
+        # float32 in place: a large 16-bit image must not cost eight bytes a pixel on the way.
+        array = np.asarray(image, dtype=np.float32)
         peak = 65535.0 if array.max(initial=0) > 255 else 255.0
-        image = Image.fromarray(np.clip(array / peak * 255.0, 0, 255).astype(np.uint8))
+        np.multiply(array, 255.0 / peak, out=array)
+        np.clip(array, 0, 255, out=array)
+        image = Image.fromarray(array.astype(np.uint8))
     return image.convert("RGB")
 
 
-def open_rgb(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
+def decoded_bytes(image: Image.Image) -> int:
+    """What decoding `image` costs in memory, from its header alone: pixels times bytes per pixel."""
+    return image.width * image.height * _MODE_BYTES.get(image.mode, 4)
+
+
+def _limit_decode(image: Image.Image, label: str, max_bytes: int | None) -> None:
+    """Refuse (or, for a JPEG, decode at a reduced scale) an image whose decoded pixels exceed `max_bytes`."""
+    if max_bytes is None or decoded_bytes(image) <= max_bytes:
+        return
+    fits = [factor for factor in (2, 4, 8) if decoded_bytes(image) / factor**2 <= max_bytes]
+    if image.format == "JPEG" and fits:  # the decoder can skip detail: 1/2, 1/4 or 1/8 of each side
+        image.draft(image.mode, (-(-image.width // fits[0]), -(-image.height // fits[0])))
+        if decoded_bytes(image) <= max_bytes:
+            return
+    raise LabError(
+        f"{label} is {image.width}x{image.height} {image.mode} pixels: {decoded_bytes(image) / 1e6:.1f} MB decoded, "
+        f"over the limit of {max_bytes / 1e6:.1f} MB. Send a smaller image"
+    )
+
+
+def open_rgb(source: str | os.PathLike | bytes, name: str | None = None, max_bytes: int | None = None) -> Image.Image:
     """Open an image file (or its bytes), apply EXIF orientation and convert to RGB.
 
-    Raises LabError naming the file when it is missing, not an image, or truncated.
+    Only READ_FORMATS are decoded (a GIF's first frame). Raises LabError naming the file when
+    it is missing, not an image of those formats, truncated, or (with `max_bytes`) too large
+    to decode.
     """
     label = name or (f"{len(source)} bytes" if isinstance(source, bytes) else os.fspath(source))
     if not isinstance(source, bytes) and not Path(source).is_file():
         raise LabError(f"Image not found: {label}")
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
-        with handle, Image.open(handle) as image:
+        with handle, Image.open(handle, formats=READ_FORMATS) as image:
+            _limit_decode(image, label, max_bytes)
             image.load()  # decodes now, so a truncated file fails here, not later
             image = ImageOps.exif_transpose(image)
             return to_rgb(image)
+    except LabError:
+        raise
     except UnidentifiedImageError:
-        raise LabError(f"{label} is not an image file PIL can read") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise LabError(f"{label} could not be decoded ({error}); is it truncated?") from None
+        raise LabError(f"{label} is not an image the lab reads ({', '.join(READ_FORMATS)})") from None
+    except Exception as error:  # PIL raises many types for damaged data (OSError, ValueError, struct.error, ...)
+        raise LabError(f"{label} could not be decoded ({type(error).__name__}: {error}); is it truncated?") from None
 
 
 def load_rgb(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:

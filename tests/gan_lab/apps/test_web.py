@@ -137,7 +137,7 @@ def test_image_with_too_many_pixels_is_refused_before_decoding(client, monkeypat
 def test_not_an_image_is_refused(client):
     response = client.post("/api/predict", data=_upload(b"name,label\nface,real\n", "faces.csv"))
     assert response.status_code == 400
-    assert response.json["error"] == "faces.csv is not an image file PIL can read"
+    assert response.json["error"] == "faces.csv is not an image the lab reads (JPEG, PNG, BMP, WEBP, GIF, TIFF)"
 
 
 def test_truncated_image_is_refused(client):
