@@ -218,6 +218,8 @@ def run_callbacks(
         verbose=verbose,
     )
     recalibrate = [] if recalibration is None else [RecalibrateBatchNorm(recalibration, config.batch_size)]
+    # After the commit, so the board never shows an epoch the run directory does not hold.
+    board = [keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False)] if config.tensorboard else []
     return [
         *recalibrate,
         keras.callbacks.TerminateOnNaN(),
@@ -226,4 +228,5 @@ def run_callbacks(
         early_stopping,
         reduce_lr,
         EpochCommit(run_dir, state, history_rows, best, early_stopping, reduce_lr),
+        *board,
     ]

@@ -77,6 +77,7 @@ class DetectorConfig:
     name: str = ""  # run directory suffix; "" means "<model>-<size>px"
     synth_n: int = 2000  # with data="synth": images in total, half real, half fake
     synth_difficulty: Difficulty = "medium"  # with data="synth": how subtle the fakes are
+    tensorboard: bool = True  # losses, metrics and the learning rate under tensorboard/
 
 
 # --------------------------------------------------------------------------- options

@@ -13,11 +13,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from detector.images import load_rgb
 from detector.runs import publish_history
 from gan_lab.checkpoints import save_checkpoint
 from gan_lab.diversity import build_feature_extractor, check_collapse, image_diversity
 from gan_lab.latents import DIVERSITY_STREAM, seeded_latents
-from gan_lab.run_report import HISTORY_COLUMNS, plot_history
+from gan_lab.run_report import HISTORY_COLUMNS, plot_history, write_stats
 from gan_lab.sample import generate, sample_epochs, save_grid, write_progress_gif
 
 METRIC_NAMES = ("d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake")
@@ -42,6 +43,7 @@ class GanEpochEnd(keras.callbacks.Callback):
         )
         self.extractor = build_feature_extractor()
         self.started = time.monotonic()
+        self.writer = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.monotonic()
@@ -54,7 +56,8 @@ class GanEpochEnd(keras.callbacks.Callback):
             self._stop(number)
             return
         diversity = self._save_samples(number)
-        self.rows.append({"epoch": number, **values, "diversity": diversity, "seconds": seconds})
+        kimg = int(self.model.g_optimizer.iterations.numpy()) * self.config.batch_size / 1000
+        self.rows.append({"epoch": number, "kimg": kimg, **values, "diversity": diversity, "seconds": seconds})
         self.state.update(
             epoch=number,
             train_seconds=self.state.get("train_seconds", 0.0) + seconds,
@@ -63,7 +66,10 @@ class GanEpochEnd(keras.callbacks.Callback):
         )
         folder = save_checkpoint(self.model, self.run_dir, number, self.state, self.rows, HISTORY_COLUMNS)
         publish_history(self.run_dir, folder, HISTORY_COLUMNS)
+        write_stats(self.run_dir, self.rows)
         self._draw(number)
+        if self.config.tensorboard:
+            self._log_to_tensorboard(number)
         self._watch_collapse()
 
     def _stop(self, number: int) -> None:
@@ -77,7 +83,7 @@ class GanEpochEnd(keras.callbacks.Callback):
 
     def _save_samples(self, number: int) -> float:
         """The epoch's grid from the fixed latents; returns the diversity of fresh samples."""
-        generator = self.model.generator
+        generator = self.model.generator if self.model.generator_ema is None else self.model.generator_ema
         save_grid(self.run_dir / "samples" / f"epoch-{number:04d}.png", generate(generator, self.grid_latents))
         return image_diversity(generate(generator, self.diversity_latents), self.extractor)
 
@@ -85,6 +91,25 @@ class GanEpochEnd(keras.callbacks.Callback):
         plot_history(self.rows, self.run_dir / "plots" / "losses.png", self.real_diversity)
         frames = [path for epoch, path in sample_epochs(self.run_dir / "samples").items() if epoch <= number]
         write_progress_gif(frames, self.run_dir / "progress.gif")
+
+    def _log_to_tensorboard(self, number: int) -> None:
+        """Scalars and the epoch's grid under tensorboard/ (`tensorboard --logdir runs`)."""
+        import tensorflow as tf
+
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+        row = self.rows[-1]
+        with self.writer.as_default(step=number):
+            for name in (*METRIC_NAMES, "diversity", "kimg"):
+                tf.summary.scalar(name, row[name])
+            for name, optimizer in (
+                ("d_learning_rate", self.model.d_optimizer),
+                ("g_learning_rate", self.model.g_optimizer),
+            ):
+                tf.summary.scalar(name, float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+            grid = load_rgb(self.run_dir / "samples" / f"epoch-{number:04d}.png")
+            tf.summary.image("samples", grid[None], step=number)
+        self.writer.flush()
 
     def _watch_collapse(self) -> None:
         if self.state.get("collapse_warned"):  # once per run: after a collapse, every epoch would repeat it

@@ -2,7 +2,7 @@
 
 `checkpoints/epoch-NNNN/` holds generator.keras, discriminator.keras, optimizer.npz (both
 optimizers' variables and the DCGAN's seed generator), history.csv up to that epoch and
-state.json. It is committed in one step (`detector.runs.commit_epoch`), so a folder is
+state.json, and generator_ema.keras where the run keeps an EMA generator. It is committed in one step (`detector.runs.commit_epoch`), so a folder is
 complete or absent; `list_checkpoints` ignores anything else.
 """
 
@@ -18,6 +18,7 @@ from detector.errors import LabError
 from detector.runs import atomic_write_bytes, commit_epoch, committed_epochs, require_run_dir
 
 CHECKPOINT_FILES = ("generator.keras", "discriminator.keras", "optimizer.npz", "state.json")
+EMA_FILE = "generator_ema.keras"  # the EMA generator, in runs that keep one
 
 
 def list_checkpoints(gan_dir: str | os.PathLike) -> dict[int, Path]:
@@ -51,9 +52,15 @@ def load_model(path: Path):
         raise LabError(f"{path} could not be loaded as a Keras model: {error}") from None
 
 
-def load_generator(gan_dir: str | os.PathLike, epoch: int | None = None):
-    """The generator saved at `epoch` (None: the last complete epoch): latents -> pixels in [0, 1]."""
-    return load_model(checkpoint_dir(gan_dir, epoch) / "generator.keras")
+def load_generator(gan_dir: str | os.PathLike, epoch: int | None = None, raw: bool = False):
+    """The generator saved at `epoch` (None: the last complete epoch): latents -> pixels in [0, 1].
+
+    The EMA generator where the run keeps one (the one its grids show), unless `raw`.
+    """
+    folder = checkpoint_dir(gan_dir, epoch)
+    if not raw and (folder / EMA_FILE).is_file():
+        return load_model(folder / EMA_FILE)
+    return load_model(folder / "generator.keras")
 
 
 def load_discriminator(gan_dir: str | os.PathLike, epoch: int | None = None):
@@ -101,6 +108,8 @@ def save_checkpoint(gan, run_dir: str | os.PathLike, epoch: int, state: dict, ro
     def write_models(folder: Path) -> None:
         gan.generator.save(folder / "generator.keras")
         gan.discriminator.save(folder / "discriminator.keras")
+        if gan.generator_ema is not None:
+            gan.generator_ema.save(folder / EMA_FILE)
         atomic_write_bytes(folder / "optimizer.npz", optimizer_state_bytes(gan))
 
     return commit_epoch(run_dir, epoch, write_models, state, rows, columns)

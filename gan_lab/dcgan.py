@@ -23,15 +23,34 @@ from detector.errors import LabError
 # The generator of the published 128 px experiment: 1,520,643 parameters.
 GENERATOR_PRESETS = {
     "seed128": dict(
-        size=128, latent_dim=128, filters=(64, 128, 64, 64), dense_channels=128, output_kernel=5, batch_norm=False
+        size=128,
+        latent_dim=128,
+        filters=(64, 128, 64, 64),
+        dense_channels=128,
+        output_kernel=5,
+        batch_norm=False,
+        upsampling="transpose",
     ),
 }
 # Wide where the image is small and narrow where it is large, as in the DCGAN paper: the
 # discriminator's convolutions cost far more than these on a CPU (see benchmarks/bench_gan.py).
 GENERATOR_DEFAULTS = dict(
-    size=64, latent_dim=128, filters=(256, 128, 64, 32), dense_channels=128, output_kernel=5, batch_norm=False
+    size=64,
+    latent_dim=128,
+    filters=(256, 128, 64, 32),
+    dense_channels=128,
+    output_kernel=5,
+    batch_norm=False,
+    upsampling="transpose",
 )
-UPSAMPLING_STEPS = 4  # four stride-2 transposed convolutions: the image starts at size / 16
+UPSAMPLING_STEPS = 4  # four stride-2 upsampling steps: the image starts at size / 16
+# How each step doubles the image side. "transpose": Conv2DTranspose 4x4 stride 2 (the design's
+# DCGAN; its uneven kernel overlap leaves a checkerboard fingerprint). "nearest" and "bilinear":
+# resize, then a 3x3 convolution (no checkerboard). "pixelshuffle": a 3x3 convolution to four
+# times the channels, then depth-to-space. Each leaves its own fingerprint in the spectra.
+UPSAMPLING = ("transpose", "nearest", "bilinear", "pixelshuffle")
+# The EMA generator's half-life is at most this share of the images shown so far.
+EMA_RAMPUP = 0.05
 
 
 def _positive_int(value) -> bool:
@@ -46,6 +65,7 @@ def generator_options(
     preset: str | None = None,
     dense_channels: int | None = None,
     output_kernel: int | None = None,
+    upsampling: str | None = None,
 ) -> dict:
     """Every generator option resolved: the defaults, overridden by the preset, then by the options given.
 
@@ -58,6 +78,7 @@ def generator_options(
         batch_norm=batch_norm,
         dense_channels=dense_channels,
         output_kernel=output_kernel,
+        upsampling=upsampling,
     )
     options = dict(GENERATOR_DEFAULTS)
     if preset is not None:
@@ -83,9 +104,37 @@ def generator_options(
         raise ValueError(
             f"filters must be {UPSAMPLING_STEPS} positive integers, one per upsampling step. Received: filters={filters!r}"
         )
+    if options["upsampling"] not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING}. Received: upsampling={options['upsampling']!r}")
     options["filters"] = tuple(int(width) for width in filters)
     options["batch_norm"] = bool(options["batch_norm"])
     return {**options, "preset": preset}
+
+
+@keras.saving.register_keras_serializable(package="gan_lab")
+class PixelShuffle(layers.Layer):
+    """Depth to space: (H, W, 4C) -> (2H, 2W, C), each group of four channels becoming a 2x2 block."""
+
+    def call(self, inputs):
+        height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        x = ops.reshape(inputs, (-1, height, width, 2, 2, channels // 4))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, height * 2, width * 2, channels // 4))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, height * 2, width * 2, channels // 4)
+
+
+def _upsample(x, width: int, kind: str, index: int):
+    """One step that doubles the side to `width` channels."""
+    if kind == "transpose":
+        return layers.Conv2DTranspose(width, 4, strides=2, padding="same", name=f"deconv{index}")(x)
+    if kind in ("nearest", "bilinear"):
+        x = layers.UpSampling2D(2, interpolation=kind, name=f"resize{index}")(x)
+        return layers.Conv2D(width, 3, padding="same", name=f"conv{index}")(x)
+    x = layers.Conv2D(width * 4, 3, padding="same", name=f"conv{index}")(x)
+    return PixelShuffle(name=f"shuffle{index}")(x)
 
 
 def build_generator(
@@ -96,26 +145,50 @@ def build_generator(
     preset: str | None = None,
     dense_channels: int | None = None,
     output_kernel: int | None = None,
+    upsampling: str | None = None,
     name: str = "generator",
 ) -> keras.Model:
-    """Latents (N, latent_dim) -> Dense -> (size/16, size/16, dense_channels) -> 4 x [Conv2DTranspose 4x4 stride 2,
-    optional BatchNorm, LeakyReLU 0.2] -> Conv2D to RGB with a sigmoid: pixels (N, size, size, 3) in [0, 1].
+    """Latents (N, latent_dim) -> Dense -> (size/16, size/16, dense_channels) -> 4 x [upsampling step (by default
+    Conv2DTranspose 4x4 stride 2), optional BatchNorm, LeakyReLU 0.2] -> Conv2D to RGB with a sigmoid: pixels
+    (N, size, size, 3) in [0, 1].
 
     Unset options take the preset's value, else GENERATOR_DEFAULTS (64 px, latent 128,
-    filters 256, 128, 64, 32). preset="seed128" is the published 128 px generator.
+    filters 256, 128, 64, 32, transposed convolutions). preset="seed128" is the published
+    128 px generator. upsampling: one of UPSAMPLING.
     """
-    options = generator_options(size, latent_dim, filters, batch_norm, preset, dense_channels, output_kernel)
+    options = generator_options(
+        size, latent_dim, filters, batch_norm, preset, dense_channels, output_kernel, upsampling
+    )
     start = options["size"] // 2**UPSAMPLING_STEPS
     inputs = keras.Input(shape=(options["latent_dim"],), name="latents")
     x = layers.Dense(start * start * options["dense_channels"], name="dense")(inputs)
     x = layers.Reshape((start, start, options["dense_channels"]), name="reshape")(x)
     for index, width in enumerate(options["filters"], start=1):
-        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", name=f"deconv{index}")(x)
+        x = _upsample(x, width, options["upsampling"], index)
         if options["batch_norm"]:
             x = layers.BatchNormalization(name=f"bn{index}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{index}")(x)
     outputs = layers.Conv2D(3, options["output_kernel"], padding="same", activation="sigmoid", name="to_rgb")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def ema_copy(generator: keras.Model) -> keras.Model:
+    """A copy of `generator` with its own weights (equal now), to hold their moving average."""
+    copy = keras.models.clone_model(generator)
+    copy.set_weights(generator.get_weights())
+    copy.name = "generator_ema" if generator.name == "generator" else f"{generator.name}_ema"
+    copy.trainable = False
+    return copy
+
+
+def ema_decay(images_shown, batch_size, half_life_images: float, rampup: float = EMA_RAMPUP):
+    """Per-step decay of the EMA: half the weight of the past is gone after `half_life_images` images.
+
+    Early in a run the half-life is capped at `rampup` of the images shown so far (as in
+    StyleGAN2-ADA), so the average does not hold on to the random start for thousands of images.
+    """
+    half_life = ops.minimum(half_life_images, ops.maximum(images_shown * rampup, 1.0))
+    return ops.power(0.5, batch_size / half_life)
 
 
 def build_discriminator(model: str = "cnn3", size: int = 64, **options) -> keras.Model:
@@ -210,7 +283,10 @@ class DCGAN(keras.Model):
     Each step trains the discriminator on generated (label 1) and real (label 0) images in
     one batch, then the generator to make the discriminator say "real" (the non-saturating
     loss). label_smoothing lifts real targets from 0 to that value; label_noise moves every
-    target towards 0.5 by a uniform random amount up to that value.
+    target towards 0.5 by a uniform random amount up to that value. With ema_kimg > 0,
+    `generator_ema` follows the generator's weights as an exponential moving average whose
+    half-life is ema_kimg thousand images (see `ema_decay`), as StyleGAN2-ADA's G_ema: it
+    makes the samples, the raw generator is what trains.
     """
 
     def __init__(
@@ -221,9 +297,17 @@ class DCGAN(keras.Model):
         label_noise: float = 0.0,
         augment: tuple[str, ...] = (),
         seed: int | None = None,
+        ema_kimg: float = 0.0,
+        generator_ema=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not ema_kimg >= 0:
+            raise ValueError(f"ema_kimg must be 0 (no EMA) or positive. Received: ema_kimg={ema_kimg!r}")
+        self.ema_half_life = float(ema_kimg) * 1000.0
+        if ema_kimg and generator_ema is None:
+            generator_ema = ema_copy(generator)
+        self.generator_ema = generator_ema if ema_kimg else None
         unknown = [name for name in augment if name not in AUGMENT_POLICIES]
         if unknown:
             raise ValueError(f"augment takes names from {AUGMENT_POLICIES}. Received: augment={tuple(augment)!r}")
@@ -269,6 +353,17 @@ class DCGAN(keras.Model):
         toward_half = -1.0 if fake else 1.0
         return hard + toward_half * self.label_noise * keras.random.uniform((batch_size, 1), seed=self.seed_generator)
 
+    def _update_ema(self, batch_size) -> None:
+        """Move the EMA's weights towards the generator's (statistics such as BatchNorm's are copied)."""
+        shown = ops.cast(self.g_optimizer.iterations, "float32") * batch_size
+        decay = ema_decay(shown, batch_size, self.ema_half_life)
+        trainable = {id(variable) for variable in self.generator.trainable_weights}
+        for weight, average in zip(self.generator.weights, self.generator_ema.weights):
+            if id(weight) in trainable:
+                average.assign(decay * average + (1.0 - decay) * weight)
+            else:
+                average.assign(weight)
+
     def _augmented(self, images):
         return diff_augment(images, self.augment, self.seed_generator) if self.augment else images
 
@@ -300,6 +395,8 @@ class DCGAN(keras.Model):
             g_loss = self.loss_fn(ops.zeros((batch_size, 1)), g_logits)  # "real" = 0
         gradients = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+        if self.generator_ema is not None:
+            self._update_ema(ops.cast(batch_size, "float32"))
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from detector.runs import atomic_write_text
 from detector.runs import read_history as read_history_file
 
-HISTORY_COLUMNS = ("epoch", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity", "seconds")
+HISTORY_COLUMNS = ("epoch", "kimg", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity", "seconds")
 
 
 def read_history(run_dir: str | os.PathLike) -> list[dict]:
@@ -81,3 +82,8 @@ def write_report(run_dir: Path, config, rows: list[dict], metrics: dict) -> Path
             "![losses](plots/losses.png)",
         ]
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+
+
+def write_stats(run_dir: Path, rows: list[dict]) -> Path:
+    """stats.jsonl: one JSON object per epoch (the history rows), for tools that read JSON lines."""
+    return atomic_write_text(Path(run_dir) / "stats.jsonl", "".join(json.dumps(row) + "\n" for row in rows))

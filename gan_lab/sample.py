@@ -87,18 +87,20 @@ def sample_run(
     out: str | os.PathLike,
     epoch: int | None = None,
     grid: bool = False,
+    raw: bool = False,
 ) -> Path:
     """Write `n` fresh fakes of a GAN run's epoch (default: the last complete one) as PNGs; return `out`.
 
     Images go to out/fake/gan-epoch-NNNN-seed-S-IIIII.png, readable by detector.data;
     grid=True also writes out/grid-epoch-NNNN-seed-S.png (the first 64). The latents
-    depend on seed and epoch and are never the training grid's.
+    depend on seed and epoch and are never the training grid's. The EMA generator draws
+    them where the run keeps one; raw=True uses the trained generator itself.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer. Received: n={n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
-    generator = load_generator(run_dir, epoch)
+    generator = load_generator(run_dir, epoch, raw=raw)
     if epoch is None:
         epoch = max(list_checkpoints(run_dir))
     latents = sample_latents(int(seed), int(epoch), int(n), int(generator.input_shape[-1]))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -39,6 +40,7 @@ from detector.runs import (
 )
 from detector.synthfaces import Difficulty
 from gan_lab.checkpoints import (
+    EMA_FILE,
     checkpoint_dir,
     list_checkpoints,
     load_model,
@@ -50,6 +52,7 @@ from gan_lab.run_report import HISTORY_COLUMNS, plot_history, read_history, writ
 # Discriminators built from scratch; transfer backbones need ImageNet weights a GAN cannot use.
 Discriminator = Literal["cnn3", "small_cnn", "alexnet"]
 DISCRIMINATORS = get_args(Discriminator)
+Upsampling = Literal["transpose", "nearest", "bilinear", "pixelshuffle"]
 DEFAULT_SIZE = 64
 
 
@@ -59,15 +62,20 @@ class GanConfig:
 
     data: str = "synth"  # an image folder (only its real images are used), or "synth" for SynthFaces
     size: int | None = None  # image side in pixels, a multiple of 16; None: 64, or the preset's size
-    epochs: int = 10  # epochs in total (with --resume: the new total)
+    epochs: int = 12  # epochs in total (with --resume: the new total)
     batch_size: int = 32  # real images per step (the discriminator sees as many fakes besides)
-    steps_per_epoch: int | None = None  # None: one pass over the real training images
+    steps_per_epoch: int | None = 100  # None: one pass over the real training images
+    kimg: float | None = None  # train until this many thousand real images are shown (sets epochs); None: --epochs
     grid_size: int = 64  # images in each epoch's sample grid
     preset: str | None = None  # None, or "seed128" for the published 128 px generator
     latent_dim: int = 128  # latent vector length
     # Widths of the four upsampling steps; None: the default for the preset.
     generator_filters: tuple[int, int, int, int] | None = None
-    batch_norm: bool = False  # BatchNorm after each of the generator's transposed convolutions
+    batch_norm: bool = False  # BatchNorm after each of the generator's upsampling steps
+    # How the generator doubles the image side: Conv2DTranspose 4x4 stride 2, a resize then a
+    # 3x3 convolution, or a convolution then depth-to-space.
+    upsampling: Upsampling = "transpose"
+    ema_kimg: float = 10.0  # half-life of the EMA generator in thousand images shown (grids, samples); 0: none
     discriminator: Discriminator = "cnn3"  # the detector architecture the discriminator uses
     init_discriminator: str | None = None  # a detector run directory whose weights start the discriminator
     d_learning_rate: float = 2e-4  # the discriminator's Adam learning rate
@@ -85,6 +93,7 @@ class GanConfig:
     name: str = ""  # run directory suffix; "" means "<preset or dcgan>-<size>px"
     synth_n: int = 2000  # with data="synth": SynthFaces images in total (half of them real)
     synth_difficulty: Difficulty = "medium"  # with data="synth": how subtle the fakes are
+    tensorboard: bool = True  # losses, P(fake), diversity, learning rates and grids under tensorboard/
 
 
 # --------------------------------------------------------------------------- options
@@ -108,6 +117,10 @@ def _check_numbers(config: GanConfig) -> None:
             refuse(config, option, "a number in [0, 0.5)")
     if not isinstance(config.collapse_fraction, (int, float)) or not 0 <= config.collapse_fraction < 1:
         refuse(config, "collapse_fraction", "a fraction in [0, 1)")
+    if not isinstance(config.ema_kimg, (int, float)) or isinstance(config.ema_kimg, bool) or config.ema_kimg < 0:
+        refuse(config, "ema_kimg", "0 (no EMA generator) or a positive number of thousand images")
+    if config.kimg is not None and (not isinstance(config.kimg, (int, float)) or not config.kimg > 0):
+        refuse(config, "kimg", "None or a positive number of thousand images")
 
 
 def check_config(config: GanConfig) -> GanConfig:
@@ -154,14 +167,15 @@ def _generator_kwargs(config: GanConfig) -> dict:
         filters=filters,
         batch_norm=config.batch_norm,
         preset=config.preset,
+        upsampling=config.upsampling,
     )
 
 
 # --------------------------------------------------------------------------- models
 
 
-def make_dcgan(generator, discriminator, config: GanConfig):
-    """A compiled DCGAN with the config's Adam optimizers and label options."""
+def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
+    """A compiled DCGAN with the config's Adam optimizers, label options and EMA generator."""
     import keras
 
     from gan_lab.dcgan import DCGAN
@@ -173,6 +187,8 @@ def make_dcgan(generator, discriminator, config: GanConfig):
         label_noise=config.label_noise,
         augment=tuple(config.augment),
         seed=config.seed,
+        ema_kimg=config.ema_kimg,
+        generator_ema=generator_ema,
     )
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
@@ -187,7 +203,11 @@ def restore_dcgan(gan_dir: str | os.PathLike, epoch: int | None = None):
     """The DCGAN of a run as saved at `epoch` (None: the last complete), with both optimizers' state."""
     folder = checkpoint_dir(gan_dir, epoch)
     config = run_config(gan_dir)
-    gan = make_dcgan(load_model(folder / "generator.keras"), load_model(folder / "discriminator.keras"), config)
+    ema_path = folder / EMA_FILE
+    generator_ema = load_model(ema_path) if ema_path.is_file() else None
+    gan = make_dcgan(
+        load_model(folder / "generator.keras"), load_model(folder / "discriminator.keras"), config, generator_ema
+    )
     restore_optimizer_state(gan, folder / "optimizer.npz")
     return gan
 
@@ -254,6 +274,18 @@ def _write_grid_latents(run_dir: Path, config: GanConfig) -> None:
     atomic_write_bytes(run_dir / "latents.npy", buffer.getvalue())
 
 
+def _steps(config: GanConfig, real_images: int) -> int:
+    return config.steps_per_epoch or max(1, real_images // config.batch_size)
+
+
+def _resolve_epochs(config: GanConfig, real_images: int) -> GanConfig:
+    """With `kimg`, the epochs that show that many real images (the last one may show a few more)."""
+    if config.kimg is None:
+        return config
+    per_epoch = _steps(config, real_images) * config.batch_size
+    return dataclasses.replace(config, epochs=max(1, math.ceil(config.kimg * 1000 / per_epoch)))
+
+
 def _start_run(config: GanConfig, runs_dir, progress: bool):
     """Check the options and the data, build both models, then create the run directory and its files."""
     import keras
@@ -262,6 +294,7 @@ def _start_run(config: GanConfig, runs_dir, progress: bool):
 
     config, source = lifecycle.resolve_data(check_config(config), runs_dir)
     index = _index(config)
+    config = _resolve_epochs(config, len(index.splits["train"].paths))
     keras.utils.set_random_seed(config.seed)
     generator, discriminator = _build_models(config)  # before the run directory: a bad option leaves nothing behind
     extra = {
@@ -287,9 +320,13 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool):
 
     run_dir, recorded, record = lifecycle.recorded_config(run_dir, "gan", GanConfig)
     recorded = check_config(recorded)
-    config = lifecycle.resume_config(run_dir, recorded, record, check_config(given) if given else None)
+    config = lifecycle.resume_config(
+        run_dir, recorded, record, check_config(given) if given else None, changeable=("epochs", "kimg")
+    )
     lifecycle.require_data_here(run_dir, config)
     index = _index(config)
+    if config.kimg != recorded.kimg:  # a new total in images decides the epochs
+        config = _resolve_epochs(config, len(index.splits["train"].paths))
     checkpoints = list_checkpoints(run_dir)
     completed = max(checkpoints, default=0)
     if config.epochs < completed:
@@ -297,8 +334,8 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool):
             f"Cannot resume {run_dir} to {config.epochs} epochs in total: it has completed {completed}. "
             f"Give --epochs above {completed} to train on"
         )
-    if config.epochs != record.get("epochs"):
-        write_json(run_dir / "config.json", {**record, "epochs": config.epochs})
+    if (config.epochs, config.kimg) != (record.get("epochs"), record.get("kimg")):
+        write_json(run_dir / "config.json", {**record, "epochs": config.epochs, "kimg": config.kimg})
     if not (run_dir / "latents.npy").is_file():  # interrupted before its first files were all written
         _write_grid_latents(run_dir, config)
     remove_stale(run_dir, completed)
@@ -384,6 +421,7 @@ def train_gan(
     """
     from gan_lab.callbacks import GanEpochEnd
     from gan_lab.diversity import image_diversity
+    from gan_lab.sample import save_grid
 
     if resume is None:
         run_dir, config, index, gan = _start_run(config or GanConfig(), runs_dir, progress)
@@ -392,8 +430,10 @@ def train_gan(
         run_dir, config, index, gan, state, completed = _resume_run(resume, config, progress)
         rows = _committed_rows(run_dir, completed)
     split = index.splits["train"]
-    steps = config.steps_per_epoch or max(1, len(split.paths) // config.batch_size)
+    steps = _steps(config, len(split.paths))
     reals = _real_sample(config, split)
+    if len(reals) and not (run_dir / "reals.png").is_file():
+        save_grid(run_dir / "reals.png", reals[: config.grid_size])
     # The collapse warning's reference; with fewer than two readable images there is none.
     real_diversity = image_diversity(reals) if len(reals) >= 2 else None
 

@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     add_seed(sample, default=1)
     sample.add_argument("--out", metavar="DIR", required=True, help="output folder (images go to DIR/fake/)")
     sample.add_argument("--grid", action="store_true", help="also write a grid of the first 64 images")
+    sample.add_argument(
+        "--raw", action="store_true", help="use the trained generator itself, not its moving average (EMA)"
+    )
     sample.set_defaults(handler=run_sample)
 
 
@@ -51,6 +54,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     from gan_lab.sample import sample_run
 
-    out = sample_run(args.run_dir, n=args.n, seed=args.seed, out=args.out, epoch=args.epoch, grid=args.grid)
+    out = sample_run(
+        args.run_dir, n=args.n, seed=args.seed, out=args.out, epoch=args.epoch, grid=args.grid, raw=args.raw
+    )
     print(f"Wrote {args.n} images to {out / 'fake'}" + (f" and a grid to {out}" if args.grid else ""))
     return 0

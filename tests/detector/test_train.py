@@ -83,6 +83,7 @@ def test_a_run_directory_holds_every_file(detector_run, synth_root):
     assert "| ROC-AUC |" in report and "plots/loss.png" in report and "plots/accuracy.png" in report
     state = json.loads((detector_run / "checkpoints" / "epoch-0002" / "state.json").read_text())
     assert state["completed_epochs"] == 2 and state["stopped"] is None
+    assert any((detector_run / "tensorboard").rglob("events.out.tfevents.*"))
     # The last epoch and the best one are kept; model.keras is the best one's model.
     kept = sorted(path.name for path in (detector_run / "checkpoints").iterdir())
     assert kept == sorted({"epoch-0002", f"epoch-{metrics['best_epoch']:04d}"})

@@ -28,6 +28,9 @@ SPECIAL = {
     (GanConfig, "augment"): (("color", "cutout"), ["color", "cutout"]),
     (StressConfig, "epochs"): ("1,3", ["1,3"]),
     (StressConfig, "harden_epochs"): ((2, 3), ["2", "3"]),
+    (StressConfig, "detectors"): (("runs/a", "runs/b"), ["runs/a", "runs/b"]),
+    (StressConfig, "gans"): (("runs/g@all", "runs/h"), ["runs/g@all", "runs/h"]),
+    (StressConfig, "fakes"): (("stylegan/",), ["stylegan/"]),
 }
 
 
@@ -107,4 +110,4 @@ def test_resume_refuses_an_option_that_contradicts_the_gan_run(gan_run, capsys):
     copy_code = main(["gan", "train", "--resume", str(gan_run), "--size", "64", "--quiet"])
     assert copy_code == 2
     error = capsys.readouterr().err
-    assert "size=64 (the run has 32)" in error and "Only epochs may change" in error
+    assert "size=64 (the run has 32)" in error and "Only epochs, kimg may change" in error

@@ -15,7 +15,7 @@ from gan_lab.run_report import read_history
 from gan_lab.train import GanConfig, restore_dcgan, run_config, train_gan
 
 PNG = b"\x89PNG\r\n\x1a\n"
-COLUMNS = ["epoch", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity"]
+COLUMNS = ["epoch", "kimg", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity"]
 
 
 def _tiny(synth_root, **options):

@@ -1,0 +1,188 @@
+"""Which generator makes faces a face detector believes, for the same minutes of training?
+
+    .venv/bin/python benchmarks/bench_gan_quality.py --budget 240 --size 64
+
+Every variant trains on the same SynthFaces real images (one data set, one seed) for the
+same wall-clock budget, then draws `--n` fresh samples (never the training grid). Each is
+scored by the share of samples in which MTCNN finds a face, beside the same share for the
+real images, and by KID in InceptionV3 features where the Inception weights are in the
+Keras cache (offline without them the column says so). The variants: the lab's default
+(transposed convolutions, EMA generator) read through its EMA and through its raw generator,
+the other upsampling kinds, two learning rates for the discriminator and the generator, and
+the keras-io face DCGAN (Conv 64/128/128 discriminator; Dense 8x8x128 and ConvT 128/256/512
+generator; Adam 1e-4) as the reference row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+VARIANTS = {
+    "default: transpose, EMA": {},
+    "nearest resize, EMA": {"upsampling": "nearest"},
+    "pixelshuffle, EMA": {"upsampling": "pixelshuffle"},
+    "two learning rates (D 4e-4, G 1e-4), EMA": {"d_learning_rate": 4e-4, "g_learning_rate": 1e-4},
+}
+
+
+def _time_budget(seconds: float):
+    import keras
+
+    class TimeBudget(keras.callbacks.Callback):
+        """Stop training once `seconds` of wall-clock time have passed (checked after every step)."""
+
+        def on_train_begin(self, logs=None):
+            self.started = time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.monotonic() - self.started > seconds:
+                self.model.stop_training = True
+
+    return TimeBudget()
+
+
+def _keras_io_models(size: int):
+    """The keras-io face DCGAN (examples/generative/dcgan_overriding_train_step.py), its discriminator with a logit."""
+    import keras
+    from keras import layers
+
+    discriminator = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            layers.Conv2D(64, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(128, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(128, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Flatten(),
+            layers.Dropout(0.2),
+            layers.Dense(1),
+        ],
+        name="keras_io_discriminator",
+    )
+    start = size // 8
+    generator = keras.Sequential(
+        [
+            keras.Input((128,)),
+            layers.Dense(start * start * 128),
+            layers.Reshape((start, start, 128)),
+            layers.Conv2DTranspose(128, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2DTranspose(256, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2DTranspose(512, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(3, 5, padding="same", activation="sigmoid"),
+        ],
+        name="keras_io_generator",
+    )
+    return generator, discriminator
+
+
+def _train_reference(data: Path, size: int, batch_size: int, budget: float, seed: int):
+    import keras
+
+    from detector.data import index_folder, make_dataset
+    from gan_lab.dcgan import DCGAN
+
+    keras.utils.set_random_seed(seed)
+    generator, discriminator = _keras_io_models(size)
+    gan = DCGAN(generator, discriminator, label_noise=0.05, seed=seed)
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-4), g_optimizer=keras.optimizers.Adam(1e-4))
+    split = index_folder(data, real_only=True, seed=seed).splits["train"]
+    dataset = make_dataset(split, size=size, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, cache=True)
+    gan.fit(dataset, epochs=10_000, steps_per_epoch=25, callbacks=[_time_budget(budget)], verbose=0)
+    return generator, int(gan.g_optimizer.iterations)
+
+
+def _score(pixels, reals, finder, inception) -> dict:
+    from gan_lab.kid import kernel_inception_distance
+
+    row = {"face_found": float(finder.found(pixels).mean())}
+    if inception is not None:
+        row["kid"] = kernel_inception_distance(inception.features(reals), inception.features(pixels))[0]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=240.0, help="training seconds per variant")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--n", type=int, default=256, help="samples (and real images) scored per variant")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from detector.data import class_images, index_folder
+    from detector.runs import read_json
+    from detector.synthfaces import write_dataset
+    from gan_lab.checkpoints import list_checkpoints, load_generator
+    from gan_lab.faces import FaceFinder
+    from gan_lab.inception import load_inception
+    from gan_lab.latents import SAMPLE_STREAM, seeded_latents
+    from gan_lab.sample import generate
+    from gan_lab.train import GanConfig, train_gan
+
+    work = Path(tempfile.mkdtemp(prefix="bench-gan-quality-"))
+    data = write_dataset(work / "faces", n=2000, size=args.size, seed=args.seed, progress=False)
+    index = index_folder(data, real_only=True, seed=args.seed)
+    reals = class_images(index, "train", 0, args.size, "resize", args.n, seed=args.seed)
+    finder = FaceFinder()
+    inception, note = load_inception(download=False)
+    latents = seeded_latents(args.seed, 1, args.n, 128, SAMPLE_STREAM)
+    rows = [{"variant": "real training images", "steps": "", **_score(reals, reals, finder, inception)}]
+    for name, options in VARIANTS.items():
+        config = GanConfig(
+            data=str(data),
+            size=args.size,
+            batch_size=args.batch_size,
+            epochs=10_000,
+            steps_per_epoch=25,
+            seed=args.seed,
+            name="quality",
+            tensorboard=False,
+            **options,
+        )
+        run_dir = train_gan(config, runs_dir=work / "runs", progress=False, callbacks=[_time_budget(args.budget)])
+        last = max(list_checkpoints(run_dir))
+        steps = read_json(list_checkpoints(run_dir)[last] / "state.json")["g_iterations"]
+        for label, raw in (("", False), (" (raw generator)", True)) if name.startswith("default") else (("", False),):
+            generator = load_generator(run_dir, raw=raw)
+            rows.append(
+                {
+                    "variant": name + label,
+                    "steps": steps,
+                    **_score(generate(generator, latents), reals, finder, inception),
+                }
+            )
+        print(f"  {name}: done", flush=True)
+    generator, steps = _train_reference(data, args.size, args.batch_size, args.budget, args.seed)
+    rows.append(
+        {
+            "variant": "keras-io face DCGAN (reference)",
+            "steps": steps,
+            **_score(generate(generator, latents), reals, finder, inception),
+        }
+    )
+
+    print(
+        f"\nGAN quality for {args.budget:.0f} s of training each, {args.size} px SynthFaces, batch {args.batch_size}, "
+        f"seed {args.seed}, {args.n} samples per row (MTCNN face-found rate; KID in Inception features)"
+    )
+    print(f"{'variant':<44} {'face found':>10} {'KID':>10}")
+    for row in rows:
+        kid = f"{row['kid']:.4f}" if "kid" in row else "n/a"
+        print(f"{row['variant']:<44} {row['face_found']:>10.1%} {kid:>10}")
+    if inception is None:
+        print(f"KID: {note}")
+
+
+if __name__ == "__main__":
+    main()
