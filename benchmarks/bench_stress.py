@@ -3,8 +3,11 @@
 bare: the generator's and the detector's forward passes, each its own tf.function, run one
 after the other per batch (what any harness must do at least). harness: gan_lab.stress's
 one-graph scorer (latents -> generator -> detector P(fake) + penultimate features), with
-and without the epoch's discriminator, through `generate_and_score`. Untrained weights:
-speed does not depend on them.
+and without the epoch's discriminator, through `generate_and_score`. harness + measures: the
+same, then every registered per-epoch metric (rates with Wilson intervals, AP/ROC-AUC/balanced
+accuracy with 1000 bootstrap resamples, KID and diversity in the detector's features, against
+--reals real images), Inception off; and once more with MTCNN's face test on every fake.
+Untrained weights: speed does not depend on them (MTCNN's own weights ship with it).
 
     .venv/bin/python benchmarks/bench_stress.py --size 64 --n 1024
 """
@@ -41,6 +44,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
+    parser.add_argument("--reals", type=int, default=400, help="real images the per-epoch measures compare with")
     args = parser.parse_args()
 
     import numpy as np
@@ -52,6 +56,7 @@ def main() -> None:
     from gan_lab.dcgan import build_discriminator, build_generator
     from gan_lab.latents import SCORING_STREAM, seeded_latents
     from gan_lab.stress import build_fused_scorer, generate_and_score
+    from gan_lab.stress_metrics import EpochScores, compute_metrics
 
     generator = build_generator(size=args.size)
     detector = build_model("cnn3", size=args.size)
@@ -76,6 +81,25 @@ def main() -> None:
     fused = build_fused_scorer(generator, detector)
     fused_with_discriminator = build_fused_scorer(generator, detector, discriminator=discriminator)
 
+    # Stand-ins for the real images' scores and features: the same shapes, which is all speed depends on.
+    real_latents = seeded_latents(1, 1, args.reals, latent_dim, SCORING_STREAM)
+    real_scored = generate_and_score(fused, real_latents, "probability", args.batch_size)
+
+    def harness_with_measures(faces=None):
+        generated = generate_and_score(fused_with_discriminator, latents, "probability", args.batch_size)
+        scores = EpochScores(
+            epoch=1,
+            threshold=0.5,
+            fake_p_fake=generated.p_fake,
+            real_p_fake=real_scored.p_fake,
+            fake_features=generated.features,
+            real_features=real_scored.features,
+            discriminator_fake_p_fake=generated.discriminator_p_fake,
+            discriminator_real_p_fake=real_scored.p_fake,
+            fake_faces=None if faces is None else faces.found(generated.pixels),
+        )
+        compute_metrics(scores)
+
     rates = {
         "bare generator only": best_rate(bare_generator, args.n, args.repeats),
         "bare generator + detector": best_rate(bare_generator_and_detector, args.n, args.repeats),
@@ -88,10 +112,15 @@ def main() -> None:
             args.repeats,
         ),
     }
+    rates["harness + measures (Inception off)"] = best_rate(harness_with_measures, args.n, args.repeats)
+    from gan_lab.faces import FaceFinder
+
+    finder = FaceFinder()
+    rates["harness + measures + MTCNN faces"] = best_rate(lambda: harness_with_measures(finder), args.n, args.repeats)
     reference = rates["bare generator + detector"]
     print(f"size {args.size} px, n {args.n}, batch {args.batch_size}, best of {args.repeats}")
     for name, rate in rates.items():
-        print(f"{name:32s} {rate:9.1f} fakes/s  ({rate / reference:6.1%} of bare generator + detector)")
+        print(f"{name:36s} {rate:9.1f} fakes/s  ({rate / reference:6.1%} of bare generator + detector)")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from gan_lab.sample import generate
 HARDEN_LEARNING_RATE = 1e-4
 # The validation split is scored in memory to choose the threshold; cap it for large data sets.
 VALID_LIMIT = 2000
+# Images the BatchNorm statistics are re-estimated on after fine-tuning, when the detector's run does not say.
+BN_RECALIBRATION = 512
 
 
 def hardening_fakes(gan_dir: Path, epochs: list[int], n: int, seed: int) -> np.ndarray:
@@ -59,6 +61,33 @@ def _training_dataset(split, extra_fakes: np.ndarray, size: int, crop: str, batc
     if head == "softmax2":
         mixed = mixed.map(lambda pixels, label: (pixels, tf.cast(label, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
     return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def recalibration_images(split, extra_fakes: np.ndarray, size: int, crop: str, count: int, seed: int) -> np.ndarray:
+    """A seeded sample of the fine-tuning mix (training split and extra fakes, in proportion), shuffled."""
+    from detector.data import load_images
+
+    total = len(split.paths) + len(extra_fakes)
+    rng = np.random.default_rng([seed, 7])
+    from_split = min(len(split.paths), int(round(count * len(split.paths) / max(total, 1))))
+    chosen = rng.permutation(len(split.paths))[:from_split]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unreadable files were reported by the training pipeline
+        images, _, _ = load_images([split.paths[i] for i in sorted(chosen)], size, crop=crop)
+    extra = extra_fakes[rng.permutation(len(extra_fakes))[: max(count - len(images), 0)]]
+    mixed = np.concatenate([images, extra]).astype(np.float32)
+    return mixed[rng.permutation(len(mixed))]
+
+
+def recalibrate_batch_norm(model, images: np.ndarray, batch_size: int) -> None:
+    """Set the BatchNorm statistics to their average over `images` in batches, as detector training does."""
+    from detector.callbacks import RecalibrateBatchNorm, batch_norm_layers
+
+    if not batch_norm_layers(model) or not len(images):
+        return
+    recalibration = RecalibrateBatchNorm(images, batch_size)
+    recalibration.set_model(model)
+    recalibration.on_test_begin()
 
 
 def _fine_tune(detector, dataset, epochs: int, learning_rate: float, progress: bool):
@@ -125,6 +154,11 @@ def harden_detector(
     extra = hardening_fakes(Path(gan_dir), epochs, n, seed)
     dataset = _training_dataset(train, extra, detector.size, detector.crop, batch_size, seed, detector.head)
     model, final_loss = _fine_tune(detector, dataset, fine_tune_epochs, learning_rate, progress)
+    # Keras' running averages (momentum 0.99) barely move in a short fine-tune: re-estimate them on the mix.
+    count = int(detector.config.get("bn_recalibration") or BN_RECALIBRATION)
+    recalibrate_batch_norm(
+        model, recalibration_images(train, extra, detector.size, detector.crop, count, seed), batch_size
+    )
 
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -142,6 +176,7 @@ def harden_detector(
         "batch_size": batch_size,
         "seed": seed,
         "final_loss": final_loss,
+        "batch_norm_recalibrated_on": count,
     }
     name = f"{original_config.get('name', '')}-hardened".strip("-")
     write_json(out_dir / "config.json", {**original_config, "name": name, "hardening": hardening})

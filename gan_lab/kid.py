@@ -13,6 +13,8 @@ import numpy as np
 
 KID_SUBSETS = 100
 KID_MAX_SUBSET_SIZE = 1000
+# Up to this many vectors per set, every kernel value is computed once (n x n floats) and shared by all subsets.
+FULL_KERNEL_LIMIT = 4096
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -32,6 +34,24 @@ def _check_features(name: str, features) -> np.ndarray:
             f"{name} contains NaN or infinite values. Received: {int((~np.isfinite(features)).sum())} of them"
         )
     return features
+
+
+def _subset_estimate(x: np.ndarray, y: np.ndarray, m: int) -> float:
+    within = polynomial_kernel(x, x) + polynomial_kernel(y, y)
+    # Within-set sums leave out the diagonal (k(x_i, x_i)): that is what makes it unbiased.
+    return (within.sum() - np.trace(within)) / (m * (m - 1)) - 2.0 * polynomial_kernel(x, y).sum() / (m * m)
+
+
+def _estimates_from_full_kernels(fake: np.ndarray, real: np.ndarray, draws, m: int) -> np.ndarray:
+    """Every subset's estimate from kernels computed once: a subset's block sum is s^T K s for its 0/1 row s."""
+    fake_rows, real_rows = np.zeros((len(draws), len(fake))), np.zeros((len(draws), len(real)))
+    for index, (x, y) in enumerate(draws):
+        fake_rows[index, x], real_rows[index, y] = 1.0, 1.0
+    fake_fake, real_real = polynomial_kernel(fake, fake), polynomial_kernel(real, real)
+    within = ((fake_rows @ fake_fake) * fake_rows).sum(axis=1) - fake_rows @ np.diag(fake_fake)
+    within += ((real_rows @ real_real) * real_rows).sum(axis=1) - real_rows @ np.diag(real_real)
+    between = ((fake_rows @ polynomial_kernel(fake, real)) * real_rows).sum(axis=1)
+    return within / (m * (m - 1)) - 2.0 * between / (m * m)
 
 
 def kernel_inception_distance(
@@ -61,12 +81,11 @@ def kernel_inception_distance(
         )
     rng = np.random.default_rng(seed)
     m = min(len(real), len(fake), max_subset_size)
-    estimates = np.empty(num_subsets)
-    for index in range(num_subsets):
-        x = fake[rng.choice(len(fake), m, replace=False)]
-        y = real[rng.choice(len(real), m, replace=False)]
-        within = polynomial_kernel(x, x) + polynomial_kernel(y, y)
-        between = polynomial_kernel(x, y)
-        # Within-set sums leave out the diagonal (k(x_i, x_i)): that is what makes it unbiased.
-        estimates[index] = (within.sum() - np.trace(within)) / (m * (m - 1)) - 2.0 * between.sum() / (m * m)
+    draws = [
+        (rng.choice(len(fake), m, replace=False), rng.choice(len(real), m, replace=False)) for _ in range(num_subsets)
+    ]
+    if max(len(fake), len(real)) <= FULL_KERNEL_LIMIT:
+        estimates = _estimates_from_full_kernels(fake, real, draws, m)
+    else:
+        estimates = np.array([_subset_estimate(fake[x], real[y], m) for x, y in draws])
     return float(estimates.mean()), float(estimates.std())

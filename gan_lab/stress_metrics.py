@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from gan_lab.fid import frechet_feature_distance
+from gan_lab.intervals import BOOTSTRAP_RESAMPLES, bootstrap_intervals, rate_with_interval
 from gan_lab.kid import kernel_inception_distance
 
 
@@ -30,6 +32,10 @@ class EpochScores:
     discriminator_fake_p_fake: np.ndarray | None = None
     discriminator_real_p_fake: np.ndarray | None = None
     seed: int = 0
+    resamples: int = BOOTSTRAP_RESAMPLES  # bootstrap resamples for the AP and ROC-AUC intervals
+    fake_inception: np.ndarray | None = None  # InceptionV3 pool features of (a sample of) the fakes
+    real_inception: np.ndarray | None = None
+    fake_faces: np.ndarray | None = None  # per fake (of a sample): whether MTCNN found a face
 
 
 EPOCH_METRICS: dict[str, Callable[[EpochScores], dict]] = {}
@@ -41,30 +47,36 @@ def register_metric(function: Callable[[EpochScores], dict]) -> Callable[[EpochS
     return function
 
 
-def detection_figures(fake_p_fake, real_p_fake, threshold: float) -> dict:
-    """Detection rate, P(fake) summary and ranking metrics of fakes against real images."""
-    from detector.metrics import (
-        average_precision,
-        best_threshold,
-        binary_metrics,
-        roc_auc,
-    )
+def detection_figures(
+    fake_p_fake, real_p_fake, threshold: float, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict:
+    """Detection rates, P(fake) summary and ranking metrics of fakes against real images, with 95% intervals.
+
+    Rates (fakes caught at `threshold` and at 0.5, reals called fake) carry Wilson intervals;
+    ROC-AUC, AP and balanced accuracy carry bootstrap intervals over images (seeded). The
+    "oracle" threshold and accuracy are fitted on these very images: an upper bound, never a
+    detector's real operating point.
+    """
+    from detector.metrics import average_precision, best_threshold, binary_metrics, roc_auc
 
     fake_p_fake = np.asarray(fake_p_fake, dtype=np.float64)
     real_p_fake = np.asarray(real_p_fake, dtype=np.float64)
     labels = np.r_[np.zeros(len(real_p_fake), dtype=np.int64), np.ones(len(fake_p_fake), dtype=np.int64)]
     scores = np.r_[real_p_fake, fake_p_fake]
-    best = best_threshold(labels, scores)
+    oracle = best_threshold(labels, scores)
+    caught, passed = np.mean(fake_p_fake >= threshold), np.mean(real_p_fake < threshold)
     return {
-        "detection_rate": float(np.mean(fake_p_fake >= threshold)),
-        "detection_rate_05": float(np.mean(fake_p_fake >= 0.5)),
+        **rate_with_interval("detection_rate", fake_p_fake >= threshold),
+        **rate_with_interval("detection_rate_05", fake_p_fake >= 0.5),
+        **rate_with_interval("reals_called_fake", real_p_fake >= threshold),
+        "balanced_accuracy": float((caught + passed) / 2.0),
         "mean_p_fake": float(np.mean(fake_p_fake)),
         "median_p_fake": float(np.median(fake_p_fake)),
         "roc_auc": roc_auc(labels, scores),
         "average_precision": average_precision(labels, scores),
-        "accuracy": binary_metrics(labels, scores, threshold)["accuracy"],
-        "best_threshold": best,
-        "best_accuracy": binary_metrics(labels, scores, best)["accuracy"],
+        **bootstrap_intervals(real_p_fake, fake_p_fake, threshold, resamples=resamples, seed=seed),
+        "oracle_threshold": oracle,
+        "oracle_accuracy": binary_metrics(labels, scores, oracle)["accuracy"],
     }
 
 
@@ -75,7 +87,9 @@ def detection(scores: EpochScores) -> dict:
         "threshold": scores.threshold,
         "n_fake": len(scores.fake_p_fake),
         "n_real": len(scores.real_p_fake),
-        **detection_figures(scores.fake_p_fake, scores.real_p_fake, scores.threshold),
+        **detection_figures(
+            scores.fake_p_fake, scores.real_p_fake, scores.threshold, [scores.seed, scores.epoch], scores.resamples
+        ),
     }
 
 
@@ -84,29 +98,57 @@ def discriminator(scores: EpochScores) -> dict:
     """The epoch's own discriminator used as a detector: sigmoid of its logit, threshold 0.5."""
     if scores.discriminator_fake_p_fake is None:
         return {}
-    figures = detection_figures(scores.discriminator_fake_p_fake, scores.discriminator_real_p_fake, 0.5)
+    figures = detection_figures(
+        scores.discriminator_fake_p_fake,
+        scores.discriminator_real_p_fake,
+        0.5,
+        [scores.seed, scores.epoch, 1],
+        scores.resamples,
+    )
     return {f"disc_{key}": figures[key] for key in DISCRIMINATOR_FIGURES}
 
 
 @register_metric
-def kid(scores: EpochScores) -> dict:
-    """KID between the fakes and real test images in the detector's penultimate-layer features.
-
-    Each feature is standardised by the real images' mean and spread first, so that KID does
-    not grow with the scale of one detector's activations (the cubic kernel would make that
-    scale a million-fold difference) and runs are comparable.
-    """
-    if scores.fake_features is None or scores.real_features is None:
+def inception_quality(scores: EpochScores) -> dict:
+    """FID and KID between the fakes and real test images in InceptionV3 pool features: the field's standard."""
+    if scores.fake_inception is None or scores.real_inception is None:
         return {}
-    real = np.asarray(scores.real_features, dtype=np.float64)
+    value, spread = kernel_inception_distance(scores.real_inception, scores.fake_inception, seed=scores.seed)
+    return {
+        "fid_inception": frechet_feature_distance(scores.real_inception, scores.fake_inception),
+        "kid_inception": value,
+        "kid_inception_std": spread,
+        "n_inception": len(scores.fake_inception),
+    }
+
+
+@register_metric
+def faces(scores: EpochScores) -> dict:
+    """The share of fakes in which MTCNN finds a face."""
+    if scores.fake_faces is None:
+        return {}
+    return {**rate_with_interval("faces_found", scores.fake_faces), "n_faces": len(scores.fake_faces)}
+
+
+def standardised_kid(real_features, fake_features, seed: int = 0) -> tuple[float, float]:
+    """KID after standardising each feature by the real images' mean and spread.
+
+    So that KID does not grow with the scale of one detector's activations (the cubic kernel
+    would make that scale a million-fold difference) and runs are comparable.
+    """
+    real = np.asarray(real_features, dtype=np.float64)
     mean, scale = real.mean(axis=0), real.std(axis=0)
     scale[scale < 1e-6] = 1.0  # a feature constant on reals: centre it, leave its scale
-    value, spread = kernel_inception_distance(
-        (real - mean) / scale,
-        (scores.fake_features - mean) / scale,
-        seed=scores.seed,
-    )
-    return {"kid": value, "kid_std": spread}
+    return kernel_inception_distance((real - mean) / scale, (np.asarray(fake_features) - mean) / scale, seed=seed)
+
+
+@register_metric
+def kid_detector(scores: EpochScores) -> dict:
+    """KID between the fakes and real test images as the detector sees them: in its penultimate-layer features."""
+    if scores.fake_features is None or scores.real_features is None:
+        return {}
+    value, spread = standardised_kid(scores.real_features, scores.fake_features, seed=scores.seed)
+    return {"kid_detector": value, "kid_detector_std": spread}
 
 
 @register_metric
@@ -119,13 +161,24 @@ def diversity(scores: EpochScores) -> dict:
     return {"diversity": float(mean_pairwise_distance(scores.fake_features))}
 
 
+def _with_intervals(*names: str) -> tuple[str, ...]:
+    return tuple(column for name in names for column in (name, f"{name}_low", f"{name}_high"))
+
+
 DISCRIMINATOR_FIGURES = (
-    "detection_rate",
+    *_with_intervals("detection_rate"),
     "mean_p_fake",
     "median_p_fake",
-    "roc_auc",
-    "average_precision",
-    "best_accuracy",
+    *_with_intervals("roc_auc", "average_precision"),
+    "oracle_accuracy",
+)
+DETECTION_COLUMNS = (
+    *_with_intervals("detection_rate", "detection_rate_05", "reals_called_fake", "balanced_accuracy"),
+    "mean_p_fake",
+    "median_p_fake",
+    *_with_intervals("roc_auc", "average_precision"),
+    "oracle_threshold",
+    "oracle_accuracy",
 )
 COLUMNS = (
     "kind",
@@ -136,18 +189,16 @@ COLUMNS = (
     "n_fake",
     "n_real",
     "threshold",
-    "detection_rate",
-    "detection_rate_05",
-    "mean_p_fake",
-    "median_p_fake",
-    "roc_auc",
-    "average_precision",
-    "accuracy",
-    "best_threshold",
-    "best_accuracy",
+    *DETECTION_COLUMNS,
     *(f"disc_{key}" for key in DISCRIMINATOR_FIGURES),
-    "kid",
-    "kid_std",
+    "fid_inception",
+    "kid_inception",
+    "kid_inception_std",
+    "n_inception",
+    *_with_intervals("faces_found"),
+    "n_faces",
+    "kid_detector",
+    "kid_detector_std",
     "diversity",
 )
 

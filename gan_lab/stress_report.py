@@ -1,4 +1,8 @@
-"""A stress run's outputs: results table, plots, gallery of fooling fakes, and report.md."""
+"""A stress run's outputs: results table, matrix, plots, gallery of fooling fakes, and report.md.
+
+The report's sentences call a change real only when the 95% intervals of the two figures do
+not overlap; otherwise they say the difference is within the noise of this many images.
+"""
 
 from __future__ import annotations
 
@@ -11,298 +15,245 @@ from pathlib import Path
 import numpy as np
 
 from detector.runs import atomic_write_bytes, atomic_write_text, read_json, write_json
+from gan_lab.intervals import BOOTSTRAP_RESAMPLES, largest_half_width, separated
 from gan_lab.kid import KID_MAX_SUBSET_SIZE, KID_SUBSETS
+from gan_lab.matrix import matrix_table, plot_matrix, write_matrix_csv
 from gan_lab.stress_metrics import COLUMNS
-
-_DETECTOR_STYLE = {"original": "-", "hardened": "--"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from gan_lab.stress_plots import DETECTOR_STYLE, epoch_rows, plot_epochs, plot_robustness, write_gallery
 
 
-def _save(figure, path: Path) -> Path:
-    plt = _pyplot()
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def _series(rows: list[dict], detector: str, key: str) -> tuple[list[int], list[float]]:
-    chosen = [row for row in rows if row["kind"] == "epoch" and row["detector"] == detector]
-    return [row["epoch"] for row in chosen], [_number(row.get(key)) for row in chosen]
-
-
-def _number(value) -> float:
-    return float("nan") if value is None else float(value)
-
-
-def plot_epochs(rows: list[dict], path: Path) -> Path:
-    """Detection rate, AP and KID against GAN epoch; the discriminator's lines beside the detector's."""
-    plt = _pyplot()
-    detectors = [name for name in _DETECTOR_STYLE if any(row["detector"] == name for row in rows)]
-    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for detector in detectors:
-        style = _DETECTOR_STYLE[detector]
-        suffix = "" if detector == "original" else " (hardened)"
-        epochs, rate = _series(rows, detector, "detection_rate")
-        axes[0].plot(epochs, rate, style, marker="o", color="tab:blue", label=f"detector, chosen threshold{suffix}")
-        axes[0].plot(
-            epochs,
-            _series(rows, detector, "detection_rate_05")[1],
-            style,
-            marker=".",
-            color="tab:cyan",
-            label=f"detector, 0.5{suffix}",
-        )
-        axes[1].plot(
-            epochs,
-            _series(rows, detector, "average_precision")[1],
-            style,
-            marker="o",
-            color="tab:blue",
-            label=f"detector AP{suffix}",
-        )
-        axes[1].plot(
-            epochs,
-            _series(rows, detector, "roc_auc")[1],
-            style,
-            marker=".",
-            color="tab:cyan",
-            label=f"detector ROC-AUC{suffix}",
-        )
-        if detector == "original":
-            axes[0].plot(
-                epochs,
-                _series(rows, detector, "disc_detection_rate")[1],
-                marker="s",
-                color="tab:red",
-                label="epoch's discriminator, 0.5",
-            )
-            axes[1].plot(
-                epochs,
-                _series(rows, detector, "disc_average_precision")[1],
-                marker="s",
-                color="tab:red",
-                label="discriminator AP",
-            )
-            axes[2].plot(
-                epochs,
-                _series(rows, detector, "kid")[1],
-                marker="o",
-                color="tab:green",
-                label="KID (detector features)",
-            )
-    axes[0].set_title("Fakes detected")
-    axes[0].set_ylabel("detection rate")
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[1].set_title("Fakes vs real test images")
-    axes[1].set_ylim(-0.02, 1.02)
-    axes[2].set_title("KID between fakes and real test images")
-    kids = [value for value in _series(rows, "original", "kid")[1] if math.isfinite(value)]
-    if kids and max(kids) > 100 * max(min(abs(value) for value in kids), 1e-6):
-        # Orders of magnitude between the first epochs and the last: a log scale (linear near 0,
-        # where the unbiased estimate can dip below it).
-        axes[2].set_yscale("symlog", linthresh=max(min(abs(value) for value in kids), 1e-3))
-    from matplotlib.ticker import MaxNLocator
-
-    for axis in axes:
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel("GAN epoch")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
-    return _save(figure, path)
-
-
-def plot_robustness(rows: list[dict], path: Path) -> Path:
-    """Detection rate and AP against each perturbation's level, one panel per perturbation."""
-    from gan_lab.perturb import PERTURBATIONS
-
-    plt = _pyplot()
-    sweeps = [row for row in rows if row["kind"] == "sweep"]
-    names = [name for name in PERTURBATIONS if any(row["perturbation"] == name for row in sweeps)]
-    figure, axes = plt.subplots(1, max(len(names), 1), figsize=(4 * max(len(names), 1), 3.6), squeeze=False)
-    for axis, name in zip(axes[0], names):
-        for detector, style in _DETECTOR_STYLE.items():
-            points = [row for row in sweeps if row["perturbation"] == name and row["detector"] == detector]
-            if not points:
-                continue
-            levels = [row["level"] for row in points]
-            suffix = "" if detector == "original" else " (hardened)"
-            axis.plot(
-                levels,
-                [row["detection_rate"] for row in points],
-                style,
-                marker="o",
-                color="tab:blue",
-                label=f"detection rate{suffix}",
-            )
-            axis.plot(
-                levels,
-                [row["average_precision"] for row in points],
-                style,
-                marker="s",
-                color="tab:orange",
-                label=f"AP{suffix}",
-            )
-        axis.set_title(name)
-        axis.set_xlabel(PERTURBATIONS[name][1])
-        axis.set_ylim(-0.02, 1.02)
-        axis.grid(alpha=0.3)
-        if name in ("jpeg", "rescale"):
-            axis.invert_xaxis()  # stronger perturbation to the right, as in the other panels
-        axis.legend(fontsize=7)
-    return _save(figure, path)
-
-
-def write_gallery(fooled: dict[int, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
-    """One row per epoch: the fakes with the lowest P(fake), left to right."""
-    from detector.images import image_grid, save_png
-
-    epochs = sorted(fooled)
-    columns = max(len(fooled[epoch][0]) for epoch in epochs)
-    size = fooled[epochs[0]][0].shape[1:]
-    tiles = []
-    for epoch in epochs:
-        pixels = fooled[epoch][0]
-        blank = np.ones((columns - len(pixels), *size), dtype=np.float32)
-        tiles.append(np.concatenate([pixels, blank]) if len(blank) else pixels)
-    return save_png(path, image_grid(np.concatenate(tiles), columns=columns))
+def _finite(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _percent(value) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.1%}"
+    return f"{value:.1%}" if _finite(value) else "-"
 
 
 def _figure(value, digits: int = 3) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}" if _finite(value) else "-"
 
 
 def _significant(value, digits: int = 3) -> str:
-    """KID spans orders of magnitude across epochs: significant figures, not decimals."""
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+    """KID and FID span orders of magnitude across epochs: significant figures, not decimals."""
+    return f"{value:.{digits}g}" if _finite(value) else "-"
+
+
+def _with_interval(row: dict, key: str, percent: bool = True) -> str:
+    """ "93.8% [91.0, 95.8]" or "0.912 [0.88, 0.94]"; "-" without a value."""
+    value = row.get(key)
+    if not _finite(value):
+        return "-"
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if not (_finite(low) and _finite(high)):
+        return _percent(value) if percent else _figure(value)
+    if percent:
+        return f"{value:.1%} [{low * 100:.1f}, {high * 100:.1f}]"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
-def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
-    """A few sentences a reader can take away: misses, best and worst epoch, KID trend, worst perturbation."""
-    epochs = [row for row in rows if row["kind"] == "epoch" and row["detector"] == detector]
-    if not epochs:
-        return []
-    last = epochs[-1]
-    sentences = [
-        f"The detector misses {1 - last['detection_rate']:.0%} of epoch-{last['epoch']} fakes at its chosen "
-        f"threshold ({last['threshold']:.3f}) and {1 - last['detection_rate_05']:.0%} at 0.5; "
-        f"mean P(fake) {last['mean_p_fake']:.3f}, AP {_figure(last['average_precision'])} against real test images."
-    ]
-    if len(epochs) > 1:
-        best = max(epochs, key=lambda row: row["detection_rate"])
-        worst = min(epochs, key=lambda row: row["detection_rate"])
-        if best["detection_rate"] == worst["detection_rate"]:
-            sentences.append(f"The detection rate is {best['detection_rate']:.0%} for every epoch.")
-        else:
-            sentences.append(
-                f"Best epoch for the detector: {best['epoch']} ({best['detection_rate']:.0%} detected); "
-                f"worst: {worst['epoch']} ({worst['detection_rate']:.0%} detected)."
-            )
-        first_kid, last_kid = epochs[0].get("kid"), last.get("kid")
-        if first_kid is not None and last_kid is not None:
-            trend = "falls" if last_kid < first_kid else "rises"
-            meaning = (
-                "the fakes move closer to real test images"
-                if trend == "falls"
-                else "the fakes drift away from real test images"
-            )
-            sentences.append(
-                f"KID {trend} from {first_kid:.3g} (epoch {epochs[0]['epoch']}) to {last_kid:.3g} (epoch {last['epoch']}): "
-                f"{meaning} in the detector's feature space."
-            )
-    if last.get("disc_detection_rate") is not None:
-        sentences.append(
-            f"The epoch-{last['epoch']} discriminator, used as a detector, calls {last['disc_detection_rate']:.0%} of "
-            f"the same fakes fake (AP {_figure(last.get('disc_average_precision'))})."
+def _compare(first: dict, second: dict, key: str, name: str) -> str:
+    """A sentence comparing one figure at two epochs, calling the change real only when the intervals say so."""
+    a, b = first[key], second[key]
+    if not (_finite(a) and _finite(b)):
+        return ""
+    if a == b:
+        return f"From epoch {first['epoch']} to epoch {second['epoch']}, {name} stays at {_with_interval(second, key)}."
+    text = (
+        f"From epoch {first['epoch']} to epoch {second['epoch']}, {name} {'rises' if b > a else 'falls'} from "
+        f"{_with_interval(first, key)} to {_with_interval(second, key)}"
+    )
+    if separated(first, second, key):
+        return text + ": the intervals do not overlap, a real change."
+    return text + ": the intervals overlap, so this is within the noise of this many images."
+
+
+def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
+    first, last = epochs[0], epochs[-1]
+    sentences = []
+    if reals is not None and _finite(reals.get("faces_found")):
+        faces = (
+            f"MTCNN finds a face in {_with_interval(reals, 'faces_found')} of real test images, and in "
+            f"{_with_interval(last, 'faces_found')} of epoch-{last['epoch']} fakes"
         )
-    sweeps = [row for row in rows if row["kind"] == "sweep" and row["detector"] == detector]
-    if sweeps:
-        worst = min(sweeps, key=lambda row: (row["average_precision"], row["detection_rate"]))
+        faces += (
+            " (a real difference)."
+            if separated(reals, last, "faces_found")
+            else " (within the intervals of each other)."
+        )
+        sentences.append(faces)
+    if _finite(first.get("fid_inception")) and len(epochs) > 1:
+        spread = 2 * math.hypot(first["kid_inception_std"], last["kid_inception_std"])
+        real = abs(last["kid_inception"] - first["kid_inception"]) > spread
         sentences.append(
-            f"The perturbation that hurts most: {worst['perturbation']} at {worst['level']:g} "
-            f"(AP {_figure(last['average_precision'])} -> {_figure(worst['average_precision'])}, "
-            f"detection rate {_percent(last['detection_rate'])} -> {_percent(worst['detection_rate'])})."
+            f"Measured apart from the detector, in InceptionV3 features: FID {first['fid_inception']:.3g} "
+            f"(epoch {first['epoch']}) -> {last['fid_inception']:.3g} (epoch {last['epoch']}); KID "
+            f"{first['kid_inception']:.3g} -> {last['kid_inception']:.3g} "
+            + ("(more than twice its spread: the fakes really changed)." if real else "(within twice its spread).")
+        )
+    first_kid, last_kid = first.get("kid_detector"), last.get("kid_detector")
+    if _finite(first_kid) and _finite(last_kid) and len(epochs) > 1:
+        trend = "falls" if last_kid < first_kid else "rises"
+        sentences.append(
+            f"As the detector sees them (KID in its own features), the fakes' distance to real images {trend} from "
+            f"{first_kid:.3g} to {last_kid:.3g}: that mixes the fakes getting better with the detector going blind."
         )
     return sentences
 
 
+def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
+    """Sentences a reader can take away, each change called real only when the 95% intervals say so."""
+    epochs = epoch_rows(rows, detector)
+    if not epochs:
+        return []
+    last = epochs[-1]
+    sentences = [
+        f"At its validation-chosen threshold ({last['threshold']:.3f}) the detector catches "
+        f"{_with_interval(last, 'detection_rate')} of epoch-{last['epoch']} fakes and calls "
+        f"{_with_interval(last, 'reals_called_fake')} of real test images fake; AP "
+        f"{_with_interval(last, 'average_precision', percent=False)} against real test images."
+    ]
+    if len(epochs) > 1:
+        sentences.append(_compare(epochs[0], last, "detection_rate", "the share of fakes caught"))
+        best = max(epochs, key=lambda row: row["detection_rate"])
+        worst = min(epochs, key=lambda row: row["detection_rate"])
+        if best is not worst and {best["epoch"], worst["epoch"]} != {epochs[0]["epoch"], last["epoch"]}:
+            verdict = "a real difference" if separated(best, worst, "detection_rate") else "within the intervals"
+            sentences.append(
+                f"Best epoch for the detector: {best['epoch']} ({_with_interval(best, 'detection_rate')} caught); "
+                f"worst: {worst['epoch']} ({_with_interval(worst, 'detection_rate')}): {verdict}."
+            )
+    reals = next((row for row in rows if row["kind"] == "real" and row["detector"] == detector), None)
+    sentences += _quality_sentences(epochs, reals) if detector == "original" else []
+    if _finite(last.get("disc_detection_rate")):
+        sentences.append(
+            f"The epoch-{last['epoch']} discriminator, used as a detector, calls "
+            f"{_with_interval(last, 'disc_detection_rate')} of the same fakes fake "
+            f"(AP {_with_interval(last, 'disc_average_precision', percent=False)})."
+        )
+    sentences += _robustness_sentences(rows, detector)
+    return [sentence for sentence in sentences if sentence]
+
+
+def _robustness_sentences(rows: list[dict], detector: str) -> list[str]:
+    sweeps = [row for row in rows if row["kind"] == "sweep" and row["detector"] == detector]
+    if not sweeps:
+        return []
+    last_epoch = max(row["epoch"] for row in sweeps)
+    own = [row for row in sweeps if row["epoch"] == last_epoch]
+    clean = next((row for row in own if (row["perturbation"], row["level"]) in (("blur", 0), ("noise", 0))), own[0])
+    worst = min(own, key=lambda row: (row["average_precision"], row["detection_rate"], -row["reals_called_fake"]))
+    changed = [
+        key for key in ("average_precision", "detection_rate", "reals_called_fake") if separated(clean, worst, key)
+    ]
+    text = (
+        f"The perturbation that hurts most at epoch {last_epoch}: {worst['perturbation']} at {worst['level']:g} "
+        f"(AP {_figure(clean['average_precision'])} -> {_figure(worst['average_precision'])}, fakes caught "
+        f"{_percent(clean['detection_rate'])} -> {_percent(worst['detection_rate'])}, reals called fake "
+        f"{_percent(clean['reals_called_fake'])} -> {_percent(worst['reals_called_fake'])})"
+    )
+    if changed:
+        return [text + f"; beyond the intervals for {', '.join(name.replace('_', ' ') for name in changed)}."]
+    return [text + "; every change is within the intervals."]
+
+
+def interval_note(rows: list[dict], n: int, resamples: int = BOOTSTRAP_RESAMPLES) -> str:
+    """The achieved interval widths, in one paragraph."""
+    epochs = epoch_rows(rows)
+
+    def widest(key: str) -> float:
+        widths = [
+            (row[f"{key}_high"] - row[f"{key}_low"]) / 2
+            for row in epochs
+            if _finite(row.get(f"{key}_low")) and _finite(row.get(f"{key}_high"))
+        ]
+        return max(widths) if widths else float("nan")
+
+    n_fake = epochs[0]["n_fake"] if epochs else n
+    n_real = epochs[0]["n_real"] if epochs else 0
+    return (
+        f"Intervals are 95%: Wilson score intervals for rates, and for AP, ROC-AUC and balanced accuracy the 2.5th and "
+        f"97.5th percentiles of {resamples} bootstrap resamples over images (reals and fakes resampled apart, seeded). "
+        f"With {n_fake} fakes per epoch a rate's interval is at most ±{largest_half_width(n_fake) * 100:.1f} points "
+        f"(at 50%), and with {n_real} real images ±{largest_half_width(n_real) * 100:.1f} points; achieved here: "
+        f"fakes caught ±{widest('detection_rate') * 100:.1f} points at most, reals called fake "
+        f"±{widest('reals_called_fake') * 100:.1f}, AP ±{widest('average_precision'):.3f}, "
+        f"ROC-AUC ±{widest('roc_auc'):.3f} (half the widest interval over the epochs)."
+    )
+
+
 def _epoch_table(rows: list[dict], detector: str) -> list[str]:
     lines = [
-        "| GAN epoch | detected (threshold) | detected (0.5) | mean P(fake) | median P(fake) | ROC-AUC | AP | best acc. "
-        "| disc. detected | disc. AP | KID | diversity |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| GAN epoch | fakes caught | reals called fake | AP | ROC-AUC | oracle acc. | disc. caught | disc. AP "
+        "| FID (Inception) | KID (Inception) | faces found | KID (as the detector sees them) | diversity |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in rows:
-        if row["kind"] != "epoch" or row["detector"] != detector:
-            continue
+    reals = next((row for row in rows if row["kind"] == "real" and row["detector"] == detector), None)
+    if reals is not None:
         lines.append(
-            f"| {row['epoch']} | {_percent(row['detection_rate'])} | {_percent(row['detection_rate_05'])} "
-            f"| {_figure(row['mean_p_fake'])} | {_figure(row['median_p_fake'])} | {_figure(row['roc_auc'])} "
-            f"| {_figure(row['average_precision'])} | {_percent(row['best_accuracy'])} "
-            f"| {_percent(row.get('disc_detection_rate'))} | {_figure(row.get('disc_average_precision'))} "
-            f"| {_significant(row.get('kid'))} | {_figure(row.get('diversity'))} |"
+            "| real test images | | | | | | | | | | "
+            f"{_with_interval(reals, 'faces_found')} | | {_figure(reals.get('diversity'))} |"
+        )
+    for row in epoch_rows(rows, detector):
+        lines.append(
+            f"| {row['epoch']} | {_with_interval(row, 'detection_rate')} | {_with_interval(row, 'reals_called_fake')} "
+            f"| {_with_interval(row, 'average_precision', False)} | {_with_interval(row, 'roc_auc', False)} "
+            f"| {_percent(row['oracle_accuracy'])} | {_percent(row.get('disc_detection_rate'))} "
+            f"| {_figure(row.get('disc_average_precision'))} | {_significant(row.get('fid_inception'))} "
+            f"| {_significant(row.get('kid_inception'))} | {_with_interval(row, 'faces_found')} "
+            f"| {_significant(row.get('kid_detector'))} | {_figure(row.get('diversity'))} |"
         )
     return lines
 
 
-def _sweep_table(rows: list[dict]) -> list[str]:
-    detectors = [
-        name for name in _DETECTOR_STYLE if any(row["kind"] == "sweep" and row["detector"] == name for row in rows)
-    ]
-    header = "| perturbation | level | " + " | ".join(f"{name}: detected | {name}: AP" for name in detectors) + " |"
-    lines = [header, "| --- | --- |" + " --- | --- |" * len(detectors)]
-    points = [
-        (row["perturbation"], row["level"])
-        for row in rows
-        if row["kind"] == "sweep" and row["detector"] == detectors[0]
-    ]
+def _sweep_table(rows: list[dict], epoch: int) -> list[str]:
+    sweeps = [row for row in rows if row["kind"] == "sweep" and row["epoch"] == epoch]
+    detectors = [name for name in DETECTOR_STYLE if any(row["detector"] == name for row in sweeps)]
+    header = "| perturbation | level | " + " | ".join(
+        f"{name}: fakes caught | {name}: reals called fake | {name}: AP" for name in detectors
+    )
+    lines = [header + " |", "| --- | --- |" + " --- | --- | --- |" * len(detectors)]
+    points = [(row["perturbation"], row["level"]) for row in sweeps if row["detector"] == detectors[0]]
     for name, level in points:
         cells = []
         for detector in detectors:
             match = next(
-                row
-                for row in rows
-                if row["kind"] == "sweep"
-                and row["detector"] == detector
-                and row["perturbation"] == name
-                and row["level"] == level
+                (
+                    row
+                    for row in sweeps
+                    if row["detector"] == detector and row["perturbation"] == name and row["level"] == level
+                ),
+                None,
             )
-            cells.append(f"{_percent(match['detection_rate'])} | {_figure(match['average_precision'])}")
+            if match is None:
+                cells.append("- | - | -")
+                continue
+            cells.append(
+                f"{_with_interval(match, 'detection_rate')} | {_with_interval(match, 'reals_called_fake')} "
+                f"| {_figure(match['average_precision'])}"
+            )
         lines.append(f"| {name} | {level:g} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _before_after(rows: list[dict]) -> list[str]:
+def _before_after(rows: list[dict], hardened_epochs) -> list[str]:
     lines = [
-        "| GAN epoch | detected before | detected after | AP before | AP after | ROC-AUC before | ROC-AUC after |",
+        "| GAN epoch | trained on | caught before | caught after | change | AP before | AP after |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    before = {row["epoch"]: row for row in rows if row["kind"] == "epoch" and row["detector"] == "original"}
-    after = {row["epoch"]: row for row in rows if row["kind"] == "epoch" and row["detector"] == "hardened"}
-    for epoch in sorted(before):
-        if epoch not in after:
-            continue
+    before = {row["epoch"]: row for row in epoch_rows(rows, "original")}
+    after = {row["epoch"]: row for row in epoch_rows(rows, "hardened")}
+    for epoch in sorted(set(before) & set(after)):
         b, a = before[epoch], after[epoch]
+        change = "beyond the intervals" if separated(b, a, "detection_rate") else "within the intervals"
         lines.append(
-            f"| {epoch} | {_percent(b['detection_rate'])} | {_percent(a['detection_rate'])} | {_figure(b['average_precision'])} "
-            f"| {_figure(a['average_precision'])} | {_figure(b['roc_auc'])} | {_figure(a['roc_auc'])} |"
+            f"| {epoch} | {'yes' if epoch in hardened_epochs else 'no'} | {_with_interval(b, 'detection_rate')} "
+            f"| {_with_interval(a, 'detection_rate')} | {change} | {_figure(b['average_precision'])} "
+            f"| {_figure(a['average_precision'])} |"
         )
     return lines
 
@@ -341,31 +292,67 @@ def _copy_sample_grids(run_dir: Path, gan_dir: Path, epochs) -> list[Path]:
     return samples
 
 
+def _leakage_section(context: dict) -> list[str]:
+    from gan_lab.leakage import LeakageCheck, describe
+
+    check = LeakageCheck(**context["leakage"])
+    return ["", "## Leakage", "", describe(check)]
+
+
 def _summary_section(run_dir: Path, config, rows: list[dict], context: dict, epochs_plot: Path) -> list[str]:
+    warning = []
+    leakage = context["leakage"]
+    if leakage["overlapping"] and leakage["allowed"]:
+        warning = [
+            "",
+            f"> **WARNING: {leakage['overlapping']} real test images compared with the fakes were in the GAN's training "
+            "set (--allow-overlap). See Leakage below.**",
+        ]
     return [
         f"# Stress test: `{Path(config.detector).name}` against `{Path(config.gan).name}`",
+        *warning,
         "",
         f"Detector `{config.detector}` (threshold {context['detector_threshold']:.3f}, chosen on its validation split); "
         f"GAN `{config.gan}`, epochs {', '.join(map(str, config.epochs))}. Per epoch, {config.n} fresh fakes from latents "
         f"{context['latent_streams']['scoring']} with seed {config.seed} (never the training grid), against "
-        f"{context['n_real_test']} real images from the detector's test split ({context['data']}).",
+        f"{context['n_real_test']} real images drawn at random (seed {config.seed}) from the detector's test split "
+        f"({context['data']}).",
         "",
         "## Reading",
         "",
         *[f"- {sentence}" for sentence in plain_reading(rows)],
         "",
+        interval_note(rows, config.n, config.bootstrap),
+        "",
         "## Per GAN epoch",
         "",
         *_epoch_table(rows, "original"),
         "",
-        f"KID: unbiased, cubic polynomial kernel (Binkowski et al., 2018), {KID_SUBSETS} subsets of up to {KID_MAX_SUBSET_SIZE}, "
-        f"in the detector's penultimate-layer features (layer `{context['feature_layer']}`, {context['feature_width']} values, "
-        "each standardised by the real test images' mean and standard deviation), not Inception's; "
-        "comparable within this detector only. Diversity: mean pairwise distance of the fakes in the same features. "
-        '"disc." is that epoch\'s own discriminator used as a detector (sigmoid of its logit, threshold 0.5). '
-        "Per-image scores: `scores/epoch-NNNN.csv`.",
+        *_measures_note(config, context),
         "",
         f"![detection against GAN epoch]({_relative(epochs_plot, run_dir)})",
+    ]
+
+
+def _measures_note(config, context: dict) -> list[str]:
+    quality = context.get("quality", {})
+    return [
+        'Fakes caught and reals called fake are at the detector\'s validation-chosen threshold. "Oracle acc." uses '
+        "the threshold that is best on these very images (fitted on the test data: an upper bound, not an operating "
+        'point). "disc." is that epoch\'s own discriminator used as a detector (sigmoid of its logit, threshold 0.5).',
+        "",
+        f"FID and KID (Inception): InceptionV3 pool features at 299 px, on up to {config.inception_n} fakes per epoch "
+        f"and as many real images; FID from so few images is biased upwards and comparable only at the same count. "
+        f"{quality.get('inception', '')}.",
+        "",
+        f"Faces found: {quality.get('faces', '')}.",
+        "",
+        f"KID (as the detector sees them): unbiased, cubic polynomial kernel (Binkowski et al., 2018), {KID_SUBSETS} "
+        f"subsets of up to {KID_MAX_SUBSET_SIZE}, in the detector's penultimate-layer features (layer "
+        f"`{context['feature_layer']}`, {context['feature_width']} values, each standardised by the real test images' "
+        "mean and standard deviation): it falls when the fakes get better and also when the detector stops seeing "
+        "what tells them apart. Diversity: mean pairwise distance in the same features (the real images' own on the "
+        "first line). Per-image scores: `scores/epoch-NNNN.csv`.",
     ]
 
 
@@ -400,17 +387,25 @@ def _gallery_section(run_dir: Path, gallery: Path | None, fooled: dict) -> list[
 def _robustness_section(run_dir: Path, rows: list[dict], plot: Path | None) -> list[str]:
     if plot is None:
         return []
-    sweep_epoch = next(row["epoch"] for row in rows if row["kind"] == "sweep")
-    return [
+    sweep_epochs = sorted({row["epoch"] for row in rows if row["kind"] == "sweep"})
+    strongest = sweep_epochs[0]
+    lines = [
         "",
         "## Robustness",
         "",
-        f"Real test images and the epoch-{sweep_epoch} fakes, both perturbed the same way. JPEG quality 100 is not lossless.",
-        "",
-        *_sweep_table(rows),
-        "",
-        f"![robustness]({_relative(plot, run_dir)})",
+        "Real test images and fakes, both perturbed the same way, scored at the detector's chosen threshold: a "
+        "perturbation that makes the detector call everything fake raises both columns, which is not robustness. "
+        f"Epochs: {', '.join(map(str, sweep_epochs))} (the epoch whose fakes the detector separated best, by AP, and "
+        "the last). JPEG quality 100 is not lossless.",
     ]
+    for epoch in sweep_epochs:
+        title = (
+            "strongest and last epoch"
+            if len(sweep_epochs) == 1
+            else ("where the detector was strongest" if epoch == strongest else "the last epoch")
+        )
+        lines += ["", f"### Epoch {epoch} ({title})", "", *_sweep_table(rows, epoch)]
+    return [*lines, "", f"![robustness]({_relative(plot, run_dir)})"]
 
 
 def _spectra_section(run_dir: Path, plot: Path) -> list[str]:
@@ -436,13 +431,66 @@ def _hardening_section(run_dir: Path, rows: list[dict], context: dict, hardening
         f"A copy fine-tuned for {metrics['hardening']['fine_tune_epochs']} epoch(s) (Adam, learning rate "
         f"{metrics['hardening']['learning_rate']:g}) on the detector's training split plus "
         f"{metrics['hardening']['extra_fakes']} fakes from epochs {', '.join(map(str, hardening['epochs']))}, drawn from "
-        f"{context['latent_streams']['hardening']}: a stream disjoint from the scored fakes. Saved as a detector run in "
-        f"`{_relative(Path(hardening['run_dir']), run_dir)}/` (threshold {metrics['threshold']:.3f} on the validation split).",
+        f"{context['latent_streams']['hardening']}: a stream disjoint from the scored fakes, which are held out. Its "
+        "BatchNorm statistics were then re-estimated on the fine-tuning mix, as training does before validation. Saved "
+        f"as a detector run in `{_relative(Path(hardening['run_dir']), run_dir)}/` (threshold "
+        f"{metrics['threshold']:.3f} on the validation split).",
         "",
-        *_before_after(rows),
+        *_before_after(rows, hardening["epochs"]),
         "",
-        *[f"- After hardening: {sentence}" for sentence in plain_reading(rows, "hardened")[:1]],
+        *[
+            f"- After hardening: {sentence[0].lower()}{sentence[1:]}"
+            for sentence in plain_reading(rows, "hardened")[:2]
+        ],
     ]
+
+
+def _matrix_section(run_dir: Path, matrix: list[dict] | None, plot: Path | None) -> list[str]:
+    if not matrix:
+        return []
+    return [
+        "",
+        "## Generalisation matrix",
+        "",
+        "Each detector (rows) against each fake source (columns): a GAN run at an epoch, the fakes of a detector's own "
+        "data set (test split: the kind of fakes it trained on, not the images), or a folder of fakes. Each cell: "
+        "balanced accuracy (mean of fakes caught and reals passed, at the detector's validation threshold) and AP "
+        "against the detector's own real test images, with 95% intervals; the last column is the mean over sources. "
+        "Also in `matrix.csv`.",
+        "",
+        *matrix_table(matrix),
+        "",
+        f"![generalisation matrix]({_relative(plot, run_dir)})",
+    ]
+
+
+def summary_lines(stress_run: str | os.PathLike) -> list[str]:
+    """A finished stress run's headline for another report: reading, intervals, epoch table, leakage, robustness."""
+    from gan_lab.leakage import LeakageCheck, describe
+
+    stress_run = Path(stress_run)
+    rows = result_rows(stress_run)
+    record = read_json(stress_run / "config.json")
+    context = record["resolved"]
+    sweep_epochs = sorted({row["epoch"] for row in rows if row["kind"] == "sweep"})
+    lines = [
+        *[f"- {sentence}" for sentence in plain_reading(rows)],
+        f"- {describe(LeakageCheck(**context['leakage']))}",
+        "",
+        interval_note(rows, record["n"], record.get("bootstrap", BOOTSTRAP_RESAMPLES)),
+        "",
+        *_epoch_table(rows, "original"),
+        "",
+        f"Inception: {context.get('quality', {}).get('inception', '-')}. Faces: {context.get('quality', {}).get('faces', '-')}.",
+    ]
+    for epoch in sweep_epochs:
+        lines += [
+            "",
+            f"Robustness at epoch {epoch} (fakes caught and reals called fake):",
+            "",
+            *_sweep_table(rows, epoch),
+        ]
+    return lines
 
 
 def write_outputs(
@@ -455,8 +503,9 @@ def write_outputs(
     size: int,
     fooled: dict,
     hardening: dict | None = None,
+    matrix: list[dict] | None = None,
 ) -> Path:
-    """results.csv/json, plots, gallery, copied sample grids and report.md; returns the report's path."""
+    """results.csv/json, matrix.csv, plots, gallery, copied sample grids and report.md; returns the report's path."""
     from gan_lab.spectra import plot_spectra
 
     write_results(run_dir, rows)
@@ -464,17 +513,24 @@ def write_outputs(
     robustness_plot = None
     if any(row["kind"] == "sweep" for row in rows):
         robustness_plot = plot_robustness(rows, run_dir / "plots" / "robustness.png")
+    matrix_plot = None
+    if matrix:
+        write_matrix_csv(run_dir / "matrix.csv", matrix)
+        matrix_plot = plot_matrix(matrix, run_dir / "plots" / "matrix.png")
     spectra_plot = plot_spectra(spectra, size, run_dir / "plots" / "spectra.png")
     gallery = write_gallery(fooled, run_dir / "gallery.png") if fooled else None
     samples = _copy_sample_grids(run_dir, gan_dir, config.epochs)
     lines = [
         *_summary_section(run_dir, config, rows, context, epochs_plot),
+        *_leakage_section(context),
+        *_matrix_section(run_dir, matrix, matrix_plot),
         *_samples_section(run_dir, samples),
         *_gallery_section(run_dir, gallery, fooled),
         *_robustness_section(run_dir, rows, robustness_plot),
         *_spectra_section(run_dir, spectra_plot),
         *_hardening_section(run_dir, rows, context, hardening),
         "",
-        "Files: `results.csv`, `results.json` (one row per epoch and per sweep point), `config.json`, `plots/`.",
+        "Files: `results.csv`, `results.json` (one row for the real images, one per epoch and per sweep point), "
+        "`matrix.csv`, `config.json`, `plots/`.",
     ]
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

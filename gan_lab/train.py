@@ -305,6 +305,9 @@ def _start_run(config: GanConfig, runs_dir, progress: bool):
         "parameters": {"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())},
     }
     run_dir = lifecycle.start_run_dir("gan", config, runs_dir, extra)
+    from gan_lab.manifest import write_training_manifest  # which real images the GAN trains on
+
+    write_training_manifest(run_dir, index.splits["train"].paths)
     _write_grid_latents(run_dir, config)
     (run_dir / "samples").mkdir(exist_ok=True)
     lifecycle.say(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 DESCRIPTION = (
     "For each saved GAN epoch, generate N fresh fakes (never the training grid), score them "
-    "with the detector and with that epoch's discriminator, against the detector's real test "
-    "images; add KID, robustness sweeps (JPEG, blur, rescaling, noise) and power spectra, and "
-    "write results.csv, plots and report.md to a new runs/NNNNN-stress-<name>/ directory."
+    "with the detector and with that epoch's discriminator, against real test images the GAN "
+    "never trained on; every rate, AP and ROC-AUC with its 95% interval; FID and KID in "
+    "InceptionV3 features, MTCNN's face-found rate, KID as the detector sees them; robustness "
+    "sweeps (JPEG, blur, rescaling, noise) and power spectra. Several --detectors, --gans "
+    "RUN_DIR@EPOCHS and --fakes DIR give a generalisation matrix. Writes results.csv, "
+    "matrix.csv, plots and report.md to a new runs/NNNNN-stress-<name>/ directory."
 )
 
 
@@ -14,7 +17,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "stress",
         add_help=False,  # the options, --help included, come from StressConfig
-        help="Stress-test a detector on fresh fakes from each GAN epoch",
+        help="Stress-test detectors on fresh fakes from each GAN epoch and other fake sources",
     )
     parser.set_defaults(handler=_stress, takes_rest=True)
 

@@ -54,3 +54,32 @@ def test_kid_rejects_bad_features():
         kernel_inception_distance(np.zeros((1, 3)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="NaN"):
         kernel_inception_distance(np.full((3, 3), np.nan), np.zeros((5, 3)))
+
+
+def test_kid_is_unbiased_within_its_standard_error():
+    from gan_lab.kid import polynomial_kernel
+
+    rng = np.random.default_rng(5)
+    unbiased, biased = [], []
+    for seed in range(300):
+        real, fake = rng.normal(size=(30, 8)), rng.normal(size=(30, 8))
+        unbiased.append(kernel_inception_distance(real, fake, num_subsets=1, seed=seed)[0])
+        # The plain (V-statistic) estimate keeps the diagonal k(x_i, x_i) and sits above 0.
+        biased.append(
+            polynomial_kernel(real, real).mean()
+            + polynomial_kernel(fake, fake).mean()
+            - 2 * polynomial_kernel(real, fake).mean()
+        )
+    standard_error = np.std(unbiased) / np.sqrt(len(unbiased))
+    assert abs(np.mean(unbiased)) < 3 * standard_error
+    assert np.mean(biased) > 3 * np.std(biased) / np.sqrt(len(biased))
+
+
+def test_kid_from_shared_kernels_equals_kid_subset_by_subset(monkeypatch):
+    from gan_lab import kid
+
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(size=(60, 5)), rng.normal(size=(90, 5)) + 0.5
+    shared = kernel_inception_distance(real, fake, num_subsets=7, seed=2)
+    monkeypatch.setattr(kid, "FULL_KERNEL_LIMIT", 10)
+    assert kernel_inception_distance(real, fake, num_subsets=7, seed=2) == pytest.approx(shared, rel=1e-9)

@@ -14,9 +14,23 @@ from gan_lab.stress_metrics import COLUMNS, EpochScores, compute_metrics
 N = 24
 
 
+def write_inception_weights(keras_home):
+    """An InceptionV3 (random weights) saved under the file name keras.applications looks for."""
+    import keras
+
+    from gan_lab.inception import WEIGHTS_FILE
+
+    keras.utils.set_random_seed(1)
+    model = keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg")
+    (keras_home / "models").mkdir(parents=True, exist_ok=True)
+    model.save(keras_home / "models" / WEIGHTS_FILE)
+
+
 @pytest.fixture(scope="module")
 def stress_run(detector_run, gan_run, tmp_path_factory):
     runs = tmp_path_factory.mktemp("stress-runs")
+    keras_home = tmp_path_factory.mktemp("keras-with-inception")
+    write_inception_weights(keras_home)
     config = StressConfig(
         detector=str(detector_run),
         gan=str(gan_run),
@@ -25,8 +39,11 @@ def stress_run(detector_run, gan_run, tmp_path_factory):
         seed=0,
         name="tiny",
         export_fakes=str(runs / "exported"),
+        bootstrap=200,
     )
-    return run_stress(config, runs_dir=runs, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_HOME", str(keras_home))
+        return run_stress(config, runs_dir=runs, progress=False)
 
 
 def _rows(run_dir, kind):
@@ -43,8 +60,9 @@ def test_a_row_per_epoch_whose_figures_follow_from_the_saved_scores(stress_run, 
         assert row["detection_rate_05"] == pytest.approx(np.mean(fakes >= 0.5))
         assert row["mean_p_fake"] == pytest.approx(np.mean(fakes), abs=1e-6)
         assert row["median_p_fake"] == pytest.approx(np.median(fakes), abs=1e-6)
-        assert np.isfinite(row["kid"]) and row["diversity"] > 0
+        assert np.isfinite(row["kid_detector"]) and row["diversity"] > 0
         assert row["n_fake"] == N and row["n_real"] >= 2
+        assert "best_accuracy" not in row and 0.5 <= row["oracle_accuracy"] <= 1
     with open(stress_run / "results.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert tuple(table[0]) == COLUMNS
@@ -82,24 +100,58 @@ def test_ap_and_roc_auc_agree_with_scikit_learn_on_saved_scores(stress_run):
         assert row["detection_rate"] == pytest.approx(np.mean(fakes >= row["threshold"]))
 
 
-def test_unperturbed_sweep_points_match_the_epoch_result(stress_run):
-    latest = _rows(stress_run, "epoch")[-1]
-    sweeps = {(row["perturbation"], row["level"]): row for row in _rows(stress_run, "sweep")}
-    assert all(row["epoch"] == latest["epoch"] for row in sweeps.values())
-    for point in (("blur", 0), ("rescale", 1), ("noise", 0)):
-        for key in ("detection_rate", "mean_p_fake", "average_precision", "roc_auc"):
-            assert sweeps[point][key] == pytest.approx(latest[key], abs=1e-6), (point, key)
-    # JPEG at quality 100 still rounds and requantises: close, not equal.
-    assert sweeps[("jpeg", 100)]["mean_p_fake"] == pytest.approx(latest["mean_p_fake"], abs=0.05)
-    assert sweeps[("jpeg", 100)]["detection_rate"] == pytest.approx(latest["detection_rate"], abs=0.25)
-    for row in sweeps.values():
-        assert 0 <= row["detection_rate"] <= 1 and 0 <= row["average_precision"] <= 1
+def test_sweeps_at_the_strongest_and_last_epoch_report_both_rates(stress_run):
+    from gan_lab.stress import strongest_epoch
+
+    epochs = {row["epoch"]: row for row in _rows(stress_run, "epoch")}
+    sweeps = _rows(stress_run, "sweep")
+    expected = {strongest_epoch(list(epochs.values())), max(epochs)}
+    assert {row["epoch"] for row in sweeps} == expected
+    for row in sweeps:
+        assert 0 <= row["detection_rate"] <= 1 and 0 <= row["reals_called_fake"] <= 1
+        assert row["reals_called_fake_low"] <= row["reals_called_fake"] <= row["reals_called_fake_high"]
+    for epoch in expected:
+        points = {(row["perturbation"], row["level"]): row for row in sweeps if row["epoch"] == epoch}
+        for point in (("blur", 0), ("rescale", 1), ("noise", 0)):
+            for key in ("detection_rate", "reals_called_fake", "mean_p_fake", "average_precision", "roc_auc"):
+                assert points[point][key] == pytest.approx(epochs[epoch][key], abs=1e-6), (point, key)
+        # JPEG at quality 100 still rounds and requantises: close, not equal.
+        assert points[("jpeg", 100)]["mean_p_fake"] == pytest.approx(epochs[epoch]["mean_p_fake"], abs=0.05)
+
+
+def test_every_rate_ap_and_auc_has_an_interval_around_it(stress_run):
+    for row in _rows(stress_run, "epoch"):
+        for key in ("detection_rate", "reals_called_fake", "roc_auc", "average_precision", "disc_detection_rate"):
+            assert row[f"{key}_low"] <= row[key] <= row[f"{key}_high"], key
+        # 24 fakes cannot pin a rate down to a few points: the Wilson interval says so.
+        assert row["detection_rate_high"] - row["detection_rate_low"] > 0.1
+    report = (stress_run / "report.md").read_text()
+    assert "Intervals are 95%" in report and "achieved here" in report
+
+
+def test_quality_apart_from_the_detector_inception_and_faces(stress_run):
+    reals = [row for row in read_json(stress_run / "results.json") if row["kind"] == "real"]
+    assert len(reals) == 1 and 0 <= reals[0]["faces_found"] <= 1 and reals[0]["n_faces"] == reals[0]["n_real"]
+    for row in _rows(stress_run, "epoch"):
+        assert row["fid_inception"] >= 0 and np.isfinite(row["kid_inception"]) and row["n_inception"] == N
+        assert row["faces_found_low"] <= row["faces_found"] <= row["faces_found_high"] and row["n_faces"] == N
+    report = (stress_run / "report.md").read_text()
+    assert "not Keras' published ImageNet weights" in report and "MTCNN finds a face" in report
+    assert "KID (as the detector sees them)" in report
+    assert "InceptionV3 weights from" in read_json(stress_run / "config.json")["resolved"]["quality"]["inception"]
+
+
+def test_the_report_states_the_leakage_check(stress_run):
+    report = (stress_run / "report.md").read_text()
+    assert "## Leakage" in report and "None of the" in report and "training_images.csv" in report
+    leakage = read_json(stress_run / "config.json")["resolved"]["leakage"]
+    assert leakage["overlapping"] == 0 and leakage["gans"] and set(leakage["gans"].values()) == {"manifest"}
 
 
 def test_report_plots_gallery_and_resolved_config(stress_run, gan_run):
     report = (stress_run / "report.md").read_text()
-    assert "misses" in report and "dropout_dense" in report and "## Robustness" in report
-    for name in ("plots/epochs.png", "plots/robustness.png", "plots/spectra.png", "gallery.png"):
+    assert "catches" in report and "dropout_dense" in report and "## Robustness" in report
+    for name in ("plots/epochs.png", "plots/robustness.png", "plots/spectra.png", "plots/matrix.png", "gallery.png"):
         assert (stress_run / name).read_bytes()[:4] == b"\x89PNG", name
         assert name in report
     for sample in sorted((gan_run / "samples").glob("epoch-*.png")):
@@ -123,9 +175,17 @@ def test_fused_scorer_matches_separate_forward_passes(detector_run, gan_run):
     np.testing.assert_allclose(fused.features, detector.features(pixels), atol=1e-4)
 
 
-def test_same_seed_same_scores_through_the_cli(stress_run, detector_run, gan_run, tmp_path):
+def test_same_seed_same_scores_through_the_cli_and_offline_inception_leaves_columns_empty(
+    stress_run, detector_run, gan_run, tmp_path, monkeypatch
+):
+    from gan_lab import inception
     from gan_lab.cli import main
 
+    def offline(weights):
+        raise Exception("URL fetch failure: Name or service not known")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    monkeypatch.setattr(inception, "_build", offline)
     code = main(
         [
             "stress",
@@ -140,6 +200,7 @@ def test_same_seed_same_scores_through_the_cli(stress_run, detector_run, gan_run
             "--batch-size",
             "16",
             "--no-sweeps",
+            "--no-faces",
             "--runs-dir",
             str(tmp_path),
         ]
@@ -149,7 +210,11 @@ def test_same_seed_same_scores_through_the_cli(stress_run, detector_run, gan_run
     again = read_scores_csv(run_dir / "scores" / "epoch-0002.csv")
     first = read_scores_csv(stress_run / "scores" / "epoch-0002.csv")
     np.testing.assert_allclose(again["p_fake"], first["p_fake"], atol=1e-6)
-    assert [row["kind"] for row in read_json(run_dir / "results.json")] == ["epoch"]
+    rows = read_json(run_dir / "results.json")
+    assert [row["kind"] for row in rows] == ["real", "epoch"]
+    assert rows[1]["fid_inception"] is None and rows[1]["faces_found"] is None
+    report = (run_dir / "report.md").read_text()
+    assert report.count("no InceptionV3 weights") == 1 and "download failed" in report
 
 
 def _copy_run(source, destination, keep_checkpoints=True):
@@ -183,12 +248,18 @@ def test_mismatched_or_missing_runs_give_clear_errors(detector_run, gan_run, tmp
     assert "not a gan run" in capsys.readouterr().err
 
 
-def test_select_epochs_parses_all_and_lists():
+def test_select_epochs_parses_all_last_and_lists():
+    from gan_lab.stress import split_gan_option
+
+    assert split_gan_option("runs/00003-gan@1,5") == ("runs/00003-gan", "1,5")
+    assert split_gan_option("runs/a@b/00003-gan") == ("runs/a@b/00003-gan", None)
+    assert split_gan_option("runs/00003-gan@last") == ("runs/00003-gan", "last")
     assert select_epochs("all", [3, 1, 2]) == [1, 2, 3]
     assert select_epochs("2, 1", [1, 2, 3]) == [1, 2]
     assert select_epochs([3], [1, 2, 3]) == [3]
+    assert select_epochs("last", [1, 3, 2]) == [3]
     with pytest.raises(LabError, match="comma-separated"):
-        select_epochs("last", [1])
+        select_epochs("latest", [1])
 
 
 def test_registered_metrics_on_separable_scores():
@@ -202,13 +273,19 @@ def test_registered_metrics_on_separable_scores():
     )
     row = compute_metrics(scores, ("detection", "discriminator"))
     assert row["detection_rate"] == 0.75 and row["detection_rate_05"] == 1.0
-    assert row["roc_auc"] == 1.0 and row["best_accuracy"] == 1.0
+    assert row["roc_auc"] == 1.0 and row["oracle_accuracy"] == 1.0 and row["reals_called_fake"] == 0.0
     assert row["disc_detection_rate"] == 0.0 and row["disc_roc_auc"] == 0.0
 
 
 @pytest.mark.slow
-def test_hardening_saves_a_loadable_detector_and_reports_before_and_after(detector_run, gan_run, tmp_path):
+def test_hardening_catches_more_held_out_fakes_of_its_epochs_and_recalibrates_batch_norm(
+    detector_run, gan_run, tmp_path
+):
+    import keras
+
+    from detector.data import run_index
     from detector.predict import load_detector
+    from gan_lab.harden import hardening_fakes, recalibration_images
 
     config = StressConfig(
         detector=str(detector_run),
@@ -216,6 +293,8 @@ def test_hardening_saves_a_loadable_detector_and_reports_before_and_after(detect
         n=16,
         batch_size=16,
         sweeps=False,
+        inception=False,
+        faces=False,
         harden=True,
         harden_epochs="2",
         name="hard",
@@ -224,14 +303,26 @@ def test_hardening_saves_a_loadable_detector_and_reports_before_and_after(detect
     hardened = load_detector(run_dir / "hardened")
     assert hardened.size == 32 and 0 < hardened.threshold < 1
     assert read_json(run_dir / "hardened" / "config.json")["hardening"]["gan_epochs"] == [2]
-    rows = read_json(run_dir / "results.json")
-    assert sorted({(row["detector"], row["epoch"]) for row in rows}) == [
-        ("hardened", 1),
-        ("hardened", 2),
-        ("original", 1),
-        ("original", 2),
+    rows = [row for row in read_json(run_dir / "results.json") if row["kind"] == "epoch"]
+    by = {(row["detector"], row["epoch"]): row for row in rows}
+    assert sorted(by) == [("hardened", 1), ("hardened", 2), ("original", 1), ("original", 2)]
+    # The scored fakes come from another latent stream than the ones hardening trained on: held out.
+    before, after = by[("original", 2)], by[("hardened", 2)]
+    assert after["detection_rate_low"] > before["detection_rate_high"]
+    report = (run_dir / "report.md").read_text()
+    assert "before and after" in report and "beyond the intervals" in report
+    # BatchNorm statistics: the average over the fine-tuning mix's batches, as detector training sets them.
+    model = keras.models.load_model(run_dir / "hardened" / "model.keras", compile=False)
+    layer = model.get_layer("bn1")
+    before_layer = keras.Model(model.input, layer.input)
+    detector = load_detector(detector_run)
+    index = run_index(detector.config, detector_run / "config.json")
+    images = recalibration_images(
+        index.splits["train"], hardening_fakes(gan_run, [2], 16, 0), 32, "resize", 512, seed=0
+    )
+    batch_means = [
+        np.asarray(before_layer(images[start : start + 16])).mean(axis=(0, 1, 2)) for start in range(0, len(images), 16)
     ]
-    assert "before and after" in (run_dir / "report.md").read_text()
-    original = load_detector(detector_run)
-    pixels = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
-    assert not np.allclose(hardened.score(pixels), original.score(pixels))
+    np.testing.assert_allclose(np.asarray(layer.moving_mean), np.mean(batch_means, axis=0), rtol=1e-3, atol=1e-4)
+    original = keras.models.load_model(detector_run / "model.keras", compile=False).get_layer("bn1")
+    assert not np.allclose(np.asarray(original.moving_mean), np.asarray(layer.moving_mean), atol=1e-3)
