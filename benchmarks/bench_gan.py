@@ -86,7 +86,17 @@ def main(argv=None) -> None:
     parser.add_argument("--preset", default=None, help="generator preset, e.g. seed128 (with --size 128)")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
+    parser.add_argument(
+        "--startup-lines",
+        choices=("held-back", "shown"),
+        default="held-back",
+        help="TensorFlow's C++ start-up lines: held back while it loads, as gan-lab does, or shown (default: held-back)",
+    )
     args = parser.parse_args(argv)
+    if args.startup_lines == "held-back":
+        from detector.console import quiet_tensorflow_startup
+
+        quiet_tensorflow_startup()
 
     import keras
     import numpy as np
@@ -182,6 +192,7 @@ def main(argv=None) -> None:
         f"work per step: {work / 1e9:.1f} GFLOP; {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads"
     )
     print(f"matmul peak ({args.matmul_size}x{args.matmul_size} float32): {peak / 1e9:.0f} GFLOP/s")
+    print(f"TensorFlow start-up lines: {args.startup_lines}")
     print(f"tracing and warm-up: {warm_up:.1f} s; best of {args.repeats} x {args.steps} steps:")
     print(f"{'method':<28} {'s/step':>7} {'images/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
     for name, seconds in times.items():

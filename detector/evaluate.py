@@ -82,9 +82,11 @@ def score_split(detector, split, progress: bool = False) -> tuple[np.ndarray, np
     )
     batches = dataset
     if progress:
-        from tqdm import tqdm
+        from detector.console import progress_bar
 
-        batches = tqdm(dataset, total=math.ceil(len(paths) / EVALUATION_BATCH_SIZE), unit="batch", desc="Scoring")
+        batches = progress_bar(
+            dataset, total=math.ceil(len(paths) / EVALUATION_BATCH_SIZE), unit="batch", desc="Scoring"
+        )
     outputs, labels = [], []
     for images, batch_labels in batches:
         outputs.append(detector.predict_batch(images))

@@ -46,9 +46,9 @@ def _read_headers(
     """Sizes, modes and formats from file headers; unreadable or damaged files and images too small, each named."""
     sizes, modes, formats, unreadable, small = Counter(), Counter(), Counter(), {}, []
     if progress:
-        from tqdm import tqdm
+        from detector.console import progress_bar
 
-        paths = tqdm(paths, unit="file", desc="Reading headers")
+        paths = progress_bar(paths, unit="file", desc="Reading headers")
     for path in paths:
         try:
             with Image.open(path) as image:

@@ -8,6 +8,7 @@ discriminator's), or "softmax2" (two softmax units [P(real), P(fake)], as earlie
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,7 +115,7 @@ class ImageNetPreprocessing(layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-# name: (application constructor, preprocessing mode, ImageNet no-top weights file name)
+# name: (application constructor, preprocessing mode, the no-top ImageNet weights file Keras caches)
 _BACKBONES: dict[str, tuple[Callable, str, str]] = {
     "vgg16": (keras.applications.VGG16, "caffe", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "xception": (keras.applications.Xception, "tf", "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
@@ -134,24 +135,46 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
-def imagenet_weights_path(backbone: str, size: int) -> Path:
-    """The local ImageNet weights file for `backbone`, or a LabError saying how to get it.
-
-    Never downloads: this lab runs offline.
-    """
+def imagenet_weights_file(backbone: str, size: int) -> str:
+    """The file name Keras Applications caches `backbone`'s ImageNet (no-top) weights under."""
     _, _, file_name = _BACKBONES[backbone]
-    if backbone == "mobilenetv2":
-        nearest = min((96, 128, 160, 192, 224), key=lambda s: abs(s - size))
-        file_name = file_name.format(size=nearest)
-    path = keras_cache_dir() / file_name
-    if not path.is_file():
-        raise LabError(
-            f"ImageNet weights for {backbone} are not on this machine: expected {path}. "
-            f"Copy {file_name} there (or set KERAS_HOME to the folder above a models/ folder "
-            f"that holds it), pass weights='/path/to/{file_name}', or use weights=None to "
-            "train the backbone from scratch."
-        )
-    return path
+    # MobileNetV2 has weights for five input sizes; for any other size Keras loads the 224 px file.
+    return file_name.format(size=size if size in (96, 128, 160, 192, 224) else 224)
+
+
+def _download_failure(error: Exception) -> str | None:
+    """What went wrong, when `error` is Keras failing to fetch (or verify) a weights file; else None."""
+    text = str(error)
+    if text.startswith("URL fetch failure on "):
+        # "URL fetch failure on <url>: <errno> -- <reason>"
+        return text.rsplit(" -- ", 1)[-1]
+    if "file hash does not match" in text:
+        return "the downloaded file was incomplete or corrupted"
+    return None
+
+
+def _imagenet_backbone(application: Callable, backbone: str, size: int) -> keras.Model:
+    """`application(weights="imagenet")`, as Keras does it: downloaded once into the Keras cache, then reused.
+
+    Offline, a one-line LabError names the file, where it goes, and --weights none.
+    """
+    file_name = imagenet_weights_file(backbone, size)
+    cached = keras_cache_dir() / file_name
+    with warnings.catch_warnings():
+        # MobileNetV2 warns that it loads the 224 px weights for other sizes: expected here.
+        warnings.filterwarnings("ignore", message=".*will be loaded as the default", category=UserWarning)
+        try:
+            return application(include_top=False, weights="imagenet", input_shape=(size, size, 3))
+        except Exception as error:  # Keras raises a bare Exception for a failed download
+            reason = _download_failure(error)
+            if reason is None and not cached.is_file():
+                raise
+            if reason is None:
+                reason = f"{cached} could not be loaded ({error}); delete it to download it again"
+    raise LabError(
+        f"ImageNet weights for {backbone} could not be downloaded ({reason}): put {file_name} in "
+        f"{cached.parent}/ (the Keras cache), or pass --weights none to train {backbone} from scratch."
+    )
 
 
 def build_transfer(
@@ -164,7 +187,7 @@ def build_transfer(
 ) -> keras.Model:
     """A Keras Applications backbone, frozen but for its top `trainable_layers`, with a new head.
 
-    weights: "imagenet" (from the local Keras cache only), a path to a .h5/.weights.h5
+    weights: "imagenet" (from the Keras cache, downloaded once), a path to a .h5/.weights.h5
     file, or None for random initialisation.
     """
     if backbone not in _BACKBONES:
@@ -175,15 +198,16 @@ def build_transfer(
         )
     application, mode, _ = _BACKBONES[backbone]
     weights_file = None
-    if weights == "imagenet":
-        weights_file = imagenet_weights_path(backbone, size)
-    elif weights is not None:
+    if weights not in (None, "imagenet"):
         weights_file = Path(weights)
         if not weights_file.is_file():
             raise LabError(f"Weights file not found: {weights_file}")
     inputs = _inputs(size)
     x = ImageNetPreprocessing(mode, name="preprocess")(inputs)
-    base = application(include_top=False, weights=None, input_shape=(size, size, 3))
+    if weights == "imagenet":
+        base = _imagenet_backbone(application, backbone, size)
+    else:
+        base = application(include_top=False, weights=None, input_shape=(size, size, 3))
     if weights_file is not None:
         base.load_weights(weights_file)
     base.trainable = trainable_layers > 0

@@ -15,12 +15,18 @@ from typing import Any
 import numpy as np
 
 from detector.errors import LabError
+from detector.faces import DEFAULT_MARGIN, crop_face, square_around
 from detector.images import FIT_MODES, fit_image, is_image_file, open_rgb
 from detector.runs import read_json, require_run_dir
 
 # Large batches amortise the per-call overhead; 256 images of 224 px are ~150 MB of float32.
 SCORE_BATCH_SIZE = 256
 _GLOB_CHARACTERS = set("*?[")
+# What the page, the API, `detector predict` and the video say of a run trained on SynthFaces.
+SYNTHFACES_WARNING = (
+    "This detector learned from SynthFaces, the lab's drawn toy faces: its verdicts on real photos mean nothing."
+)
+NO_FACE_NOTE = "No face found: the whole photo was classified."
 
 
 def _run_model(model, pixels):
@@ -122,11 +128,56 @@ class Detector:
         mode = self.fit_mode(crop)
         return fit_image(image, self.size, mode=mode, min_size=None if upscale else self.size, name=name)
 
+    def prepare_photo(
+        self, image, finder=None, margin: float = DEFAULT_MARGIN, crop: str | None = None, name: str = "image"
+    ) -> tuple[np.ndarray, dict]:
+        """Fit a photo to the model's input: its largest face, when `finder` finds one, else the whole photo.
+
+        finder: a face finder from `detector.faces.face_finder` ("haar", "mtcnn"), or None to
+        classify the whole photo. The face is cut as the video tool cuts it (`crop_face`, with
+        `margin`) and fitted by `prepare`; a face smaller than the input is scaled up.
+        Returns the pixels and what was found: {"faces": finder name, "face": {"box": [x, y, w, h],
+        "crop": [left, top, side, side]} or None, "faces_found": count, "note": ...} ({} without a finder).
+        """
+        if finder is None:
+            return self.prepare(image, crop=crop, name=name), {}
+        pixels = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+        boxes = finder.find(pixels)
+        if not boxes:
+            found = {"faces": finder.name, "face": None, "faces_found": 0, "note": NO_FACE_NOTE}
+            return self.prepare(image, crop=crop, name=name), found
+        box = boxes[0]
+        left, top, side = square_around(box, pixels.shape, margin)
+        face = {"box": [int(value) for value in box], "crop": [left, top, side, side]}
+        found = {"faces": finder.name, "face": face, "faces_found": len(boxes), "note": None}
+        return self.prepare(crop_face(pixels, box, margin), crop=crop, name=name, upscale=True), found
+
+    @property
+    def trained_on_synthfaces(self) -> bool:
+        """Whether the run learned from SynthFaces ("synth", or a folder SynthFaces wrote): see SYNTHFACES_WARNING."""
+        if self.config.get("data_source") == "synth":
+            return True
+        data = self.config.get("data")
+        return bool(data) and is_synthfaces_folder(data)
+
     def score_images(self, images, crop: str | None = None, upscale: bool = False) -> np.ndarray:
         """P(fake) for RGB images of any shapes, each fitted by `prepare`."""
         if len(images) == 0:
             return np.zeros((0,), dtype=np.float64)
         return self.score(np.stack([self.prepare(image, crop=crop, upscale=upscale) for image in images]))
+
+
+def is_synthfaces_folder(root: str | os.PathLike) -> bool:
+    """Whether `root` was written by SynthFaces: its metadata.csv names the artifacts SynthFaces draws."""
+    from detector.synthfaces import ARTIFACTS
+
+    path = Path(root) / "metadata.csv"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            header = handle.readline().strip().split(",")
+    except OSError:
+        return False
+    return set(ARTIFACTS) <= set(header)
 
 
 def load_detector(run_dir: str | os.PathLike) -> Detector:
@@ -201,6 +252,11 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[d
     return unique, problems
 
 
+def _face_text(found: dict) -> str:
+    """A row's face: "x y w h" of the box classified, or "none found"."""
+    return "none found" if found["face"] is None else " ".join(str(value) for value in found["face"]["box"])
+
+
 def _error_row(file: str, message: str) -> dict:
     return {"file": file, "p_fake": None, "verdict": f"error: {message}"}
 
@@ -211,6 +267,8 @@ def predict_paths(
     batch_size: int = 64,
     crop: str | None = None,
     progress: bool = False,
+    faces: str | None = None,
+    margin: float = DEFAULT_MARGIN,
 ) -> list[dict]:
     """Score image files, folders and globs: one row {file, p_fake, verdict} per file.
 
@@ -218,8 +276,14 @@ def predict_paths(
     whose verdict starts with "error:" naming the problem; the other files are still scored.
     crop: None fits images as the run's training did (its config's crop); "crop" takes the
     centred square before resizing, "resize" stretches.
+    faces: "haar" or "mtcnn" classifies each photo's largest face (cut with `margin`), as the
+    web page does, and adds a row field "face" ("x y w h", or "none found": the whole photo
+    was classified); None classifies whole images.
     """
+    from detector.faces import check_face_finder, face_finder
+
     crop = detector.fit_mode(crop)
+    finder = face_finder(faces) if check_face_finder(faces) else None
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if isinstance(paths, (str, os.PathLike)):
@@ -229,16 +293,21 @@ def predict_paths(
         raise LabError("No image paths given")
     rows: dict[Path, dict] = {}
     pending: dict[Path, np.ndarray] = {}
+    found_faces: dict[Path, dict] = {}
 
     def score_pending() -> None:
         scores = detector.score(np.stack(list(pending.values())))
         for path, p_fake in zip(pending, scores):
             rows[path] = {"file": str(path), "p_fake": float(p_fake), "verdict": detector.verdict(p_fake)}
+            if finder is not None:
+                rows[path]["face"] = _face_text(found_faces.pop(path))
         pending.clear()
 
     for path in _progress(files, progress):
         try:
-            pending[path] = detector.prepare(open_rgb(path), crop=crop, name=str(path))
+            pending[path], found_faces[path] = detector.prepare_photo(
+                open_rgb(path), finder, margin, crop=crop, name=str(path)
+            )
         except LabError as error:
             rows[path] = _error_row(str(path), str(error))
             continue
@@ -258,21 +327,23 @@ def predict_paths(
 def _progress(files: list[Path], show: bool) -> Iterable[Path]:
     if not show:
         return files
-    from tqdm import tqdm
+    from detector.console import progress_bar
 
-    return tqdm(files, unit="image", desc="Scoring")
+    return progress_bar(files, unit="image", desc="Scoring")
 
 
 def write_predictions_csv(rows: list[dict], path: str | os.PathLike) -> Path:
-    """Write prediction rows as CSV (file, p_fake, verdict), atomically."""
+    """Write prediction rows as CSV (file, p_fake, verdict, and face when faces were looked for), atomically."""
     import csv
     import io
 
     from detector.runs import atomic_write_text
 
+    with_faces = any("face" in row for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "p_fake", "verdict"])
+    writer.writerow(["file", "p_fake", "verdict", *(["face"] if with_faces else [])])
     for row in rows:
-        writer.writerow([row["file"], "" if row["p_fake"] is None else f"{row['p_fake']:.6f}", row["verdict"]])
+        p_fake = "" if row["p_fake"] is None else f"{row['p_fake']:.6f}"
+        writer.writerow([row["file"], p_fake, row["verdict"], *([row.get("face", "")] if with_faces else [])])
     return atomic_write_text(path, buffer.getvalue())

@@ -748,9 +748,9 @@ def write_dataset(
     jobs = [(split_name, label, count) for split_name, count in zip(SPLIT_NAMES, counts) for label in (REAL, FAKE)]
     bar = None
     if progress:
-        from tqdm import tqdm
+        from detector.console import progress_bar
 
-        bar = tqdm(total=2 * per_class, unit="image", desc="SynthFaces")
+        bar = progress_bar(total=2 * per_class, unit="image", desc="SynthFaces")
     rows = []
     try:
         for split_name, label, count in jobs:

@@ -62,7 +62,9 @@ class DetectorConfig:
     zoom: float = 0.1  # with augment: fraction of the image side
     blur_probability: float = 0.0  # Gaussian blur of a training image, with or without augment
     jpeg_probability: float = 0.0  # JPEG re-compression of a training image, with or without augment
-    weights: str | None = "imagenet"  # transfer models: "imagenet" (from the Keras cache), a file, or None
+    weights: str | None = (
+        "imagenet"  # transfer models: "imagenet" (from the Keras cache, downloaded once), a file, or None
+    )
     unfreeze: int = 0  # transfer models: how many of the backbone's top layers are trained
     split: tuple[float, float, float] = (
         0.8,
@@ -370,6 +372,7 @@ def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, histo
     import keras
 
     from detector.callbacks import batch_norm_layers, run_callbacks
+    from detector.progress import fit_progress
 
     completed = int(state.get("completed_epochs", 0))
     best_weights = None
@@ -382,6 +385,7 @@ def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, histo
     # A resumed run shuffles with another seed, so it does not repeat its first epochs' order.
     train, valid = _datasets(config, index, shuffle_seed=config.seed + completed)
     steps = config.steps_per_epoch or math.ceil(len(index.splits["train"].paths) / config.batch_size)
+    verbose, shown = fit_progress(progress)  # a bar in a terminal, a line per epoch in a log, a widget in Jupyter
     with warnings.catch_warnings():
         # The validation set's length is only known once read (unreadable files are skipped),
         # and Keras warns every time such a data set ends, as it does after each validation pass.
@@ -393,8 +397,8 @@ def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, histo
             initial_epoch=completed,
             steps_per_epoch=steps,
             shuffle=False,  # the training data set shuffles itself, with the run's seed
-            callbacks=[*own, *(callbacks or [])],
-            verbose=1 if progress else 0,
+            callbacks=[*own, *shown, *(callbacks or [])],
+            verbose=verbose,
         )
 
 

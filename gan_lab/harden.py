@@ -94,6 +94,7 @@ def _fine_tune(detector, dataset, epochs: int, learning_rate: float, progress: b
     """A fresh copy of the detector's model.keras (the original is never touched), fine-tuned; (model, final loss)."""
     import keras
 
+    from detector.progress import fit_progress
     from detector.train import loss_for_head
 
     model = keras.models.load_model(Path(detector.run_dir) / "model.keras", compile=False)
@@ -102,7 +103,8 @@ def _fine_tune(detector, dataset, epochs: int, learning_rate: float, progress: b
         # The mixed data set's length is unknown until read, and Keras warns each time it ends.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         # shuffle=False: the data set shuffles itself, with its seed.
-        history = model.fit(dataset, epochs=epochs, shuffle=False, verbose=1 if progress else 0)
+        verbose, shown = fit_progress(progress)
+        history = model.fit(dataset, epochs=epochs, shuffle=False, verbose=verbose, callbacks=shown)
     return model, float(history.history["loss"][-1])
 
 

@@ -151,7 +151,7 @@ class GeneratedEpoch:
 
 
 def generate_and_score(scorer, latents: np.ndarray, head: str, batch_size: int = 256, progress=None) -> GeneratedEpoch:
-    """Run the fused scorer over `latents` in batches; `progress` (a tqdm bar) is advanced per image."""
+    """Run the fused scorer over `latents` in batches; `progress` (a progress bar) is advanced per image."""
     from detector.models import outputs_to_p_fake
 
     parts: dict[str, list[np.ndarray]] = {"pixels": [], "outputs": [], "features": [], "discriminator": []}
@@ -286,9 +286,9 @@ def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run
     first_pass = probe is not None
     bar = None
     if progress:
-        from tqdm import tqdm
+        from detector.console import progress_bar
 
-        bar = tqdm(total=len(inputs.epochs) * config.n, unit="fake", desc=f"Scoring fakes ({label})")
+        bar = progress_bar(total=len(inputs.epochs) * config.n, unit="fake", desc=f"Scoring fakes ({label})")
     reference = _Reference(inputs.real, detector.score(inputs.real), detector.features(inputs.real))
     if first_pass:
         reference.inception = probe.inception_features(inputs.real)

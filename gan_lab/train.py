@@ -393,16 +393,19 @@ def _metrics(config: GanConfig, rows: list[dict], state: dict, steps: int, real_
 
 
 def _fit(gan, run_dir: Path, config: GanConfig, split, completed: int, steps: int, epoch_end, callbacks, progress):
+    from detector.progress import fit_progress
+
     # A resumed run shuffles with another seed, so it does not repeat its first epochs' order.
     dataset = _dataset(config, split, shuffle_seed=config.seed + completed)
+    verbose, shown = fit_progress(progress)  # a bar in a terminal, a line per epoch in a log, a widget in Jupyter
     gan.fit(
         dataset,
         epochs=config.epochs,
         initial_epoch=completed,
         steps_per_epoch=steps,
         shuffle=False,  # the data set shuffles itself, with the run's seed
-        callbacks=[epoch_end, *(callbacks or [])],
-        verbose=1 if progress else 0,
+        callbacks=[epoch_end, *shown, *(callbacks or [])],
+        verbose=verbose,
     )
 
 

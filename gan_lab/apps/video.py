@@ -1,8 +1,8 @@
 """Classify the faces in a video or camera stream, frame by frame, with a detector run.
 
-Faces are found with OpenCV's Haar cascade, classified in one batch per frame, and their
-P(fake) averaged over the last frames of each face's track, so a verdict does not flicker.
-Writes an annotated video and a CSV of per-frame results.
+Faces are found by `detector.faces` (MTCNN or OpenCV's Haar cascade), classified in one
+batch per frame, and their P(fake) averaged over the last frames of each face's track, so a
+verdict does not flicker. Writes an annotated video and a CSV of per-frame results.
 """
 
 from __future__ import annotations
@@ -19,50 +19,23 @@ import cv2
 import numpy as np
 
 from detector.errors import LabError
+from detector.faces import DEFAULT_MARGIN, DEFAULT_MIN_FACE, VIDEO_FACE_FINDER, face_finder, square_around
 from detector.runs import atomic_write_text
 
 CSV_COLUMNS = ("frame", "track", "x", "y", "w", "h", "p_fake", "p_fake_smoothed", "verdict")
-FACE_CASCADE = "haarcascade_frontalface_default.xml"
 # BGR colours for the boxes.
 REAL_COLOUR = (60, 160, 40)
 FAKE_COLOUR = (40, 40, 220)
 
 
-def load_face_cascade() -> cv2.CascadeClassifier:
-    """OpenCV's frontal-face Haar cascade, shipped with opencv-python."""
-    path = os.path.join(cv2.data.haarcascades, FACE_CASCADE)
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise LabError(f"Could not load the face detector {path}; reinstall opencv-python-headless")
-    return cascade
-
-
-def detect_faces(cascade: cv2.CascadeClassifier, frame_bgr: np.ndarray, min_face: int = 40) -> list[tuple]:
-    """Face boxes (x, y, w, h) in a BGR frame, largest first."""
-    gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-    gray = cv2.equalizeHist(gray)
-    boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))
-    boxes = [tuple(int(v) for v in box) for box in (boxes if len(boxes) else [])]
-    return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
-
-
-def crop_face(frame_bgr: np.ndarray, box: tuple, margin: float = 0.25) -> np.ndarray:
+def crop_face(frame_bgr: np.ndarray, box: tuple, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """The face in `box` with a margin around it, as uint8 RGB at the frame's own resolution.
 
-    The crop is a square around the box, widened by `margin` of the box on each side
-    and moved (not shrunk) to stay inside the frame where it can. Fitting it to the
-    model's input is left to `score_faces`, which fits it as the run's training did.
+    The square of `detector.faces.crop_face` (the web page and `detector predict --faces` cut
+    the same), turned from OpenCV's BGR into the RGB every detector was trained on. Fitting
+    it to the model's input is left to `score_faces`, which fits it as the run's training did.
     """
-    if margin < 0:
-        raise ValueError(f"margin must be at least 0. Received: margin={margin}")
-    height, width = frame_bgr.shape[:2]
-    x, y, w, h = box
-    side = int(round(max(w, h) * (1 + 2 * margin)))
-    side = max(1, min(side, width, height))
-    centre_x, centre_y = x + w / 2, y + h / 2
-    left = int(round(min(max(centre_x - side / 2, 0), width - side)))
-    top = int(round(min(max(centre_y - side / 2, 0), height - side)))
-    # OpenCV decodes frames as BGR; every detector was trained on RGB.
+    left, top, side = square_around(box, frame_bgr.shape, margin)
     return cv2.cvtColor(frame_bgr[top : top + side, left : left + side], cv2.COLOR_BGR2RGB)
 
 
@@ -164,6 +137,24 @@ def _open_capture(source: int | Path) -> cv2.VideoCapture:
     return capture
 
 
+def _draw_warning(frame: np.ndarray, text: str) -> None:
+    """`text` on a dark band across the top of the frame, in as many lines as its width needs."""
+    scale = max(0.4, frame.shape[1] / 1400)
+    words, lines = text.split(), [""]
+    for word in words:
+        candidate = f"{lines[-1]} {word}".strip()
+        if cv2.getTextSize(candidate, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > frame.shape[1] - 12 and lines[-1]:
+            lines.append(word)
+        else:
+            lines[-1] = candidate
+    line_height = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][1] + 8
+    band = frame[: line_height * len(lines) + 6]
+    band[:] = (band * 0.35).astype(frame.dtype)
+    for number, line in enumerate(lines):
+        position = (6, line_height * (number + 1))
+        cv2.putText(frame, line, position, cv2.FONT_HERSHEY_SIMPLEX, scale, (80, 220, 255), 1, cv2.LINE_AA)
+
+
 def _draw(frame: np.ndarray, box: tuple, label: str, fake: bool) -> None:
     colour = FAKE_COLOUR if fake else REAL_COLOUR
     x, y, w, h = box
@@ -184,12 +175,14 @@ def default_outputs(run_dir: Path, source: int | Path) -> tuple[Path, Path]:
 class _FaceClassifier:
     """Finds, classifies and follows the faces of every `every`-th frame; keeps the CSV rows so far."""
 
-    def __init__(self, detector, every: int, smooth: int, margin: float, min_face: int):
+    def __init__(self, detector, every: int, smooth: int, margin: float, finder):
+        from detector.predict import SYNTHFACES_WARNING
+
         self.detector = detector
         self.every = every
         self.margin = margin
-        self.min_face = min_face
-        self.cascade = load_face_cascade()
+        self.finder = finder
+        self.warning = SYNTHFACES_WARNING if detector.trained_on_synthfaces else None
         self.tracker = IouTracker(smooth=smooth, max_missed=max(2, 10 // every))
         self.rows: list[dict] = []
         self.frames_classified = 0
@@ -202,9 +195,11 @@ class _FaceClassifier:
             self._classify(index, frame)
         for box, label, fake in self.labels:
             _draw(frame, box, label, fake)
+        if self.warning:
+            _draw_warning(frame, self.warning)
 
     def _classify(self, index: int, frame: np.ndarray) -> None:
-        boxes = detect_faces(self.cascade, frame, min_face=self.min_face)
+        boxes = self.finder.find(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
         scores = score_faces(self.detector, [crop_face(frame, box, self.margin) for box in boxes])
         tracks = self.tracker.update(index // self.every, boxes, scores)
         self.labels = []
@@ -280,11 +275,12 @@ def classify_video(
     csv_path: str | os.PathLike | None = None,
     every: int = 1,
     smooth: int = 5,
-    margin: float = 0.25,
-    min_face: int = 40,
+    margin: float = DEFAULT_MARGIN,
+    min_face: int = DEFAULT_MIN_FACE,
     max_frames: int | None = None,
     show: bool = False,
     progress: bool = True,
+    faces: str = VIDEO_FACE_FINDER,
 ) -> dict:
     """Find and classify the faces in every `every`-th frame; write an annotated video and a CSV.
 
@@ -292,6 +288,7 @@ def classify_video(
     source: a camera index ("0") or a video file.
     out, csv_path: default to the run's videos/ folder.
     smooth: P(fake) is averaged over a face's last `smooth` classified frames.
+    faces: the face finder, "mtcnn" or "haar" (see `detector.faces`).
     Returns a summary: frames read, frames with faces, tracks, mean P(fake), verdict counts, paths.
     A camera is read until it stops, `max_frames`, or Ctrl-C; what was seen is still written.
     """
@@ -302,7 +299,8 @@ def classify_video(
     detector = _as_detector(run_dir_or_detector)
     source = parse_source(source)
     out, csv_path = _output_paths(detector, source, out, csv_path)
-    classifier = _FaceClassifier(detector, every=every, smooth=smooth, margin=margin, min_face=min_face)
+    finder = face_finder(faces, min_face)
+    classifier = _FaceClassifier(detector, every=every, smooth=smooth, margin=margin, finder=finder)
     capture = _open_capture(source)
     fps, total = _frame_rate(capture), _frame_total(capture, source, max_frames)
     video = _AnnotatedVideo(out, fps)
@@ -352,10 +350,10 @@ def _annotate_frames(capture, classifier, video, max_frames, show, progress, tot
 
     Ctrl-C ends a camera normally, keeping what was recorded; any other error discards the video.
     """
-    from tqdm.auto import tqdm
+    from detector.console import progress_bar
 
     frames = 0
-    bar = tqdm(total=total, unit="frame", desc="Classifying faces", disable=not progress)
+    bar = progress_bar(total=total, unit="frame", desc="Classifying faces", disable=not progress)
     try:
         while max_frames is None or frames < max_frames:
             ok, frame = capture.read()
@@ -395,6 +393,8 @@ def _summary(detector, source, fps: float, frames: int, classifier: _FaceClassif
         "source": _describe(source),
         "run": Path(detector.run_dir).name,
         "threshold": float(detector.threshold),
+        "face_finder": classifier.finder.name,
+        "warning": classifier.warning,
         "fps": fps,
         "frames": frames,
         "frames_classified": classifier.frames_classified,

@@ -1,6 +1,8 @@
 """A small web page that classifies an uploaded face with a detector run and shows its Grad-CAM.
 
-`create_app(run_dir)` returns a Flask app; `gan-lab serve RUN_DIR` runs it. Uploads are
+`create_app(run_dir)` returns a Flask app; `gan-lab serve RUN_DIR` runs it. The face in the
+photo is found (MTCNN by default, `detector.faces`) and its crop classified, as `detector
+predict --faces` and the video tool do; with no face found the whole photo is. Uploads are
 decoded from memory and never written to disk; answers carry images as data URIs.
 """
 
@@ -31,6 +33,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from detector.errors import LabError
+from detector.faces import DEFAULT_MARGIN, FACE_FINDERS, PHOTO_FACE_FINDER
 from detector.images import open_rgb
 from detector.runs import list_runs, read_json, require_run_dir
 
@@ -43,6 +46,9 @@ MAX_PIXELS = 40_000_000
 # Where create_app keeps the app's state, for the views to find through current_app.
 REGISTRY_KEY = "gan_lab_detectors"
 MAX_UPLOAD_KEY = "GAN_LAB_MAX_UPLOAD_MB"
+FACES_FIELD = "faces"
+# The box of the face that was classified, drawn on the upload as shown (RGB).
+FACE_BOX_COLOUR = (0, 230, 90)
 
 
 class _InMemoryRequest(Flask.request_class):
@@ -55,11 +61,14 @@ class _InMemoryRequest(Flask.request_class):
 class DetectorRegistry:
     """The detector runs the page can use, loaded on first use and kept loaded."""
 
-    def __init__(self, run_dir: str | os.PathLike, runs_dir: str | os.PathLike):
+    def __init__(self, run_dir: str | os.PathLike, runs_dir: str | os.PathLike, faces: str | None, margin: float):
         self.initial = require_run_dir(run_dir, "detector").resolve()
         self.runs_dir = Path(runs_dir)
         self.current = self.initial.name
+        self.faces = faces
+        self.margin = margin
         self._loaded: dict[Path, object] = {}
+        self._finders: dict[str, object] = {}
         # Keras models are shared by the server's threads: load and predict one request at a time.
         self.lock = threading.Lock()
 
@@ -91,6 +100,16 @@ class DetectorRegistry:
             self._loaded[path] = load_detector(path)
         return self._loaded[path]
 
+    def finder(self, name: str | None):
+        """The face finder `name` ("haar", "mtcnn"), made on first use and kept; None for none. Call under `lock`."""
+        from detector.faces import face_finder
+
+        if name is None:
+            return None
+        if name not in self._finders:
+            self._finders[name] = face_finder(name)
+        return self._finders[name]
+
 
 def _data_uri(pixels: np.ndarray) -> str:
     """A uint8 or [0, 1] float RGB array as a PNG data URI."""
@@ -102,10 +121,19 @@ def _data_uri(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _display_copy(image: Image.Image) -> Image.Image:
-    image = image.copy()
-    image.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.LANCZOS)
-    return image
+def _display_copy(image: Image.Image, face: dict | None = None) -> Image.Image:
+    """The upload scaled down for the page, with the classified face's crop drawn as a box."""
+    from PIL import ImageDraw
+
+    shown = image.copy()
+    shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.LANCZOS)
+    if face is not None:
+        scale = shown.width / image.width
+        left, top, width, height = (value * scale for value in face["crop"])
+        line = max(2, round(shown.width / 150))
+        outline = [left, top, left + width - 1, top + height - 1]
+        ImageDraw.Draw(shown).rectangle(outline, outline=FACE_BOX_COLOUR, width=line)
+    return shown
 
 
 def _read_upload() -> tuple[str, bytes]:
@@ -160,11 +188,26 @@ def _format_number(value) -> str:
 pages = Blueprint("web", __name__)
 
 
-def create_app(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs", max_upload_mb: float = 10) -> Flask:
-    """The web page's Flask app, classifying with `run_dir` until the user picks another run."""
+def create_app(
+    run_dir: str | os.PathLike,
+    runs_dir: str | os.PathLike = "runs",
+    max_upload_mb: float = 10,
+    faces: str | None = None,
+    face_margin: float = DEFAULT_MARGIN,
+) -> Flask:
+    """The web page's Flask app, classifying with `run_dir` until the user picks another run.
+
+    faces: how the face in a photo is found unless a request says otherwise (its form field
+    "faces": "mtcnn", "haar" or "none"): "mtcnn", "haar", or None for whole photos. `serve`
+    and `gan-lab serve` use "mtcnn" (PHOTO_FACE_FINDER).
+    """
     if not max_upload_mb > 0:
         raise ValueError(f"max_upload_mb must be positive. Received: max_upload_mb={max_upload_mb!r}")
-    registry = DetectorRegistry(run_dir, runs_dir)
+    if faces is not None and faces not in FACE_FINDERS:
+        raise ValueError(f"faces must be None or one of {FACE_FINDERS}. Received: faces={faces!r}")
+    if not face_margin >= 0:
+        raise ValueError(f"face_margin must be at least 0. Received: face_margin={face_margin!r}")
+    registry = DetectorRegistry(run_dir, runs_dir, faces, face_margin)
     app = Flask(__name__)
     app.request_class = _InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
@@ -182,21 +225,38 @@ def _registry() -> DetectorRegistry:
 
 
 def _page(template: str, status: int = 200, **context):
-    context.setdefault("current_run", _registry().current)
+    registry = _registry()
+    context.setdefault("current_run", registry.current)
     context.setdefault("max_upload_mb", current_app.config[MAX_UPLOAD_KEY])
+    context.setdefault("face_finders", FACE_FINDERS)
+    context.setdefault("faces", registry.faces or "none")
     return render_template(template, **context), status
 
 
+def _faces_choice(registry: DetectorRegistry) -> str | None:
+    """The face finder this request asks for (form field "faces"), else the app's."""
+    choice = request.form.get(FACES_FIELD)
+    if choice is None or choice == "":
+        return registry.faces
+    if choice != "none" and choice not in FACE_FINDERS:
+        raise LabError(f"{FACES_FIELD} must be one of {', '.join((*FACE_FINDERS, 'none'))}. Received: {choice!r}")
+    return None if choice == "none" else choice
+
+
 def _classify(for_page: bool) -> dict:
-    """Score the upload with the selected run; for the page, also its images and Grad-CAM as data URIs."""
+    """Score the upload's face (or the whole photo) with the selected run; for the page, also its figures."""
+    from detector.predict import SYNTHFACES_WARNING
+
     name, data = _read_upload()
     _check_pixel_count(data, name)
     image = open_rgb(data, name)
     registry = _registry()
+    faces = _faces_choice(registry)
     with registry.lock:
         run = registry.current
         detector = registry.get(run)
-        pixels = detector.prepare(image, name=name)
+        finder = registry.finder(faces)
+        pixels, found = detector.prepare_photo(image, finder, registry.margin, name=name)
         p_fake = float(detector.score(pixels[np.newaxis])[0])
         result = {
             "file": name,
@@ -204,11 +264,17 @@ def _classify(for_page: bool) -> dict:
             "verdict": detector.verdict(p_fake),
             "threshold": float(detector.threshold),
             "run": run,
+            "faces": faces,
+            "face": found.get("face"),
+            "faces_found": found.get("faces_found"),
+            "note": found.get("note"),
+            "trained_on_synthfaces": detector.trained_on_synthfaces,
+            "warning": SYNTHFACES_WARNING if detector.trained_on_synthfaces else None,
         }
         if not for_page:
             return result
         result.update(_gradcam_overlay(detector, pixels))
-    result.update(_page_figures(image, pixels, detector.size, detector.crop))
+    result.update(_page_figures(image, pixels, detector.size, detector.crop, result["face"]))
     return result
 
 
@@ -222,9 +288,9 @@ def _gradcam_overlay(detector, pixels: np.ndarray) -> dict:
         return {"gradcam_error": str(error)}
 
 
-def _page_figures(image: Image.Image, pixels: np.ndarray, size: int, crop: str) -> dict:
+def _page_figures(image: Image.Image, pixels: np.ndarray, size: int, crop: str, face: dict | None) -> dict:
     return {
-        "image_uri": _data_uri(np.asarray(_display_copy(image))),
+        "image_uri": _data_uri(np.asarray(_display_copy(image, face))),
         "input_uri": _data_uri(pixels),
         "size": size,
         "crop": crop,
@@ -328,11 +394,18 @@ def serve(
     port: int = 5000,
     runs_dir: str | os.PathLike = "runs",
     max_upload_mb: float = 10,
+    faces: str | None = PHOTO_FACE_FINDER,
+    face_margin: float = DEFAULT_MARGIN,
 ) -> None:
-    """Load the detector, then serve the page until interrupted."""
-    app = create_app(run_dir, runs_dir=runs_dir, max_upload_mb=max_upload_mb)
+    """Load the detector and the face finder, then serve the page until interrupted."""
+    from detector.predict import SYNTHFACES_WARNING
+
+    app = create_app(run_dir, runs_dir=runs_dir, max_upload_mb=max_upload_mb, faces=faces, face_margin=face_margin)
     registry = app.extensions[REGISTRY_KEY]
     with registry.lock:
-        registry.get()  # a broken run fails here, before the server starts
+        detector = registry.get()  # a broken run fails here, before the server starts
+        registry.finder(faces)
+    if detector.trained_on_synthfaces:
+        print(SYNTHFACES_WARNING)
     print(f"Serving {registry.current} on http://{host}:{port}/ (Ctrl-C stops)")
     app.run(host=host, port=port, threaded=True)

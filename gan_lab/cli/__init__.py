@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 # Each module's `register(subparsers)` adds its subcommands and sets `handler=function(args)`.
@@ -30,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gan-lab",
         description="Stress-test real-vs-fake face detectors against freshly generated GAN fakes.",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's own start-up and info lines (oneDNN, CPU features), held back by default",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group, (help_text, modules) in GROUPS.items():
         group_parser = commands.add_parser(group, help=help_text, description=help_text)
@@ -42,13 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from detector.console import quiet_tensorflow_startup
+    from detector.errors import LabError
+
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and not getattr(args, "takes_rest", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
-    from detector.errors import LabError
+    if not args.verbose:
+        quiet_tensorflow_startup()
 
     try:
         result = args.handler(args)

@@ -40,6 +40,7 @@ def register(subparsers) -> None:
         "--out", metavar="CSV", help="where to write the CSV (default: RUN_DIR/predictions/predictions-N.csv)"
     )
     _add_crop(predict)
+    add_faces(predict, default="none")
     predict.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default: 64)")
     predict.set_defaults(handler=run_predict)
 
@@ -53,6 +54,38 @@ def register(subparsers) -> None:
     explain.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/explanations/<image name>/)")
     _add_crop(explain)
     explain.set_defaults(handler=run_explain)
+
+
+def add_faces(parser: argparse.ArgumentParser, default: str, allow_none: bool = True) -> None:
+    """--faces and --face-margin, spelled the same by `detector predict`, `serve` and `video`."""
+    from detector.faces import DEFAULT_MARGIN, FACE_FINDERS
+
+    parser.add_argument(
+        "--faces",
+        choices=(*FACE_FINDERS, "none") if allow_none else FACE_FINDERS,
+        default=default,
+        help="find the face in each image and classify its square crop: mtcnn (finds turned, tilted and small "
+        "faces too) or haar (OpenCV's cascade, frontal faces)"
+        + ("; none classifies whole images" if allow_none else "")
+        + f" (default: {default})",
+    )
+    parser.add_argument(
+        "--face-margin",
+        type=_margin,
+        default=DEFAULT_MARGIN,
+        help=f"around a found face, this share of its side on each side (default: {DEFAULT_MARGIN})",
+    )
+
+
+def _margin(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a margin of at least 0 (a share of the face's side), got {text}")
+    return value
+
+
+def faces_option(args: argparse.Namespace) -> str | None:
+    return None if args.faces == "none" else args.faces
 
 
 def _add_crop(parser: argparse.ArgumentParser) -> None:
@@ -84,18 +117,32 @@ def _default_predictions_path(run_dir: Path) -> Path:
 def run_predict(args: argparse.Namespace) -> int:
     import warnings
 
-    from detector.predict import load_detector, predict_paths, write_predictions_csv
+    from detector.predict import SYNTHFACES_WARNING, load_detector, predict_paths, write_predictions_csv
 
     detector = load_detector(args.run_dir)
+    faces = faces_option(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures are in the table and counted below
-        rows = predict_paths(detector, args.paths, batch_size=args.batch_size, crop=args.crop, progress=True)
+        rows = predict_paths(
+            detector,
+            args.paths,
+            batch_size=args.batch_size,
+            crop=args.crop,
+            progress=True,
+            faces=faces,
+            margin=args.face_margin,
+        )
     width = min(70, max(len("file"), *(len(row["file"]) for row in rows)))
     fit = FIT_DESCRIPTIONS[detector.fit_mode(args.crop)]
-    print(f"{'file':<{width}}  {'P(fake)':>7}  verdict (threshold {detector.threshold:.3f}; images {fit})")
+    seen = f"the largest face ({faces}) or, with none found, the whole image, {fit}" if faces else f"images {fit}"
+    face_header = f"  {'face (x y w h)':<17}" if faces else ""
+    print(f"{'file':<{width}}  {'P(fake)':>7}{face_header}  verdict (threshold {detector.threshold:.3f}; {seen})")
     for row in rows:
         p_fake = "" if row["p_fake"] is None else f"{row['p_fake']:.3f}"
-        print(f"{row['file']:<{width}}  {p_fake:>7}  {row['verdict']}")
+        face = f"  {row.get('face', ''):<17}" if faces else ""
+        print(f"{row['file']:<{width}}  {p_fake:>7}{face}  {row['verdict']}")
+    if detector.trained_on_synthfaces:
+        print(SYNTHFACES_WARNING)
     out = Path(args.out) if args.out else _default_predictions_path(detector.run_dir)
     write_predictions_csv(rows, out)
     failed = sum(row["p_fake"] is None for row in rows)

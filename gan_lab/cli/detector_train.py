@@ -63,7 +63,11 @@ def parameter_counts(size: int = 64, head: str = "probability") -> list[dict]:
             rows.append({"model": name, "parameters": None, "trainable": None, "note": str(error)})
             continue
         trainable = sum(int(keras.ops.size(weight)) for weight in model.trainable_weights)
-        note = "frozen backbone, ImageNet weights from the local cache" if name in TRANSFER_MODELS else ""
+        note = (
+            "frozen backbone, ImageNet weights from the Keras cache (downloaded once)"
+            if name in TRANSFER_MODELS
+            else ""
+        )
         rows.append({"model": name, "parameters": int(model.count_params()), "trainable": trainable, "note": note})
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gan_lab.cli.common import add_runs_dir
+from gan_lab.cli.detector_eval import add_faces, faces_option
 
 
 def _port(text: str) -> int:
@@ -22,12 +23,14 @@ def _megabytes(text: str) -> float:
 
 
 def register(subparsers) -> None:
+    from detector.faces import PHOTO_FACE_FINDER
+
     parser = subparsers.add_parser(
         "serve",
         help="Serve a web page that classifies uploaded faces",
         description=(
-            "Serve a page where you upload a face photo and get Real or Fake, P(fake) and a Grad-CAM "
-            "overlay; a second page lists every detector run under --runs-dir with its test metrics "
+            "Serve a page where you upload a photo and get Real or Fake, P(fake) and a Grad-CAM "
+            "overlay for the face found in it (or the whole photo when none is); a second page lists every detector run under --runs-dir with its test metrics "
             "and lets you pick the one that classifies. Also answers POST /api/predict (field 'file') with JSON."
         ),
     )
@@ -38,11 +41,20 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=_port, default=5000, help="port (default: 5000)")
     add_runs_dir(parser)
     parser.add_argument("--max-mb", type=_megabytes, default=10, help="largest upload accepted, in MB (default: 10)")
+    add_faces(parser, default=PHOTO_FACE_FINDER)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gan_lab.apps.web import serve
 
-    serve(args.run_dir, host=args.host, port=args.port, runs_dir=args.runs_dir, max_upload_mb=args.max_mb)
+    serve(
+        args.run_dir,
+        host=args.host,
+        port=args.port,
+        runs_dir=args.runs_dir,
+        max_upload_mb=args.max_mb,
+        faces=faces_option(args),
+        face_margin=args.face_margin,
+    )
     return 0

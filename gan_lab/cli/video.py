@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 
 from gan_lab.cli.common import positive_int
+from gan_lab.cli.detector_eval import add_faces
 
 
 def register(subparsers) -> None:
+    from detector.faces import VIDEO_FACE_FINDER
+
     parser = subparsers.add_parser(
         "video",
         help="Classify the faces in a video file or camera stream",
         description=(
-            "Find faces in each frame (OpenCV Haar cascade), classify them with a detector run, "
+            "Find faces in each frame (MTCNN, or OpenCV's Haar cascade), classify them with a detector run, "
             "smooth each face's P(fake) over its last frames, and write an annotated MP4 and a CSV "
             "of per-frame results (by default into RUN_DIR/videos/). A camera runs until Ctrl-C."
         ),
@@ -21,6 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--source", required=True, help="camera index (0, 1, ...) or a video file")
     parser.add_argument("--out", help="annotated video, *.mp4 (default: RUN_DIR/videos/<source>-annotated.mp4)")
     parser.add_argument("--csv", help="per-frame results (default: RUN_DIR/videos/<source>.csv)")
+    add_faces(parser, default=VIDEO_FACE_FINDER, allow_none=False)
     parser.add_argument("--every", type=positive_int, default=1, help="classify every K-th frame (default: 1)")
     parser.add_argument(
         "--smooth",
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         csv_path=args.csv,
         every=args.every,
         smooth=args.smooth,
+        margin=args.face_margin,
+        faces=args.faces,
         min_face=args.min_face,
         max_frames=args.max_frames,
         show=args.show,
@@ -58,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['source']}: {summary['frames']} frames, faces in {summary['frames_with_faces']} "
         f"of {summary['frames_classified']} classified, {summary['tracks']} track(s); "
         f"{summary['fake_detections']} Fake / {summary['real_detections']} Real detections "
+        f"(faces by {summary['face_finder']}) "
         f"at threshold {summary['threshold']:.3f}"
     )
+    if summary["warning"]:
+        print(summary["warning"])
     print(f"Annotated video: {summary['video']}")
     print(f"Per-frame CSV:   {summary['csv']}")
     return 0

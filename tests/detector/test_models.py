@@ -83,20 +83,67 @@ def test_cnn3_parameter_counts_at_128_px():
     assert build_model("cnn3", size=128, head="logit").count_params() == 1_666_753
 
 
-def test_missing_imagenet_weights_are_a_lab_error_not_a_download(no_network, synth_root, tmp_path):
-    from detector.models import build_model
-    from detector.runs import list_runs
-    from detector.train import DetectorConfig, train_detector
+def test_imagenet_weights_come_from_the_keras_cache_without_a_download(no_network):
+    import keras
 
-    with pytest.raises(LabError, match="mobilenet_v2_weights.*KERAS_HOME"):
+    from detector.models import build_model, imagenet_weights_file, keras_cache_dir
+
+    # A stand-in for the real file: a randomly initialised backbone saved under the name
+    # keras.applications caches its ImageNet weights under, in $KERAS_HOME/models/.
+    keras.utils.set_random_seed(7)
+    stand_in = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))
+    cached = keras_cache_dir() / imagenet_weights_file("mobilenetv2", 96)
+    assert cached.name == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    stand_in.save(cached)
+    try:
+        keras.utils.set_random_seed(8)
+        model = build_model("mobilenetv2", size=96, weights="imagenet")
+    finally:
+        cached.unlink()
+    backbone = model.get_layer(stand_in.name)
+    loaded, saved = backbone.get_weights(), stand_in.get_weights()
+    assert len(loaded) == len(saved) > 100
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, saved)), "the cached weights were not loaded"
+
+
+@pytest.fixture()
+def offline(monkeypatch, no_network):
+    """Keras's download fails as it does on a machine without internet."""
+    import urllib.error
+
+    from keras.src.utils import file_utils
+
+    def fail(*args, **kwargs):
+        raise urllib.error.URLError("no internet here")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", fail)
+
+
+def test_a_failed_download_is_one_line_naming_the_file_the_cache_and_weights_none(
+    offline, synth_root, tmp_path, capsys
+):
+    from detector.models import build_model, keras_cache_dir
+    from detector.runs import list_runs
+    from gan_lab.cli import main
+
+    with pytest.raises(LabError) as error:
         build_model("mobilenetv2", size=32, weights="imagenet")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "no internet here" in message
+    assert f"put mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 in {keras_cache_dir()}/" in message
+    assert "--weights none" in message
     with pytest.raises(LabError, match="Weights file not found.*nowhere.h5"):
         build_model("vgg16", size=32, weights=str(tmp_path / "nowhere.h5"))
-    # Through training too, and before a run directory is made.
-    config = DetectorConfig(data=str(synth_root), model="vgg16", size=32, epochs=1, weights="imagenet")
-    with pytest.raises(LabError, match="vgg16_weights"):
-        train_detector(config, runs_dir=tmp_path / "runs", progress=False)
-    assert list_runs(tmp_path / "runs") == []
+    # The command line prints the same line, before a run directory is made.
+    runs = tmp_path / "runs"
+    command = ["detector", "train", "--data", str(synth_root), "--model", "vgg16", "--size", "32", "--epochs", "1"]
+    assert main([*command, "--runs-dir", str(runs)]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith("gan-lab: error: ImageNet weights for vgg16 could not be downloaded")
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in last_line and "--weights none" in last_line
+    assert list_runs(runs) == []
 
 
 def test_models_command_lists_every_architecture_with_its_size(capsys):

@@ -1,4 +1,5 @@
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -56,8 +57,6 @@ def test_load_detector_reads_the_run(hand_run, detector):
 
 
 def test_load_detector_takes_the_threshold_from_metrics(hand_run, tmp_path):
-    import shutil
-
     from detector.predict import load_detector
 
     copy = tmp_path / "00002-detector-copy"
@@ -154,8 +153,6 @@ def test_predict_paths_fits_images_as_the_run_was_trained_unless_told(detector, 
 
 
 def test_load_detector_refuses_an_unknown_crop(hand_run, tmp_path):
-    import shutil
-
     from detector.predict import load_detector
     from detector.runs import read_json
 
@@ -230,3 +227,90 @@ def test_cli_predict_fails_when_nothing_could_be_scored(hand_run, image_folder, 
     )
     assert code == 1
     assert "0 scored" in capsys.readouterr().out
+
+
+def _hopper() -> np.ndarray:
+    """A real portrait photograph shipped with matplotlib (512x600), uint8 RGB."""
+    import matplotlib.cbook
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
+# Where the face is in grace_hopper.jpg: its centre, and roughly its side.
+HOPPER_FACE_CENTRE, HOPPER_FACE_SIDE = (262, 220), 200
+
+
+@pytest.mark.parametrize("faces", ["haar", "mtcnn"])
+def test_a_photo_is_classified_by_its_face_cut_as_the_video_tool_cuts_it(detector, faces):
+    from detector.faces import face_finder
+    from gan_lab.apps.video import crop_face
+
+    photo = _hopper()
+    pixels, found = detector.prepare_photo(photo, face_finder(faces), margin=0.25)
+    x, y, w, h = found["face"]["box"]
+    assert found["faces"] == faces and found["faces_found"] == 1 and found["note"] is None
+    assert x < HOPPER_FACE_CENTRE[0] < x + w and y < HOPPER_FACE_CENTRE[1] < y + h
+    assert 0.6 < max(w, h) / HOPPER_FACE_SIDE < 1.5
+    _, _, side, _ = found["face"]["crop"]
+    assert side == round(max(w, h) * 1.5)
+    # The same pixels as the video tool's crop of the same box in a BGR frame.
+    video_crop = crop_face(np.ascontiguousarray(photo[..., ::-1]), (x, y, w, h), margin=0.25)
+    np.testing.assert_array_equal(pixels, fit_image(video_crop, SIZE, mode="resize"))
+    whole, _ = detector.prepare_photo(photo, None)
+    assert not np.allclose(pixels, whole)
+
+
+def test_a_photo_without_a_face_is_classified_whole_and_says_so(detector):
+    from detector.faces import face_finder
+    from detector.predict import NO_FACE_NOTE
+
+    wall = np.tile(np.linspace(0, 255, 120, dtype=np.uint8)[None, :, None], (90, 1, 3))
+    pixels, found = detector.prepare_photo(wall, face_finder("mtcnn"))
+    assert found == {"faces": "mtcnn", "face": None, "faces_found": 0, "note": NO_FACE_NOTE}
+    np.testing.assert_array_equal(pixels, detector.prepare(wall))
+
+
+def test_cli_predict_with_faces_scores_the_face_and_names_its_box(hand_run, tmp_path, capsys):
+    from detector.faces import face_finder
+    from detector.predict import load_detector
+    from gan_lab.cli import main
+
+    photo = tmp_path / "hopper.png"
+    Image.fromarray(_hopper()).save(photo)
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((90, 120, 3), 128, dtype=np.uint8)).save(wall)
+    out = tmp_path / "faces.csv"
+    assert (
+        main(["detector", "predict", str(hand_run), str(photo), str(wall), "--faces", "haar", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "face (x y w h)" in printed and "none found" in printed
+    with open(out, newline="") as handle:
+        rows = {row["file"]: row for row in csv.DictReader(handle)}
+    detector = load_detector(hand_run)
+    pixels, found = detector.prepare_photo(load_rgb(photo), face_finder("haar"))
+    assert rows[str(photo)]["face"] == " ".join(str(value) for value in found["face"]["box"])
+    assert float(rows[str(photo)]["p_fake"]) == pytest.approx(float(detector.score(pixels[None])[0]), abs=1e-6)
+    assert rows[str(wall)]["face"] == "none found"
+
+
+def test_runs_trained_on_synthfaces_say_their_verdicts_mean_nothing_for_real_photos(
+    hand_run, detector_run, tmp_path, capsys
+):
+    from detector.predict import SYNTHFACES_WARNING, load_detector
+    from detector.runs import read_json
+    from gan_lab.cli import main
+
+    assert load_detector(detector_run).trained_on_synthfaces  # trained on a folder SynthFaces wrote
+    assert not load_detector(hand_run).trained_on_synthfaces
+    told_synth = tmp_path / "00001-detector-synth"
+    shutil.copytree(hand_run, told_synth)
+    write_json(told_synth / "config.json", {**read_json(hand_run / "config.json"), "data_source": "synth"})
+    assert load_detector(told_synth).trained_on_synthfaces
+    photo = tmp_path / "hopper.png"
+    Image.fromarray(_hopper()).save(photo)
+    for run, warned in ((told_synth, True), (hand_run, False)):
+        assert main(["detector", "predict", str(run), str(photo), "--out", str(tmp_path / "p.csv")]) == 0
+        assert (SYNTHFACES_WARNING in capsys.readouterr().out) == warned
+    assert "mean nothing" in SYNTHFACES_WARNING

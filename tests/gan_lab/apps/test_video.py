@@ -1,6 +1,8 @@
 import csv
+import importlib.util
 import shutil
 from collections import defaultdict
+from pathlib import Path
 
 import cv2
 import matplotlib.cbook
@@ -9,6 +11,7 @@ import pytest
 
 from detector.errors import LabError
 from detector.images import fit_image
+from detector.runs import read_json, write_json
 from gan_lab.apps.video import IouTracker, box_iou, classify_video, crop_face, score_faces
 
 FRAMES, WIDTH, HEIGHT = 30, 320, 240
@@ -32,8 +35,37 @@ def face_video(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def video_run(tmp_path_factory, detector_run):
-    """A private copy of the tiny detector run, so default outputs do not land in the shared one."""
-    return shutil.copytree(detector_run, tmp_path_factory.mktemp("video-runs") / detector_run.name)
+    """A private copy of the tiny detector run, so default outputs do not land in the shared one.
+
+    Its config names a data folder that SynthFaces did not write, so no warning is drawn (see
+    test_a_synthfaces_run_says_so_on_every_frame).
+    """
+    run = shutil.copytree(detector_run, tmp_path_factory.mktemp("video-runs") / detector_run.name)
+    elsewhere = str(tmp_path_factory.mktemp("real-faces"))
+    write_json(run / "config.json", {**read_json(run / "config.json"), "data": elsewhere, "data_source": elsewhere})
+    return run
+
+
+def _bench_faces():
+    """benchmarks/bench_faces.py, for its moving clip made from a real photo."""
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_faces.py"
+    spec = importlib.util.spec_from_file_location("bench_faces", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def moving_clip(tmp_path_factory):
+    """16 frames of 640x480: the portrait moved, scaled, turned and squeezed (see benchmarks/bench_faces.py)."""
+    bench = _bench_faces()
+    frames = list(bench.moving_face_clip(frames=16, width=640, height=480))
+    path = tmp_path_factory.mktemp("moving") / "moving.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for frame, _ in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path, [truth for _, truth in frames], bench.is_hit
 
 
 def _read_rows(path):
@@ -186,3 +218,39 @@ def test_video_command(face_video, video_run, tmp_path, capsys):
     assert f"Annotated video: {out}" in printed and "hopper.csv" in printed
     assert main(["video", str(video_run), "--source", str(tmp_path / "nope.avi")]) == 2
     assert "Video file not found" in capsys.readouterr().err
+
+
+def test_mtcnn_and_haar_on_a_moving_turning_face(moving_clip, video_run, tmp_path):
+    path, truths, is_hit = moving_clip
+    found = {}
+    for faces in ("mtcnn", "haar"):
+        summary = classify_video(
+            video_run, path, out=tmp_path / f"{faces}.mp4", csv_path=tmp_path / f"{faces}.csv", faces=faces,
+            progress=False,
+        )  # fmt: skip
+        assert summary["face_finder"] == faces and summary["frames"] == len(truths)
+        rows = _read_rows(tmp_path / f"{faces}.csv")
+        hits = {
+            int(row["frame"]) for row in rows if is_hit([int(row[key]) for key in "xywh"], truths[int(row["frame"])])
+        }
+        found[faces] = len(hits) / len(truths)
+        # Nearly every box it draws is on the face.
+        assert len(hits) >= 0.8 * len({int(row["frame"]) for row in rows})
+    # MTCNN follows the face through turns and sizes; the frontal-face cascade loses it when turned.
+    assert found["mtcnn"] >= 0.9
+    assert 0 < found["haar"] < found["mtcnn"]
+
+
+def test_a_synthfaces_run_says_so_on_every_frame(face_video, detector_run, video_run, tmp_path):
+    from detector.predict import SYNTHFACES_WARNING
+
+    synth_run = shutil.copytree(detector_run, tmp_path / detector_run.name)
+    warned = classify_video(synth_run, face_video, out=tmp_path / "warned.mp4", max_frames=3, progress=False)
+    plain = classify_video(video_run, face_video, out=tmp_path / "plain.mp4", max_frames=3, progress=False)
+    assert warned["warning"] == SYNTHFACES_WARNING and plain["warning"] is None
+    # A dark band with the line across the top of every frame; the rest as without it.
+    for index in range(3):
+        with_band, without = _read_frame(tmp_path / "warned.mp4", index), _read_frame(tmp_path / "plain.mp4", index)
+        top = np.abs(with_band[:10] - without[:10]).max(axis=-1)
+        assert (top > 30).mean() > 0.5
+        assert np.abs(with_band[-40:] - without[-40:]).max() < 40

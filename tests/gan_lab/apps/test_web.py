@@ -14,6 +14,10 @@ from detector.images import save_png
 from detector.runs import read_json, write_json
 from gan_lab.apps.web import create_app
 
+ANSWER_FACE_FIELDS = {"faces", "face", "faces_found", "note", "trained_on_synthfaces", "warning"}
+# Where the face is in grace_hopper.jpg: its centre.
+HOPPER_FACE_CENTRE = (262, 220)
+
 
 def _photo() -> Image.Image:
     """A real photograph shipped with matplotlib (512x600)."""
@@ -52,8 +56,9 @@ def web_runs(tmp_path_factory, detector_run):
 
 @pytest.fixture(scope="module")
 def client(web_runs):
+    """The page as `gan-lab serve` makes it: faces found with MTCNN."""
     runs_dir, first, _ = web_runs
-    return create_app(first, runs_dir=runs_dir).test_client()
+    return create_app(first, runs_dir=runs_dir, faces="mtcnn").test_client()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +80,7 @@ def test_api_classifies_every_kind_of_image(client, web_runs, name, encode):
     response = client.post("/api/predict", data=_upload(encode(_photo()), name))
     assert response.status_code == 200, response.json
     answer = response.json
-    assert set(answer) == {"file", "p_fake", "verdict", "threshold", "run"}
+    assert set(answer) == {"file", "p_fake", "verdict", "threshold", "run"} | ANSWER_FACE_FIELDS
     assert answer["file"] == name
     assert 0.0 <= answer["p_fake"] <= 1.0
     assert answer["verdict"] == ("Fake" if answer["p_fake"] >= answer["threshold"] else "Real")
@@ -289,3 +294,113 @@ def test_serve_command_is_registered():
     )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "run", "--port", "70000"])
+
+
+def _reference_p_fake(web_runs, image: Image.Image, box=None, margin=0.25) -> float:
+    """P(fake) of the face square around `box` (or of the whole image), computed without the page."""
+    from detector.faces import crop_face
+    from detector.images import fit_image
+    from detector.predict import load_detector
+
+    detector = load_detector(web_runs[1])
+    pixels = np.asarray(image)
+    if box is not None:
+        pixels = crop_face(pixels, box, margin)
+    return float(detector.score(fit_image(pixels, detector.size, mode=detector.crop)[None])[0])
+
+
+def test_api_classifies_the_face_it_found_and_says_which(client, web_runs):
+    photo = _photo()
+    answer = client.post("/api/predict", data=_upload(_encode(photo, "PNG"), "hopper.png")).json
+    assert answer["faces"] == "mtcnn" and answer["faces_found"] == 1 and answer["note"] is None
+    x, y, w, h = answer["face"]["box"]
+    assert x < HOPPER_FACE_CENTRE[0] < x + w and y < HOPPER_FACE_CENTRE[1] < y + h
+    left, top, side, _ = answer["face"]["crop"]
+    assert left <= x and top <= y and left + side >= x + w and top + side >= y + h
+    expected = _reference_p_fake(web_runs, photo, (x, y, w, h))
+    assert answer["p_fake"] == pytest.approx(expected, abs=1e-5)
+    # Asked to, it classifies the whole photo: another score, so the face crop was what counted.
+    whole = client.post("/api/predict", data={**_upload(_encode(photo, "PNG"), "hopper.png"), "faces": "none"}).json
+    assert whole["faces"] is None and whole["face"] is None
+    assert whole["p_fake"] == pytest.approx(_reference_p_fake(web_runs, photo), abs=1e-5)
+    assert abs(whole["p_fake"] - answer["p_fake"]) > 1e-4
+
+
+def test_a_photo_without_a_face_is_classified_whole_and_says_so(client, web_runs):
+    from detector.predict import NO_FACE_NOTE
+
+    wall = Image.fromarray(np.tile(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], (150, 1, 3)))
+    answer = client.post("/api/predict", data=_upload(_encode(wall, "PNG"), "wall.png")).json
+    assert answer["face"] is None and answer["faces_found"] == 0 and answer["note"] == NO_FACE_NOTE
+    assert answer["p_fake"] == pytest.approx(_reference_p_fake(web_runs, wall), abs=1e-5)
+    page = client.post("/", data=_upload(_encode(wall, "PNG"), "wall.png"), content_type="multipart/form-data")
+    assert NO_FACE_NOTE in page.get_data(as_text=True)
+
+
+def test_page_draws_the_square_it_classified(client):
+    import re
+
+    from gan_lab.apps.web import FACE_BOX_COLOUR
+
+    photo = _photo()
+    response = client.post("/", data=_upload(_encode(photo, "PNG"), "hopper.png"), content_type="multipart/form-data")
+    html = response.get_data(as_text=True)
+    box = [int(value) for value in re.search(r'id="face-box"[^>]*>([0-9, ]+)<', html).group(1).split(", ")]
+    answer = client.post("/api/predict", data=_upload(_encode(photo, "PNG"), "hopper.png")).json
+    assert box == answer["face"]["box"]
+    shown = np.asarray(_decode_data_uri(html.split('src="')[1].split('"')[0]).convert("RGB")).astype(int)
+    green = np.all(np.abs(shown - FACE_BOX_COLOUR) < 40, axis=-1)
+    scale = shown.shape[1] / photo.width
+    left, top, side, _ = (round(value * scale) for value in answer["face"]["crop"])
+    # The square's left and right edges are drawn in green down most of their height; the photo has no such green.
+    for column in (left + 1, left + side - 2):
+        assert green[top : top + side, column].mean() > 0.8
+    assert green.mean() < 0.05
+
+
+def test_an_unknown_face_finder_is_refused(client):
+    response = client.post("/api/predict", data={**_upload(_encode(_photo(), "PNG"), "a.png"), "faces": "eyes"})
+    assert response.status_code == 400 and "faces must be one of haar, mtcnn, none" in response.json["error"]
+
+
+def test_synthfaces_runs_warn_on_the_page_and_in_the_json(web_runs, tmp_path):
+    from detector.predict import SYNTHFACES_WARNING
+
+    runs_dir, first, _ = web_runs
+    real_data = shutil.copytree(first, tmp_path / "00001-detector-real-data")
+    config = read_json(real_data / "config.json")
+    write_json(real_data / "config.json", {**config, "data": str(tmp_path), "data_source": str(tmp_path)})
+    upload = _encode(_photo(), "PNG")
+    for run, warned in ((first, True), (real_data, False)):
+        client = create_app(run, runs_dir=runs_dir, faces="haar").test_client()
+        answer = client.post("/api/predict", data=_upload(upload, "hopper.png")).json
+        assert answer["trained_on_synthfaces"] is warned
+        assert answer["warning"] == (SYNTHFACES_WARNING if warned else None)
+        page = client.post("/", data=_upload(upload, "hopper.png"), content_type="multipart/form-data")
+        assert ('id="warning"' in page.get_data(as_text=True)) == warned
+
+
+def test_page_api_and_command_line_give_one_p_fake_for_one_photo_and_options(client, web_runs, tmp_path, capsys):
+    import csv
+    import re
+
+    from gan_lab.cli import main
+
+    photo_path = tmp_path / "hopper.png"
+    _photo().save(photo_path)
+    data = photo_path.read_bytes()
+    for faces in ("mtcnn", "haar", "none"):
+        answer = client.post("/api/predict", data={**_upload(data, "hopper.png"), "faces": faces}).json
+        page = client.post(
+            "/", data={**_upload(data, "hopper.png"), "faces": faces}, content_type="multipart/form-data"
+        ).get_data(as_text=True)
+        out = tmp_path / f"{faces}.csv"
+        command = ["detector", "predict", str(web_runs[1]), str(photo_path), "--faces", faces, "--out", str(out)]
+        assert main(command) == 0
+        with open(out, newline="") as handle:
+            [row] = list(csv.DictReader(handle))
+        assert float(row["p_fake"]) == pytest.approx(answer["p_fake"], abs=1e-5), faces
+        assert float(re.search(r'id="p-fake">([0-9.]+)<', page).group(1)) == pytest.approx(answer["p_fake"], abs=5e-4)
+        if faces != "none":
+            assert row["face"] == " ".join(str(value) for value in answer["face"]["box"])
+    capsys.readouterr()

@@ -50,7 +50,7 @@ def server(tmp_path_factory, detector_run):
     first = shutil.copytree(detector_run, runs_dir / "00001-detector-tiny")
     shutil.copytree(detector_run, runs_dir / "00002-detector-second")
     # Port 0: the system picks a free port.
-    http = make_server("127.0.0.1", 0, create_app(first, runs_dir=runs_dir), threaded=True)
+    http = make_server("127.0.0.1", 0, create_app(first, runs_dir=runs_dir, faces="mtcnn"), threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{http.server_port}"
@@ -78,6 +78,29 @@ def test_upload_a_photo_and_read_the_verdict(browser, server):
     assert gradcam.get_attribute("src").startswith("data:image/png;base64,")
     # The browser decoded the overlay: it is a real image, not a broken icon.
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", gradcam) > 0
+    # The face was found, named, and the square around it that was classified drawn in green on the upload.
+    x, y, w, h = (int(value) for value in browser.find_element(By.ID, "face-box").text.split(", "))
+    assert x < 262 < x + w and y < 220 < y + h  # the face's centre in grace_hopper.jpg
+    assert "the green square" in browser.find_element(By.ID, "face").text
+    green_share = browser.execute_script(
+        """
+        const image = document.querySelector("figure img");
+        const canvas = document.createElement("canvas");
+        canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+        const context = canvas.getContext("2d");
+        context.drawImage(image, 0, 0);
+        const left = Math.round(arguments[0] * image.naturalWidth / 512) + 1;
+        const column = context.getImageData(left, 0, 1, image.naturalHeight).data;
+        let green = 0;
+        for (let i = 0; i < column.length; i += 4) {
+            if (column[i] < 60 && column[i + 1] > 190 && column[i + 2] > 50 && column[i + 2] < 130) green++;
+        }
+        return green / image.naturalHeight;
+        """,
+        int(browser.find_element(By.ID, "face-box").get_attribute("data-crop").split(",")[0]),
+    )
+    assert green_share > 0.2
+    assert "SynthFaces" in browser.find_element(By.ID, "warning").text
 
 
 def test_pick_another_run_in_the_browser(browser, server):
