@@ -176,10 +176,10 @@ def main() -> None:
         f"\nGAN quality for {args.budget:.0f} s of training each, {args.size} px SynthFaces, batch {args.batch_size}, "
         f"seed {args.seed}, {args.n} samples per row (MTCNN face-found rate; KID in Inception features)"
     )
-    print(f"{'variant':<44} {'face found':>10} {'KID':>10}")
+    print(f"{'variant':<44} {'steps':>6} {'face found':>10} {'KID':>10}")
     for row in rows:
         kid = f"{row['kid']:.4f}" if "kid" in row else "n/a"
-        print(f"{row['variant']:<44} {row['face_found']:>10.1%} {kid:>10}")
+        print(f"{row['variant']:<44} {row['steps']!s:>6} {row['face_found']:>10.1%} {kid:>10}")
     if inception is None:
         print(f"KID: {note}")
 

@@ -30,6 +30,7 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 MTCNN_CONFIDENCE = 0.9
 # The smallest face MTCNN is asked to find, in pixels of the (scaled-down) image it looks at.
 MTCNN_SMALLEST_FACE = 20
+MTCNN_LONGEST_SIDE = 1600  # pixels: a 22-megapixel photo would cost about 900 MB in MTCNN's pyramid
 
 
 def check_face_finder(name: str | None) -> str | None:
@@ -84,7 +85,8 @@ class MtcnnFaces:
         # mtcnn 1.0's image pyramid loses faces when asked for a smallest face above about 24 px,
         # so the image is scaled down instead: its smallest face becomes MTCNN_SMALLEST_FACE pixels.
         # That is also what makes MTCNN fast enough for video.
-        factor = min(1.0, MTCNN_SMALLEST_FACE / self.min_face)
+        # A large photo is also looked at no larger than MTCNN_LONGEST_SIDE: its pyramid costs memory by the pixel.
+        factor = min(1.0, MTCNN_SMALLEST_FACE / self.min_face, MTCNN_LONGEST_SIDE / max(image.shape[:2]))
         if factor < 1.0:
             image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         faces = self.network.detect_faces(image, min_face_size=min(self.min_face, MTCNN_SMALLEST_FACE))

@@ -44,7 +44,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.alpha_composite(background, rgba).convert("RGB")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         # float32 in place: a large 16-bit image must not cost eight bytes a pixel on the way.
-        array = np.asarray(image, dtype=np.float32)
+        array = np.array(image, dtype=np.float32)  # a copy of its own: PIL's buffer may be read-only
         peak = 65535.0 if array.max(initial=0) > 255 else 255.0
         np.multiply(array, 255.0 / peak, out=array)
         np.clip(array, 0, 255, out=array)

@@ -147,7 +147,7 @@ def test_random_sigkills_never_break_a_run(kind, synth_root, tmp_path):
     rng = random.Random(7 if kind == "gan" else 11)
     environment = {**os.environ, "GAN_LAB_FAILPOINT": ""}
     run_dir = None
-    for _ in range(3):
+    for _ in range(2):
         if run_dir is None:
             options = ["--data", str(synth_root), "--size", "32", "--epochs", str(EPOCHS), "--steps-per-epoch", "2"]
             options += ["--batch-size", "8", "--runs-dir", str(tmp_path), "--quiet"]
@@ -159,7 +159,7 @@ def test_random_sigkills_never_break_a_run(kind, synth_root, tmp_path):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(4.0, 14.0))
+        time.sleep(rng.uniform(4.0, 10.0))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)

@@ -146,7 +146,8 @@ def test_the_web_page_follows_the_run_it_switches_to(runs, wide_image):
 
     runs_dir, run_dirs = runs
     client = create_app(run_dirs["resize"], runs_dir=runs_dir).test_client()
-    assert client.post("/runs", data={"run": run_dirs["crop"].name}).status_code == 303
+    switch = client.post("/runs", data={"run": run_dirs["crop"].name}, headers={"Origin": "http://localhost"})
+    assert switch.status_code == 303
     answer = client.post("/api/predict", data=_upload(wide_image)).json
     expected = _reference(load_detector(run_dirs["crop"]), wide_image, "crop")
     assert answer["run"] == run_dirs["crop"].name

@@ -4,6 +4,12 @@
 photo is found (MTCNN by default, `detector.faces`) and its crop classified, as `detector
 predict --faces` and the video tool do; with no face found the whole photo is. Uploads are
 decoded from memory and never written to disk; answers carry images as data URIs.
+
+Limits, so that hostile uploads cannot take the server down: an upload is at most `max_upload_mb`
+of file, only READ_FORMATS are decoded, and its decoded pixels may take at most `max_decode_mb`
+(checked from the header before decoding); at most `max_concurrent` uploads are decoded and
+classified at once, the rest wait SLOT_WAIT_SECONDS for a turn and then get 503. Switching the run
+(POST /runs changes the page for every user) is only accepted from this site's own pages.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import io
 import math
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from flask import (
@@ -34,18 +42,33 @@ from werkzeug.utils import secure_filename
 
 from detector.errors import LabError
 from detector.faces import DEFAULT_MARGIN, FACE_FINDERS, PHOTO_FACE_FINDER
-from detector.images import open_rgb
+from detector.images import READ_FORMATS, decoded_bytes, open_rgb
 from detector.runs import list_runs, read_json, require_run_dir
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
 UPLOAD_FIELD = "file"
 # The uploaded photo is shown scaled down to this many pixels on its longer side.
 DISPLAY_SIDE = 384
-# A few MB of PNG can hold a billion pixels; refuse before decoding rather than exhaust memory.
-MAX_PIXELS = 40_000_000
+MB = 1024 * 1024
+# A few MB of PNG can hold a billion pixels. The memory an upload's decoded pixels may take, counted
+# from its header as width x height x the bytes per pixel of its mode, or of the RGB every upload
+# becomes (RGB_BYTES) when that is more; JPEGs over it are decoded at 1/2, 1/4 or 1/8 scale if that fits.
+# 16 MB is 5.6 megapixels of RGB (2736x2048), plenty for a face the model sees at 32 to 256 px;
+# photos from cameras are JPEGs, decoded smaller. Converting and classifying costs several times
+# the decoded size (MTCNN the most, about 15 bytes a pixel): at 16 MB, eight of the worst uploads
+# at once grow the server by about 400 MB, 24 MB took it past 500 (tests/gan_lab/apps/test_web_load.py).
+MAX_DECODE_MB = 16
+RGB_BYTES = 3
+# How many uploads are decoded and classified at once (the model and face finder still take one at a
+# time), and how long the others wait for a turn before they get a 503 rather than pile up in memory.
+MAX_CONCURRENT = 2
+SLOT_WAIT_SECONDS = 10
+RETRY_AFTER_SECONDS = 5
 # Where create_app keeps the app's state, for the views to find through current_app.
 REGISTRY_KEY = "gan_lab_detectors"
+WORKERS_KEY = "gan_lab_upload_workers"
 MAX_UPLOAD_KEY = "GAN_LAB_MAX_UPLOAD_MB"
+MAX_DECODE_KEY = "GAN_LAB_MAX_DECODE_MB"
 FACES_FIELD = "faces"
 # The box of the face that was classified, drawn on the upload as shown (RGB).
 FACE_BOX_COLOUR = (0, 230, 90)
@@ -149,19 +172,69 @@ def _read_upload() -> tuple[str, bytes]:
     return name, data
 
 
-def _check_pixel_count(data: bytes, name: str) -> None:
-    """Refuse an image with more than MAX_PIXELS pixels, reading only its header."""
+def _decode_upload(data: bytes, name: str, max_bytes: int) -> Image.Image:
+    """The upload as RGB; refused from its header alone when its decoded pixels would take more than `max_bytes`."""
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            width, height = probe.size
+        with Image.open(io.BytesIO(data), formats=READ_FORMATS) as header:
+            width, height, mode, is_jpeg = header.width, header.height, header.mode, header.format == "JPEG"
+            native = decoded_bytes(header)
     except Image.DecompressionBombError:
         raise LabError(f"{name} has more pixels than can be decoded safely. Send a smaller image") from None
-    except Exception:  # not an image at all: open_rgb words that error
-        return
-    if width * height > MAX_PIXELS:
+    except Exception:  # not an image the lab reads: open_rgb words that error
+        return open_rgb(data, name, max_bytes=max_bytes)
+    needed = max(native, width * height * RGB_BYTES)
+    # The JPEG decoder can skip detail, down to 1/8 of each side: open_rgb picks the scale.
+    if needed > max_bytes and not (is_jpeg and needed / 64 <= max_bytes):
         raise LabError(
-            f"{name} is {width}x{height} pixels; the limit is {MAX_PIXELS / 1e6:g} megapixels. Send a smaller image"
+            f"{name} is {width}x{height} {mode} pixels: {needed / MB:.3g} MB decoded, "
+            f"over the limit of {max_bytes / MB:.3g} MB. Send a smaller image"
         )
+    # open_rgb counts the file's own mode; scaled so that the RGB image fits max_bytes too.
+    return open_rgb(data, name, max_bytes=max_bytes * native // max(1, needed))
+
+
+class ServerBusy(Exception):
+    """Every upload worker stayed busy for the wait allowed: answered with 503."""
+
+
+class UploadWorkers:
+    """At most `count` uploads decoded and classified at once, always in the same `count` threads.
+
+    The server runs each request in a thread of its own; were uploads decoded there, the memory
+    one frees would stay with the allocator arena of a thread that has ended, and the server
+    would grow by far more than the uploads hold at once (eight of the worst uploads at once, as
+    whole photos: 590 MB in the request threads, 350 MB in two workers).
+    """
+
+    def __init__(self, count: int, wait_seconds: float):
+        self.slots = threading.BoundedSemaphore(count)
+        self.pool = ThreadPoolExecutor(count, thread_name_prefix="gan-lab-upload")
+        self.wait_seconds = wait_seconds
+
+    def run(self, name: str, function, *args):
+        """`function(*args)` in a worker once one is free within `wait_seconds`; else ServerBusy naming the upload."""
+        if not self.slots.acquire(timeout=self.wait_seconds):
+            raise ServerBusy(f"The server is busy with other uploads; {name} was not read. Try again in a moment")
+        try:
+            return self.pool.submit(function, *args).result()
+        finally:
+            self.slots.release()
+
+
+def _cross_site_reason() -> str | None:
+    """Why this request may not change state: it does not come from this site (None when it does).
+
+    A same-origin check rather than a CSRF token: browsers send Origin (or Referer) with form posts
+    and no other site can forge them, so there is no token to keep, render or expire, and the runs
+    page keeps working across server restarts. A request with neither cannot be told from a forged
+    one, so it is refused too; curl can send `-H "Origin: http://HOST:PORT"`.
+    """
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source:
+        return "names no Origin or Referer"
+    if urlsplit(source).netloc.lower() != request.host.lower():  # an Origin of "null" has no host
+        return f"comes from {source}"
+    return None
 
 
 def _load_metrics(run_dir: Path) -> tuple[dict, str | None]:
@@ -194,15 +267,26 @@ def create_app(
     max_upload_mb: float = 10,
     faces: str | None = None,
     face_margin: float = DEFAULT_MARGIN,
+    max_decode_mb: float = MAX_DECODE_MB,
+    max_concurrent: int = MAX_CONCURRENT,
+    slot_wait_seconds: float = SLOT_WAIT_SECONDS,
 ) -> Flask:
     """The web page's Flask app, classifying with `run_dir` until the user picks another run.
 
     faces: how the face in a photo is found unless a request says otherwise (its form field
     "faces": "mtcnn", "haar" or "none"): "mtcnn", "haar", or None for whole photos. `serve`
     and `gan-lab serve` use "mtcnn" (PHOTO_FACE_FINDER).
+    max_decode_mb, max_concurrent, slot_wait_seconds: see MAX_DECODE_MB, MAX_CONCURRENT, SLOT_WAIT_SECONDS.
     """
-    if not max_upload_mb > 0:
-        raise ValueError(f"max_upload_mb must be positive. Received: max_upload_mb={max_upload_mb!r}")
+    for option, value in (("max_upload_mb", max_upload_mb), ("max_decode_mb", max_decode_mb)):
+        if not value > 0:
+            raise ValueError(f"{option} must be positive. Received: {option}={value!r}")
+    if not (isinstance(max_concurrent, int) and max_concurrent >= 1):
+        raise ValueError(
+            f"max_concurrent must be an integer of at least 1. Received: max_concurrent={max_concurrent!r}"
+        )
+    if not slot_wait_seconds >= 0:
+        raise ValueError(f"slot_wait_seconds must be at least 0. Received: slot_wait_seconds={slot_wait_seconds!r}")
     if faces is not None and faces not in FACE_FINDERS:
         raise ValueError(f"faces must be None or one of {FACE_FINDERS}. Received: faces={faces!r}")
     if not face_margin >= 0:
@@ -212,7 +296,9 @@ def create_app(
     app.request_class = _InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
     app.config[MAX_UPLOAD_KEY] = max_upload_mb
+    app.config[MAX_DECODE_KEY] = max_decode_mb
     app.extensions[REGISTRY_KEY] = registry
+    app.extensions[WORKERS_KEY] = UploadWorkers(max_concurrent, slot_wait_seconds)
     app.jinja_env.filters["number"] = _format_number
     app.register_blueprint(pages)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
@@ -228,6 +314,8 @@ def _page(template: str, status: int = 200, **context):
     registry = _registry()
     context.setdefault("current_run", registry.current)
     context.setdefault("max_upload_mb", current_app.config[MAX_UPLOAD_KEY])
+    context.setdefault("max_decode_mb", current_app.config[MAX_DECODE_KEY])
+    context.setdefault("read_formats", READ_FORMATS)
     context.setdefault("face_finders", FACE_FINDERS)
     context.setdefault("faces", registry.faces or "none")
     return render_template(template, **context), status
@@ -245,13 +333,20 @@ def _faces_choice(registry: DetectorRegistry) -> str | None:
 
 def _classify(for_page: bool) -> dict:
     """Score the upload's face (or the whole photo) with the selected run; for the page, also its figures."""
-    from detector.predict import SYNTHFACES_WARNING
-
     name, data = _read_upload()
-    _check_pixel_count(data, name)
-    image = open_rgb(data, name)
     registry = _registry()
     faces = _faces_choice(registry)
+    max_bytes = int(current_app.config[MAX_DECODE_KEY] * MB)
+    workers = current_app.extensions[WORKERS_KEY]
+    return workers.run(name, _classify_upload, registry, name, data, faces, max_bytes, for_page)
+
+
+def _classify_upload(
+    registry: DetectorRegistry, name: str, data: bytes, faces: str | None, max_bytes: int, for_page: bool
+) -> dict:
+    from detector.predict import SYNTHFACES_WARNING
+
+    image = _decode_upload(data, name, max_bytes)
     with registry.lock:
         run = registry.current
         detector = registry.get(run)
@@ -309,6 +404,9 @@ def predict_page():
         result = _classify(for_page=True)
     except LabError as error:
         return _page("index.html", 400, error=str(error))
+    except ServerBusy as busy:
+        body, status = _page("index.html", 503, error=str(busy))
+        return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return _page("index.html", result=result)
 
 
@@ -318,6 +416,8 @@ def predict_api():
         result = _classify(for_page=False)
     except LabError as error:
         return jsonify(error=str(error)), 400
+    except ServerBusy as busy:
+        return jsonify(error=str(busy)), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return jsonify(result)
 
 
@@ -351,6 +451,13 @@ def runs_page():
 @pages.post("/runs")
 def select_run():
     registry = _registry()
+    reason = _cross_site_reason()
+    if reason is not None:
+        message = (
+            f"Switching the detector for every user is only accepted from this site's own runs page "
+            f"(http://{request.host}/runs); this request {reason}."
+        )
+        return _page("error.html", 403, title="Refused: not from this site", message=message)
     name = request.form.get("run", "")
     if name not in registry.runs():
         message = f"No detector run named {name!r} under {registry.runs_dir}"
@@ -396,11 +503,21 @@ def serve(
     max_upload_mb: float = 10,
     faces: str | None = PHOTO_FACE_FINDER,
     face_margin: float = DEFAULT_MARGIN,
+    max_decode_mb: float = MAX_DECODE_MB,
+    max_concurrent: int = MAX_CONCURRENT,
 ) -> None:
     """Load the detector and the face finder, then serve the page until interrupted."""
     from detector.predict import SYNTHFACES_WARNING
 
-    app = create_app(run_dir, runs_dir=runs_dir, max_upload_mb=max_upload_mb, faces=faces, face_margin=face_margin)
+    app = create_app(
+        run_dir,
+        runs_dir=runs_dir,
+        max_upload_mb=max_upload_mb,
+        faces=faces,
+        face_margin=face_margin,
+        max_decode_mb=max_decode_mb,
+        max_concurrent=max_concurrent,
+    )
     registry = app.extensions[REGISTRY_KEY]
     with registry.lock:
         detector = registry.get()  # a broken run fails here, before the server starts

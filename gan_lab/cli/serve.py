@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gan_lab.cli.common import add_runs_dir
+from gan_lab.cli.common import add_runs_dir, positive_int
 from gan_lab.cli.detector_eval import add_faces, faces_option
 
 
@@ -24,6 +24,7 @@ def _megabytes(text: str) -> float:
 
 def register(subparsers) -> None:
     from detector.faces import PHOTO_FACE_FINDER
+    from gan_lab.apps.web import MAX_CONCURRENT, MAX_DECODE_MB, SLOT_WAIT_SECONDS
 
     parser = subparsers.add_parser(
         "serve",
@@ -41,6 +42,21 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=_port, default=5000, help="port (default: 5000)")
     add_runs_dir(parser)
     parser.add_argument("--max-mb", type=_megabytes, default=10, help="largest upload accepted, in MB (default: 10)")
+    parser.add_argument(
+        "--max-decode-mb",
+        type=_megabytes,
+        default=MAX_DECODE_MB,
+        help="most memory an upload's decoded pixels may take, in MB, read from its header before decoding "
+        f"(width x height x bytes per pixel, at least 3 for RGB; default: {MAX_DECODE_MB}, about "
+        f"{MAX_DECODE_MB * 1024 * 1024 / 3e6:.0f} megapixels)",
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        type=positive_int,
+        default=MAX_CONCURRENT,
+        help=f"uploads decoded and classified at once; others wait up to {SLOT_WAIT_SECONDS} s, then get "
+        f"503 'busy' (default: {MAX_CONCURRENT})",
+    )
     add_faces(parser, default=PHOTO_FACE_FINDER)
     parser.set_defaults(handler=run)
 
@@ -56,5 +72,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_mb,
         faces=faces_option(args),
         face_margin=args.face_margin,
+        max_decode_mb=args.max_decode_mb,
+        max_concurrent=args.max_concurrent,
     )
     return 0

@@ -15,6 +15,8 @@ from detector.runs import read_json, write_json
 from gan_lab.apps.web import create_app
 
 ANSWER_FACE_FIELDS = {"faces", "face", "faces_found", "note", "trained_on_synthfaces", "warning"}
+# What a browser sends with a form on the page itself (the test client's host is localhost).
+SAME_ORIGIN = {"Origin": "http://localhost"}
 # Where the face is in grace_hopper.jpg: its centre.
 HOPPER_FACE_CENTRE = (262, 220)
 
@@ -125,18 +127,81 @@ def test_too_small_image_is_refused(client, detector_size):
     assert page.status_code == 400 and "smaller than the model" in page.get_data(as_text=True)
 
 
-def test_image_with_too_many_pixels_is_refused_before_decoding(client, monkeypatch):
-    import gan_lab.apps.web
+def test_image_over_the_decode_cap_is_refused_from_its_header(web_runs, monkeypatch):
+    from PIL import ImageFile
 
-    monkeypatch.setattr(gan_lab.apps.web, "MAX_PIXELS", 100 * 100)
-    response = client.post("/api/predict", data=_upload(_encode(Image.new("L", (200, 101)), "PNG"), "huge.png"))
-    assert response.status_code == 400
-    assert response.json["error"] == "huge.png is 200x101 pixels; the limit is 0.01 megapixels. Send a smaller image"
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL's own guard against decompression bombs
+    runs_dir, first, _ = web_runs
+    client = create_app(first, runs_dir=runs_dir, max_decode_mb=0.08).test_client()  # 83,886 bytes
+    decoded = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size) or load(image))
+    # 200x150 of 16-bit grey is 60,000 bytes as read, but 90,000 as the RGB the detector reads.
+    response = client.post("/api/predict", data=_upload(_encode(Image.new("I;16", (200, 150)), "PNG"), "deep.png"))
+    assert response.status_code == 400 and decoded == []
+    assert response.json["error"] == (
+        "deep.png is 200x150 I;16 pixels: 0.0858 MB decoded, over the limit of 0.08 MB. Send a smaller image"
+    )
+    rgba = client.post("/api/predict", data=_upload(_encode(Image.new("RGBA", (150, 150)), "PNG"), "alpha.png"))
+    assert rgba.status_code == 400 and "alpha.png is 150x150 RGBA pixels" in rgba.json["error"]
+    page = client.post("/", data=_upload(_encode(Image.new("RGB", (200, 200)), "BMP"), "big.bmp"))
+    assert page.status_code == 400 and "over the limit of 0.08 MB" in page.get_data(as_text=True)
+    assert decoded == []
+    fits = client.post("/api/predict", data=_upload(_encode(Image.new("L", (160, 160)), "PNG"), "fits.png"))
+    assert fits.status_code == 200, fits.json
+    assert set(decoded) == {(160, 160)}  # only the image within the cap was decoded
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale_to_fit_the_cap(web_runs):
+    runs_dir, first, _ = web_runs
+    client = create_app(first, runs_dir=runs_dir, max_decode_mb=0.08).test_client()
+    photo = _encode(_photo(), "JPEG", quality=90)  # 512x600 RGB: 0.92 MB decoded, 1/16 of it at quarter scale
+    page = client.post("/", data=_upload(photo, "hopper.jpg"), content_type="multipart/form-data")
+    assert page.status_code == 200 and "hopper.jpg</code>, 128x150 px" in page.get_data(as_text=True)
+    huge = _encode(Image.new("RGB", (1600, 1600)), "JPEG")  # 7.3 MB decoded: over the cap even at 1/8 scale
+    response = client.post("/api/predict", data=_upload(huge, "huge.jpg"))
+    assert response.status_code == 400 and "huge.jpg is 1600x1600 RGB pixels" in response.json["error"]
+
+
+def test_decompression_bombs_are_refused(client, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL's own guard, for images far over any cap
     response = client.post("/api/predict", data=_upload(_encode(Image.new("L", (30, 30)), "PNG"), "bomb.png"))
     assert (
         response.status_code == 400 and "bomb.png has more pixels than can be decoded safely" in response.json["error"]
     )
+
+
+def test_formats_the_lab_does_not_read_are_refused(client):
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n"
+    response = client.post("/api/predict", data=_upload(eps, "face.eps"))
+    assert response.status_code == 400
+    assert response.json["error"] == "face.eps is not an image the lab reads (JPEG, PNG, BMP, WEBP, GIF, TIFF)"
+    ico = client.post("/api/predict", data=_upload(_encode(_photo().resize((64, 64)), "ICO"), "face.ico"))
+    assert ico.status_code == 400 and "face.ico is not an image the lab reads" in ico.json["error"]
+
+
+def test_uploads_wait_for_a_free_slot_then_get_503_busy(web_runs):
+    from gan_lab.apps.web import WORKERS_KEY
+
+    runs_dir, first, _ = web_runs
+    app = create_app(first, runs_dir=runs_dir, max_concurrent=2, slot_wait_seconds=0.2)
+    client = app.test_client()
+    slots = app.extensions[WORKERS_KEY].slots
+    data = _encode(_photo(), "PNG")
+    assert slots.acquire(timeout=1) and slots.acquire(timeout=1)  # two uploads in progress elsewhere
+    try:
+        response = client.post("/api/predict", data=_upload(data, "hopper.png"))
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.json["error"] == (
+            "The server is busy with other uploads; hopper.png was not read. Try again in a moment"
+        )
+        page = client.post("/", data=_upload(data, "hopper.png"))
+        assert page.status_code == 503 and "The server is busy" in page.get_data(as_text=True)
+        slots.release()  # one finishes: the next upload gets its turn
+        assert client.post("/api/predict", data=_upload(data, "hopper.png")).status_code == 200
+    finally:
+        slots.release()
+    assert slots.acquire(blocking=False) and slots.acquire(blocking=False)  # every slot was given back
+    assert not slots.acquire(blocking=False)
 
 
 def test_not_an_image_is_refused(client):
@@ -244,7 +309,7 @@ def test_switching_runs(web_runs):
     before = client.post("/api/predict", data=data).json
     assert before["run"] == "00001-detector-tiny"
 
-    response = client.post("/runs", data={"run": "00002-detector-always-fake"})
+    response = client.post("/runs", data={"run": "00002-detector-always-fake"}, headers=SAME_ORIGIN)
     assert response.status_code == 303
     assert "00002-detector-always-fake" in client.get("/").get_data(as_text=True)
     after = client.post("/api/predict", data=_upload(_encode(_photo(), "PNG"), "hopper.png")).json
@@ -253,11 +318,47 @@ def test_switching_runs(web_runs):
     assert after["p_fake"] == pytest.approx(before["p_fake"], abs=1e-6)  # same weights, other threshold
     assert "(loaded)" in client.get("/runs").get_data(as_text=True)
 
-    response = client.post("/runs", data={"run": "../00001-detector-tiny"})
+    response = client.post("/runs", data={"run": "../00001-detector-tiny"}, headers=SAME_ORIGIN)
     assert response.status_code == 404 and "No detector run named" in response.get_data(as_text=True)
     assert client.post("/api/predict", data=_upload(_encode(_photo(), "PNG"), "h.png")).json["run"] == (
         "00002-detector-always-fake"
     )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # a script, or a browser told to send neither: cannot be told from a forged request
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost:8080"},  # another port is another site
+        {"Origin": "null"},  # a sandboxed frame or a redirect across sites
+        {"Referer": "https://evil.example/localhost/runs"},
+        {"Origin": "https://evil.example", "Referer": "http://localhost/runs"},  # Origin decides
+    ],
+    ids=["neither", "other-site", "other-port", "null-origin", "other-referer", "origin-over-referer"],
+)
+def test_switching_runs_from_another_site_is_refused(web_runs, headers):
+    runs_dir, first, _ = web_runs
+    client = create_app(first, runs_dir=runs_dir).test_client()
+    response = client.post("/runs", data={"run": "00002-detector-always-fake"}, headers=headers)
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert "Refused: not from this site" in html and "only accepted from this site&#39;s own runs page" in html
+    assert 'id="current-run">00001-detector-tiny<' in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("headers", [SAME_ORIGIN, {"Referer": "http://localhost/runs"}], ids=["origin", "referer"])
+def test_switching_runs_from_the_runs_page_is_accepted(web_runs, headers):
+    runs_dir, first, _ = web_runs
+    client = create_app(first, runs_dir=runs_dir).test_client()
+    assert client.post("/runs", data={"run": "00002-detector-always-fake"}, headers=headers).status_code == 303
+    assert 'id="current-run">00002-detector-always-fake<' in client.get("/").get_data(as_text=True)
+
+
+def test_uploads_need_no_origin(client):
+    # Uploads change nothing on the server, so `curl -F file=@face.jpg .../api/predict` keeps working.
+    response = client.post("/api/predict", data=_upload(_encode(_photo(), "JPEG"), "face.jpg"))
+    assert response.status_code == 200 and response.json["file"] == "face.jpg"
 
 
 def test_broken_run_gives_a_clear_error(web_runs, tmp_path):
@@ -279,6 +380,10 @@ def test_create_app_checks_its_arguments(tmp_path):
         create_app(tmp_path / "missing")
     with pytest.raises(ValueError, match="max_upload_mb"):
         create_app(tmp_path, max_upload_mb=0)
+    with pytest.raises(ValueError, match="max_decode_mb must be positive"):
+        create_app(tmp_path, max_decode_mb=-1)
+    with pytest.raises(ValueError, match="max_concurrent must be an integer of at least 1"):
+        create_app(tmp_path, max_concurrent=0)
 
 
 def test_serve_command_is_registered():
@@ -294,6 +399,13 @@ def test_serve_command_is_registered():
     )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "run", "--port", "70000"])
+    limits = build_parser().parse_args(["serve", "run", "--max-decode-mb", "8", "--max-concurrent", "3"])
+    assert (limits.max_decode_mb, limits.max_concurrent) == (8.0, 3)
+    defaults = build_parser().parse_args(["serve", "run"])
+    assert (defaults.max_decode_mb, defaults.max_concurrent) == (16, 2)
+    for bad in (["--max-decode-mb", "0"], ["--max-concurrent", "0"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "run", *bad])
 
 
 def _reference_p_fake(web_runs, image: Image.Image, box=None, margin=0.25) -> float:
