@@ -85,8 +85,8 @@ def main() -> None:
     real_latents = seeded_latents(1, 1, args.reals, latent_dim, SCORING_STREAM)
     real_scored = generate_and_score(fused, real_latents, "probability", args.batch_size)
 
-    def harness_with_measures(faces=None):
-        generated = generate_and_score(fused_with_discriminator, latents, "probability", args.batch_size)
+    def harness_with_measures(faces=None, scorer=fused_with_discriminator):
+        generated = generate_and_score(scorer, latents, "probability", args.batch_size)
         scores = EpochScores(
             epoch=1,
             threshold=0.5,
@@ -95,7 +95,7 @@ def main() -> None:
             fake_features=generated.features,
             real_features=real_scored.features,
             discriminator_fake_p_fake=generated.discriminator_p_fake,
-            discriminator_real_p_fake=real_scored.p_fake,
+            discriminator_real_p_fake=None if generated.discriminator_p_fake is None else real_scored.p_fake,
             fake_faces=None if faces is None else faces.found(generated.pixels),
         )
         compute_metrics(scores)
@@ -112,6 +112,10 @@ def main() -> None:
             args.repeats,
         ),
     }
+    # The bare rate runs no discriminator: this row compares like with like, the next adds the discriminator.
+    rates["harness + measures, no discriminator"] = best_rate(
+        lambda: harness_with_measures(scorer=fused), args.n, args.repeats
+    )
     rates["harness + measures (Inception off)"] = best_rate(harness_with_measures, args.n, args.repeats)
     from gan_lab.faces import FaceFinder
 
@@ -120,7 +124,7 @@ def main() -> None:
     reference = rates["bare generator + detector"]
     print(f"size {args.size} px, n {args.n}, batch {args.batch_size}, best of {args.repeats}")
     for name, rate in rates.items():
-        print(f"{name:36s} {rate:9.1f} fakes/s  ({rate / reference:6.1%} of bare generator + detector)")
+        print(f"{name:38s} {rate:9.1f} fakes/s  ({rate / reference:6.1%} of bare generator + detector)")
 
 
 if __name__ == "__main__":
