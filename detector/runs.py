@@ -216,6 +216,9 @@ def write_history(path: str | os.PathLike, rows: list[dict], columns: tuple = ("
 # --------------------------------------------------------------------------- epoch commits
 
 _EPOCH_FOLDER = re.compile(r"^epoch-(\d{4,})$")
+# What `_temporary_sibling` and `commit_epoch` leave when interrupted: `.<stem>.<random>.tmp[.suffix]`
+# and `.epoch-NNNN.<random>.partial`; nothing a user names would look like that.
+_STALE_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$|^\.epoch-\d{4,}\.[A-Za-z0-9_]{8}\.partial$")
 EPOCH_STATE = "state.json"
 EPOCH_HISTORY = "history.csv"
 
@@ -266,7 +269,7 @@ def remove_stale(run_dir: str | os.PathLike, completed: int) -> list[Path]:
     run_dir = Path(run_dir)
     removed = []
     for path in sorted(run_dir.rglob(".*")):
-        if ".tmp" in path.name or path.name.endswith(".partial"):
+        if _STALE_NAME.match(path.name):
             removed.append(path)
     checkpoints = run_dir / "checkpoints"
     if checkpoints.is_dir():

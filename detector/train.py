@@ -326,6 +326,11 @@ def _last_state(run_dir: Path) -> tuple[dict, list[dict]]:
 
     epochs = committed_epochs(run_dir)
     completed = max(epochs, default=0)
+    if not completed and (run_dir / "checkpoints" / EPOCH_STATE).is_file():
+        raise LabError(
+            f"Cannot resume {run_dir}: it was written by an earlier version of the lab (checkpoints/state.json, "
+            "no checkpoints/epoch-NNNN/ folders); its model.keras and metrics stand as they are. Start a new run"
+        )
     remove_stale(run_dir, completed)
     if not completed:
         return {}, []
@@ -447,7 +452,8 @@ def train_detector(
         state, history_rows = {}, []
     else:
         run_dir, config, index, model, state, history_rows = _resume_run(resume, config, progress)
-        if _training_done(state, config) and "accuracy" in _read_metrics(run_dir):
+        # report.md is evaluation's last file: without it, an interrupted evaluation runs again.
+        if _training_done(state, config) and "accuracy" in _read_metrics(run_dir) and (run_dir / "report.md").is_file():
             lifecycle.say(progress, f"{run_dir} has finished training and evaluation; nothing to resume")
             return run_dir
     if not _training_done(state, config):

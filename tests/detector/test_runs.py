@@ -121,16 +121,19 @@ def test_an_empty_history_round_trips_and_stale_files_are_removed(tmp_path):
     rows = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}]
     for epoch in (1, 2):
         commit_epoch(tmp_path, epoch, lambda partial: None, {"epoch": epoch}, rows[:epoch], ("epoch", "loss"))
-    (tmp_path / ".history.abc.tmp").write_text("half")
-    (tmp_path / "checkpoints" / ".epoch-0003.xyz.partial").mkdir()
+    (tmp_path / ".history.a1b2c3d4.tmp").write_text("half")
+    (tmp_path / "checkpoints" / ".epoch-0003.x_y9z8w7.partial").mkdir()
     (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / ".loss.q.tmp.png").write_bytes(b"half")
+    (tmp_path / "plots" / ".loss.q1w2e3r4.tmp.png").write_bytes(b"half")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / ".draft.tmpl").write_text("the user's own")  # not the lab's: kept
     removed = remove_stale(tmp_path, completed=1)
     assert sorted(path.name for path in removed) == [
-        ".epoch-0003.xyz.partial",
-        ".history.abc.tmp",
-        ".loss.q.tmp.png",
+        ".epoch-0003.x_y9z8w7.partial",
+        ".history.a1b2c3d4.tmp",
+        ".loss.q1w2e3r4.tmp.png",
         "epoch-0002",
     ]
+    assert (tmp_path / "notes" / ".draft.tmpl").is_file()
     assert list(committed_epochs(tmp_path)) == [1]
     assert read_history(committed_epochs(tmp_path)[1] / "history.csv") == rows[:1]
