@@ -106,13 +106,13 @@ def test_incomplete_checkpoint_is_ignored_and_replaced(gan_run, tmp_path):
     broken = run_dir / "checkpoints" / "epoch-0003"
     broken.mkdir()
     shutil.copy(run_dir / "checkpoints" / "epoch-0002" / "generator.keras", broken / "generator.keras")
-    (run_dir / "checkpoints" / ".epoch-0003.x.partial").mkdir()
+    (run_dir / "checkpoints" / ".epoch-0003.k3j2h1g0.partial").mkdir()
     assert sorted(list_checkpoints(run_dir)) == [1, 2]
     assert int(restore_dcgan(run_dir).g_optimizer.iterations) == 6  # the last complete epoch, 2
 
     train_gan(dataclasses.replace(run_config(run_dir), epochs=3), resume=run_dir, progress=False)
     assert sorted(list_checkpoints(run_dir)) == [1, 2, 3]
-    assert not (run_dir / "checkpoints" / ".epoch-0003.x.partial").exists()
+    assert not (run_dir / "checkpoints" / ".epoch-0003.k3j2h1g0.partial").exists()
     assert int(restore_dcgan(run_dir, 3).g_optimizer.iterations) == 9
     assert read_json(run_dir / "config.json")["epochs"] == 3
 
