@@ -490,6 +490,24 @@ def _split_arrays(split: Split) -> tuple[list[str], np.ndarray]:
     return paths, labels
 
 
+def _passes(elements, count: int, seed: int, shuffle: bool, repeat: bool, then):
+    """`then` of `elements` for one pass, or endless passes with `repeat` (before batching, so batches
+    stay full across pass boundaries), each pass shuffled anew. Every iterator of a repeated data set
+    starts the same sequence of orders: under a tf.distribute strategy Keras starts one iterator to
+    build the model before the one it trains on, and the run must not depend on that."""
+    import tensorflow as tf
+
+    if not shuffle:
+        return then(elements).repeat() if repeat else then(elements)
+    if not repeat:  # iterated once per epoch: a new order each time
+        return then(elements.shuffle(count, seed=seed, reshuffle_each_iteration=True))
+
+    def endless(_):  # run anew for each iterator, with a new shuffle (and its seed state) each time
+        return then(elements.shuffle(count, seed=seed, reshuffle_each_iteration=True)).repeat()
+
+    return tf.data.Dataset.from_tensors(0).flat_map(endless)
+
+
 def make_dataset(
     split: Split,
     *,
@@ -516,22 +534,22 @@ def make_dataset(
     _check_arguments(size, batch_size, crop)
     paths, labels = _split_arrays(split)
     files = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if shuffle and not cache:
-        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    marker = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(-1.0)))
     decoder = _Decoder(int(size), crop, _SkipReport())
-    dataset = files.concatenate(marker).map(decoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    # A safety net for the native PNG path only (a file deleted since indexing, corrupt PNG data
-    # behind an intact header): TensorFlow logs the error and the element is dropped.
-    dataset = dataset.ignore_errors(log_warning=True)
-    dataset = dataset.scan(tf.constant(0, tf.int64), _count_skipped)
-    dataset = dataset.filter(_is_readable).map(_without_flag)
+
+    def decoded(files):
+        marker = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(-1.0)))
+        images = files.concatenate(marker).map(decoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # A safety net for the native PNG path only (a file deleted since indexing, corrupt PNG data
+        # behind an intact header): TensorFlow logs the error and the element is dropped.
+        images = images.ignore_errors(log_warning=True)
+        images = images.scan(tf.constant(0, tf.int64), _count_skipped)
+        return images.filter(_is_readable).map(_without_flag)
+
     if cache:
-        dataset = dataset.cache(cache if isinstance(cache, str) else "")
-        if shuffle:
-            dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()  # before batching, so batches stay full across pass boundaries
+        images = decoded(files).cache(cache if isinstance(cache, str) else "")
+        dataset = _passes(images, len(paths), seed, shuffle, repeat, lambda images: images)
+    else:  # shuffle the file names, decode in that order
+        dataset = _passes(files, len(paths), seed, shuffle, repeat, decoded)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None:
         dataset = _augmented(dataset, augment)

@@ -154,6 +154,17 @@ def resume_config(run_dir: Path, recorded, record: dict, given=None, changeable=
     return dataclasses.replace(recorded, **{name: getattr(given, name) for name in changeable})
 
 
+def update_recorded(run_dir: Path, record: dict, config, changeable) -> None:
+    """Rewrite config.json when a resumed run changed `changeable` options (a new total of epochs, say)."""
+
+    def as_json(value):
+        return list(value) if isinstance(value, tuple) else value
+
+    updated = {**record, **{name: as_json(getattr(config, name)) for name in changeable}}
+    if updated != record:
+        write_json(run_dir / "config.json", updated)
+
+
 def require_data_here(run_dir: Path, config) -> None:
     if not Path(config.data).is_dir():
         raise LabError(f"Cannot resume {run_dir}: its data folder {config.data} is not on this machine")

@@ -20,6 +20,39 @@ from detector import HEADS
 from detector.errors import LabError
 
 
+def _replicas() -> int:
+    """Replicas of the tf.distribute strategy whose scope the model is built in (1 outside any)."""
+    import tensorflow as tf
+
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def _batch_norm(name: str):
+    # Over several replicas: the statistics of the global batch, as one device would compute them.
+    return layers.BatchNormalization(name=name, synchronized=_replicas() > 1)
+
+
+@keras.saving.register_keras_serializable(package="detector")
+class ReplicaDropout(layers.Dropout):
+    """Keras' Dropout, but under a tf.distribute strategy each replica's mask is its rows of one
+    mask drawn for the global batch: replicas drop different units (with Keras' own layer each
+    replica would draw the same mask), exactly those one device would drop."""
+
+    def call(self, inputs, training=False):
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        if not training or not self.rate or replicas == 1 or self.noise_shape is not None:
+            return super().call(inputs, training=training)
+        batch, rest = keras.ops.shape(inputs)[0], tuple(inputs.shape[1:])
+        mask = keras.random.dropout(
+            keras.ops.ones((batch * replicas, *rest), dtype=inputs.dtype), self.rate, seed=self.seed_generator
+        )
+        mask = tf.gather(keras.ops.reshape(mask, (replicas, batch, *rest)), context.replica_id_in_sync_group)
+        return inputs * mask
+
+
 def _check_head(head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
@@ -27,11 +60,12 @@ def _check_head(head: str) -> None:
 
 def _head(x, head: str):
     _check_head(head)
+    # float32 under a mixed-precision policy too: P(fake), its logit and the loss stay exact.
     if head == "probability":
-        return layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+        return layers.Dense(1, activation="sigmoid", name="p_fake", dtype="float32")(x)
     if head == "logit":
-        return layers.Dense(1, name="fake_logit")(x)
-    return layers.Dense(2, activation="softmax", name="softmax2")(x)
+        return layers.Dense(1, name="fake_logit", dtype="float32")(x)
+    return layers.Dense(2, activation="softmax", name="softmax2", dtype="float32")(x)
 
 
 def _inputs(size: int):
@@ -46,14 +80,14 @@ def build_cnn3(size: int = 64, head: str = "probability") -> keras.Model:
     x = inputs
     for index, (filters, kernel, dropout) in enumerate([(64, 3, 0.0), (128, 5, 0.2), (64, 3, 0.3)]):
         x = layers.Conv2D(filters, kernel, activation="relu", name=f"conv{index + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn{index + 1}")(x)
+        x = _batch_norm(f"bn{index + 1}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{index + 1}")(x)
         if dropout:
-            x = layers.Dropout(dropout, name=f"dropout{index + 1}")(x)
+            x = ReplicaDropout(dropout, name=f"dropout{index + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="dense")(x)
-    x = layers.BatchNormalization(name="bn_dense")(x)
-    x = layers.Dropout(0.2, name="dropout_dense")(x)
+    x = _batch_norm("bn_dense")(x)
+    x = ReplicaDropout(0.2, name="dropout_dense")(x)
     return keras.Model(inputs, _head(x, head), name="cnn3")
 
 
@@ -70,9 +104,9 @@ def build_alexnet(size: int = 128, head: str = "probability") -> keras.Model:
     x = layers.MaxPooling2D(2, strides=2, name="pool3")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(512, activation="relu", name="dense1")(x)
-    x = layers.Dropout(0.5, name="dropout1")(x)
+    x = ReplicaDropout(0.5, name="dropout1")(x)
     x = layers.Dense(512, activation="relu", name="dense2")(x)
-    x = layers.Dropout(0.5, name="dropout2")(x)
+    x = ReplicaDropout(0.5, name="dropout2")(x)
     return keras.Model(inputs, _head(x, head), name="alexnet")
 
 
@@ -85,7 +119,7 @@ def build_small_cnn(size: int = 64, head: str = "probability", dense_units: int 
         x = layers.MaxPooling2D(2, name=f"pool{index + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
-    x = layers.Dropout(0.5, name="dropout")(x)
+    x = ReplicaDropout(0.5, name="dropout")(x)
     return keras.Model(inputs, _head(x, head), name="small_cnn")
 
 
@@ -218,7 +252,7 @@ def build_transfer(
     x = base(x, training=False) if trainable_layers == 0 else base(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
-    x = layers.Dropout(0.5, name="dropout")(x)
+    x = ReplicaDropout(0.5, name="dropout")(x)
     return keras.Model(inputs, _head(x, head), name=backbone)
 
 

@@ -36,12 +36,16 @@ from detector.runs import (
     remove_stale,
     write_json,
 )
+from detector.scaling import RESUME_CHANGEABLE, Scaling, ScalingOptions, check_options, run_scaling
 from detector.synthfaces import DIFFICULTIES, Difficulty
 
 
 @dataclasses.dataclass
-class DetectorConfig:
-    """Every option of a detector training run; the run's config.json holds them resolved."""
+class DetectorConfig(ScalingOptions):
+    """Every option of a detector training run; the run's config.json holds them resolved.
+
+    Beside these: strategy, devices, precision and jit (see `detector.scaling`).
+    """
 
     data: str = "synth"  # a real-vs-fake image folder, or "synth" for SynthFaces rendered under runs_dir
     model: str = "cnn3"  # a name from detector.models.MODELS
@@ -126,6 +130,7 @@ def check_config(config: DetectorConfig) -> DetectorConfig:
     lifecycle.require_choice(config, "crop", FIT_MODES)
     lifecycle.require_choice(config, "synth_difficulty", DIFFICULTIES)
     _check_numbers(config)
+    check_options(config)
     split = _check_split(config)
     weights = config.weights
     if isinstance(weights, str) and weights.lower() in ("", "none"):
@@ -199,14 +204,20 @@ def _build_model(config: DetectorConfig, weights):
         raise LabError(f"Cannot build model {config.model!r} at {config.size} px: {error}") from None
 
 
-def _compile(model, config: DetectorConfig) -> None:
+def _compiled_model(config: DetectorConfig, scaling: Scaling, weights):
+    """The run's model and its optimizer, on the strategy's devices in the run's precision."""
     import keras
 
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=loss_for_head(config.head),
-        metrics=metrics_for_head(config.head),
-    )
+    with scaling.scope():
+        model = _build_model(config, weights)
+        # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=loss_for_head(config.head),
+            metrics=metrics_for_head(config.head),
+            jit_compile=scaling.jit,
+        )
+    return model
 
 
 # --------------------------------------------------------------------------- data
@@ -227,7 +238,7 @@ def _index(config: DetectorConfig):
     return index
 
 
-def _datasets(config: DetectorConfig, index, shuffle_seed: int):
+def _datasets(config: DetectorConfig, index, shuffle_seed: int, scaling: Scaling):
     """(training batches, repeated and shuffled; validation batches) as the head wants its labels."""
     import tensorflow as tf
 
@@ -255,7 +266,7 @@ def _datasets(config: DetectorConfig, index, shuffle_seed: int):
             return images, tf.cast(labels, tf.int32)
 
         train, valid = train.map(as_class), valid.map(as_class)
-    return train, valid
+    return scaling.distribute(train), scaling.distribute(valid)
 
 
 def _use_cache(config: DetectorConfig, index) -> bool:
@@ -277,7 +288,7 @@ def _recalibration_images(config: DetectorConfig, index):
 # --------------------------------------------------------------------------- start and resume
 
 
-def _start_run(config: DetectorConfig, runs_dir, progress: bool):
+def _start_run(config: DetectorConfig, runs_dir, progress: bool, scaling: Scaling):
     """Resolve the data, check it and the model, then create the run directory and its config.json."""
     import keras
 
@@ -285,7 +296,8 @@ def _start_run(config: DetectorConfig, runs_dir, progress: bool):
     index = _index(config)
     config = dataclasses.replace(config, cache=_use_cache(config, index))
     keras.utils.set_random_seed(config.seed)
-    model = _build_model(config, config.weights)  # before the run directory: a bad model leaves nothing behind
+    # Before the run directory: a bad model leaves nothing behind.
+    model = _compiled_model(config, scaling, config.weights)
     extra = {
         "data_source": source,
         "layout": index.layout,
@@ -293,10 +305,10 @@ def _start_run(config: DetectorConfig, runs_dir, progress: bool):
         "parameters": int(model.count_params()),
     }
     run_dir = lifecycle.start_run_dir("detector", config, runs_dir, extra)
+    on = f" on {scaling.describe()}" if scaling.describe() else ""
     lifecycle.say(
-        progress, f"Training {config.model} ({config.size} px, {config.head} head) on {config.data} -> {run_dir}"
+        progress, f"Training {config.model} ({config.size} px, {config.head} head{on}) on {config.data} -> {run_dir}"
     )
-    _compile(model, config)
     return run_dir, config, index, model
 
 
@@ -343,15 +355,15 @@ def _training_done(state: dict, config: DetectorConfig) -> bool:
     return bool(state.get("stopped")) or state.get("completed_epochs", 0) >= config.epochs
 
 
-def _resume_run(run_dir, given: DetectorConfig | None, progress: bool):
+def _resume_run(run_dir, given: DetectorConfig | None, progress: bool, scaling: Scaling):
     """The run's own config (more epochs if given), index, model at its last committed epoch, state and history."""
     import keras
 
     run_dir, recorded, record = lifecycle.recorded_config(run_dir, "detector", DetectorConfig)
     recorded = check_config(recorded)
-    config = lifecycle.resume_config(run_dir, recorded, record, check_config(given) if given else None)
-    if config.epochs != record.get("epochs"):
-        write_json(run_dir / "config.json", {**record, "epochs": config.epochs})
+    changeable = ("epochs", *RESUME_CHANGEABLE)
+    config = lifecycle.resume_config(run_dir, recorded, record, check_config(given) if given else None, changeable)
+    lifecycle.update_recorded(run_dir, record, config, changeable)
     lifecycle.require_data_here(run_dir, config)
     index = _index(config)
     state, rows = _last_state(run_dir)
@@ -362,8 +374,7 @@ def _resume_run(run_dir, given: DetectorConfig | None, progress: bool):
             (run_dir / name).unlink(missing_ok=True)
     keras.utils.set_random_seed(config.seed + completed)
     # The weights come from the checkpoint, so a transfer backbone needs no ImageNet file here.
-    model = _build_model(config, None if completed else config.weights)
-    _compile(model, config)
+    model = _compiled_model(config, scaling, None if completed else config.weights)
     if state.get("checkpoint_epoch"):
         _load_checkpoint(run_dir, config, model, state)
     lifecycle.say(progress, f"Resuming {run_dir} after epoch {completed} of {config.epochs}")
@@ -373,7 +384,7 @@ def _resume_run(run_dir, given: DetectorConfig | None, progress: bool):
 # --------------------------------------------------------------------------- training
 
 
-def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, history_rows, callbacks, progress) -> None:
+def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, history_rows, callbacks, progress, scaling):
     import keras
 
     from detector.callbacks import batch_norm_layers, run_callbacks
@@ -388,7 +399,7 @@ def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, histo
         recalibration = _recalibration_images(config, index)
     own = run_callbacks(run_dir, config, state, history_rows, best_weights, recalibration, progress)
     # A resumed run shuffles with another seed, so it does not repeat its first epochs' order.
-    train, valid = _datasets(config, index, shuffle_seed=config.seed + completed)
+    train, valid = _datasets(config, index, config.seed + completed, scaling)
     steps = config.steps_per_epoch or math.ceil(len(index.splits["train"].paths) / config.batch_size)
     verbose, shown = fit_progress(progress)  # a bar in a terminal, a line per epoch in a log, a widget in Jupyter
     with warnings.catch_warnings():
@@ -436,7 +447,7 @@ def train_detector(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     callbacks: list | None = None,
-) -> Path:
+) -> Path | None:
     """Train a detector into a new run directory (or continue `resume`), evaluate it, and return the directory.
 
     resume: a detector run directory interrupted after one or more epochs. Training continues
@@ -446,19 +457,29 @@ def train_detector(
     (LabError listing those that do not). A finished run is only evaluated again if its
     metrics are missing.
     callbacks: extra Keras callbacks, called after the run's own (which save each epoch first).
+    With strategy "multiworker", every worker of the cluster calls this with the same
+    options; the chief writes the run and returns it, the others train in step with it
+    (writing only to a temporary folder they remove) and return None.
     """
+    scaling = run_scaling("detector", DetectorConfig, config, resume)
+    with scaling.worker_scratch(runs_dir, resume, progress) as (runs_dir, resume, progress):
+        run_dir = _train(config, runs_dir, resume, progress, callbacks, scaling)
+    return run_dir if scaling.is_chief else None
+
+
+def _train(config, runs_dir, resume, progress: bool, callbacks, scaling: Scaling) -> Path:
     if resume is None:
-        run_dir, config, index, model = _start_run(config or DetectorConfig(), runs_dir, progress)
+        run_dir, config, index, model = _start_run(config or DetectorConfig(), runs_dir, progress, scaling)
         state, history_rows = {}, []
     else:
-        run_dir, config, index, model, state, history_rows = _resume_run(resume, config, progress)
+        run_dir, config, index, model, state, history_rows = _resume_run(resume, config, progress, scaling)
         # report.md is evaluation's last file: without it, an interrupted evaluation runs again.
         if _training_done(state, config) and "accuracy" in _read_metrics(run_dir) and (run_dir / "report.md").is_file():
             lifecycle.say(progress, f"{run_dir} has finished training and evaluation; nothing to resume")
             return run_dir
     if not _training_done(state, config):
         with lifecycle.interruptible(run_dir):
-            _fit(run_dir, config, index, model, state, history_rows, callbacks, progress)
+            _fit(run_dir, config, index, model, state, history_rows, callbacks, progress, scaling)
     _finish(run_dir, config, state, progress)
     lifecycle.say(progress, f"Wrote model.keras, history.csv, plots/, metrics.json and report.md to {run_dir}")
     return run_dir

@@ -168,7 +168,10 @@ def build_generator(
         if options["batch_norm"]:
             x = layers.BatchNormalization(name=f"bn{index}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{index}")(x)
-    outputs = layers.Conv2D(3, options["output_kernel"], padding="same", activation="sigmoid", name="to_rgb")(x)
+    # float32 under a mixed-precision policy too: pixels are float32 in [0, 1] everywhere in the lab.
+    outputs = layers.Conv2D(
+        3, options["output_kernel"], padding="same", activation="sigmoid", name="to_rgb", dtype="float32"
+    )(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -237,20 +240,23 @@ def copy_detector_weights(discriminator: keras.Model, detector_run: str | os.Pat
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 
 
-def diff_augment(images, policy: tuple[str, ...], seed_generator):
+def diff_augment(images, policy: tuple[str, ...], seed):
     """Differentiable augmentation (Zhao et al., 2020) of a batch in [0, 1], each image its own draw.
 
     "color": brightness, saturation and contrast; "translation": a shift of up to 1/8 of the
     side (edges repeated); "cutout": a square of half the side set to 0. Applied to reals
     and fakes alike before the discriminator, so the generator learns the images and not
     the augmentation; with a few thousand real images it keeps the discriminator from
-    memorising them.
+    memorising them. seed: a keras.random.SeedGenerator, or a function (shape, low, high)
+    returning uniform draws (as the DCGAN's, which draws for the global batch).
     """
     batch = ops.shape(images)[0]
     height, width = images.shape[1], images.shape[2]
 
     def uniform(shape, low=0.0, high=1.0):
-        return keras.random.uniform(shape, low, high, seed=seed_generator)
+        if callable(seed):
+            return seed(shape, low, high)
+        return keras.random.uniform(shape, low, high, seed=seed)
 
     if "color" in policy:
         images = images + uniform((batch, 1, 1, 1), -0.25, 0.25)
@@ -287,6 +293,12 @@ class DCGAN(keras.Model):
     `generator_ema` follows the generator's weights as an exponential moving average whose
     half-life is ema_kimg thousand images (see `ema_decay`), as StyleGAN2-ADA's G_ema: it
     makes the samples, the raw generator is what trains.
+
+    Built and compiled in a tf.distribute strategy's scope, each replica trains on its slice
+    of the global batch: random numbers (latents, label noise, augmentation) are drawn for
+    the global batch and sliced, losses are sums over the replica's images divided by the
+    global batch (so the summed gradients are the global batch's), and each optimizer and
+    the EMA take one step per global step. N replicas compute what one device would.
     """
 
     def __init__(
@@ -321,16 +333,20 @@ class DCGAN(keras.Model):
         self.label_smoothing = float(label_smoothing)
         self.label_noise = float(label_noise)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        # Per image: each replica sums its images' losses and divides by the global batch.
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.p_fake_real_tracker = keras.metrics.Mean(name="d_p_fake_real")
         self.p_fake_fake_tracker = keras.metrics.Mean(name="d_p_fake_fake")
+        self.built = True  # both networks are built: fit() need not trace call() on a batch of images
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
+        """Both optimizers, with their variables made now (in the strategy's scope, if any)."""
         super().compile(optimizer=None, jit_compile=kwargs.pop("jit_compile", False), **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
+        self.build_optimizers()
 
     def build_optimizers(self) -> None:
         """Create both optimizers' variables now (before restoring saved ones into them)."""
@@ -346,17 +362,47 @@ class DCGAN(keras.Model):
     def call(self, latents, training=False):
         return self.generator(latents, training=training)
 
+    # ----------------------------------------------------------------- one global batch over replicas
+
+    @staticmethod
+    def _replica():
+        """(this replica's index, replicas in sync): (0, 1) without a strategy."""
+        context = tf.distribute.get_replica_context()
+        return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+    def _slice_of_global(self, draw, shape):
+        """`draw(shape)` made for the global batch, then this replica's rows: the numbers one device would use."""
+        replica, replicas = self._replica()
+        values = draw((shape[0] * replicas, *shape[1:]))
+        if replicas == 1:
+            return values
+        return tf.gather(ops.reshape(values, (replicas, shape[0], *shape[1:])), replica)
+
+    def _normal(self, shape):
+        return self._slice_of_global(lambda full: keras.random.normal(full, seed=self.seed_generator), shape)
+
+    def _uniform(self, shape, low=0.0, high=1.0):
+        return self._slice_of_global(
+            lambda full: keras.random.uniform(full, low, high, seed=self.seed_generator), shape
+        )
+
+    def _loss(self, targets, logits, global_batch):
+        """The replica's share of the global batch's mean loss (replica shares sum to it)."""
+        return ops.sum(self.loss_fn(targets, logits)) / ops.cast(global_batch, "float32")
+
+    # ----------------------------------------------------------------- the step
+
     def _targets(self, fake: bool, batch_size):
         hard = ops.ones((batch_size, 1)) if fake else ops.full((batch_size, 1), self.label_smoothing)
         if not self.label_noise:
             return hard
         toward_half = -1.0 if fake else 1.0
-        return hard + toward_half * self.label_noise * keras.random.uniform((batch_size, 1), seed=self.seed_generator)
+        return hard + toward_half * self.label_noise * self._uniform((batch_size, 1))
 
-    def _update_ema(self, batch_size) -> None:
+    def _update_ema(self, global_batch) -> None:
         """Move the EMA's weights towards the generator's (statistics such as BatchNorm's are copied)."""
-        shown = ops.cast(self.g_optimizer.iterations, "float32") * batch_size
-        decay = ema_decay(shown, batch_size, self.ema_half_life)
+        shown = ops.cast(self.g_optimizer.iterations, "float32") * global_batch
+        decay = ema_decay(shown, global_batch, self.ema_half_life)
         trainable = {id(variable) for variable in self.generator.trainable_weights}
         for weight, average in zip(self.generator.weights, self.generator_ema.weights):
             if id(weight) in trainable:
@@ -365,11 +411,12 @@ class DCGAN(keras.Model):
                 average.assign(weight)
 
     def _augmented(self, images):
-        return diff_augment(images, self.augment, self.seed_generator) if self.augment else images
+        return diff_augment(images, self.augment, self._uniform) if self.augment else images
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
-        batch_size = ops.shape(real)[0]
+        batch_size = ops.shape(real)[0]  # this replica's share of the global batch
+        global_batch = batch_size * self._replica()[1]
 
         # The discriminator runs in inference mode, in both steps: its BatchNorm layers apply
         # their fixed statistics (an affine map with trainable scale and offset) and its dropout
@@ -377,29 +424,35 @@ class DCGAN(keras.Model):
         # the same mean logit, and its max-pooling CNN teaches the generator stripes long before
         # faces: on 64 px SynthFaces, 400 steps make face-like samples this way and grey noise
         # the other. The saved discriminator also scores images exactly as it did in training.
-        latents = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
-        fakes = self.generator(latents, training=True)
+        fakes = self.generator(self._normal((batch_size, self.latent_dim)), training=True)
         with tf.GradientTape() as tape:
-            logits = self.discriminator(self._augmented(ops.concatenate([fakes, real], axis=0)), training=False)
+            # Fakes and reals are augmented apart, so each image gets the draw it would get on one device.
+            logits = self.discriminator(
+                ops.concatenate([self._augmented(fakes), self._augmented(real)], axis=0), training=False
+            )
             fake_logits, real_logits = logits[:batch_size], logits[batch_size:]
             d_loss = 0.5 * (
-                self.loss_fn(self._targets(True, batch_size), fake_logits)
-                + self.loss_fn(self._targets(False, batch_size), real_logits)
+                self._loss(self._targets(True, batch_size), fake_logits, global_batch)
+                + self._loss(self._targets(False, batch_size), real_logits, global_batch)
             )
-        gradients = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            scaled = self.d_optimizer.scale_loss(d_loss)  # under mixed_float16: against float16 underflow
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
 
-        latents = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        latents = self._normal((batch_size, self.latent_dim))
         with tf.GradientTape() as tape:
             g_logits = self.discriminator(self._augmented(self.generator(latents, training=True)), training=False)
-            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), g_logits)  # "real" = 0
-        gradients = tape.gradient(g_loss, self.generator.trainable_variables)
+            g_loss = self._loss(ops.zeros((batch_size, 1)), g_logits, global_batch)  # "real" = 0
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        gradients = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
         if self.generator_ema is not None:
-            self._update_ema(ops.cast(batch_size, "float32"))
+            self._update_ema(ops.cast(global_batch, "float32"))
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
+        # Each replica's mean: the metrics average them over replicas into the global batch's mean.
+        share = ops.cast(global_batch, "float32") / ops.cast(batch_size, "float32")
+        self.d_loss_tracker.update_state(d_loss * share)
+        self.g_loss_tracker.update_state(g_loss * share)
         self.p_fake_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
         self.p_fake_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
         return {metric.name: metric.result() for metric in self.metrics}

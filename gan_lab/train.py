@@ -38,6 +38,7 @@ from detector.runs import (
     write_history,
     write_json,
 )
+from detector.scaling import RESUME_CHANGEABLE, Scaling, ScalingOptions, check_options, run_scaling
 from detector.synthfaces import Difficulty
 from gan_lab.checkpoints import (
     EMA_FILE,
@@ -57,13 +58,16 @@ DEFAULT_SIZE = 64
 
 
 @dataclasses.dataclass
-class GanConfig:
-    """Every option of a DCGAN training run; the run's config.json holds them resolved."""
+class GanConfig(ScalingOptions):
+    """Every option of a DCGAN training run; the run's config.json holds them resolved.
+
+    Beside these: strategy, devices, precision and jit (see `detector.scaling`).
+    """
 
     data: str = "synth"  # an image folder (only its real images are used), or "synth" for SynthFaces
     size: int | None = None  # image side in pixels, a multiple of 16; None: 64, or the preset's size
     epochs: int = 12  # epochs in total (with --resume: the new total)
-    batch_size: int = 32  # real images per step (the discriminator sees as many fakes besides)
+    batch_size: int = 32  # real images per step over all replicas (the discriminator sees as many fakes besides)
     steps_per_epoch: int | None = 100  # None: one pass over the real training images
     kimg: float | None = None  # train until this many thousand real images are shown (sets epochs); None: --epochs
     grid_size: int = 64  # images in each epoch's sample grid
@@ -133,6 +137,7 @@ def check_config(config: GanConfig) -> GanConfig:
         preset = GENERATOR_PRESETS.get(config.preset) if isinstance(config.preset, str) else None
         config = dataclasses.replace(config, size=preset["size"] if preset else DEFAULT_SIZE)
     _check_numbers(config)
+    check_options(config)
     lifecycle.require_choice(config, "discriminator", DISCRIMINATORS)
     lifecycle.require_choice(config, "crop", FIT_MODES)
     lifecycle.require_choice(config, "synth_difficulty", DIFFICULTIES)
@@ -174,10 +179,19 @@ def _generator_kwargs(config: GanConfig) -> dict:
 # --------------------------------------------------------------------------- models
 
 
-def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
-    """A compiled DCGAN with the config's Adam optimizers, label options and EMA generator."""
+def _optimizer(config: GanConfig, learning_rate: float):
     import keras
 
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta_1)
+    # float16 gradients underflow: the loss is scaled up before them and the gradients down after.
+    return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "mixed_float16" else optimizer
+
+
+def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
+    """A compiled DCGAN with the config's Adam optimizers, label options and EMA generator.
+
+    Call it in the run's `Scaling.scope()` (as `train_gan` does), with models made there.
+    """
     from gan_lab.dcgan import DCGAN
 
     gan = DCGAN(
@@ -191,35 +205,39 @@ def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
         generator_ema=generator_ema,
     )
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
-        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
-        # XLA measured slower than the default graph on CPU for these models.
-        jit_compile=False,
+        d_optimizer=_optimizer(config, config.d_learning_rate),
+        g_optimizer=_optimizer(config, config.g_learning_rate),
+        jit_compile=config.jit,  # off by default: XLA measured slower than the default graph on CPU
     )
     return gan
 
 
-def restore_dcgan(gan_dir: str | os.PathLike, epoch: int | None = None):
-    """The DCGAN of a run as saved at `epoch` (None: the last complete), with both optimizers' state."""
+def restore_dcgan(gan_dir: str | os.PathLike, epoch: int | None = None, scaling: Scaling | None = None):
+    """The DCGAN of a run as saved at `epoch` (None: the last complete), with both optimizers' state.
+
+    scaling: where it trains on (None: the run's own strategy and precision).
+    """
     folder = checkpoint_dir(gan_dir, epoch)
     config = run_config(gan_dir)
     ema_path = folder / EMA_FILE
-    generator_ema = load_model(ema_path) if ema_path.is_file() else None
-    gan = make_dcgan(
-        load_model(folder / "generator.keras"), load_model(folder / "discriminator.keras"), config, generator_ema
-    )
-    restore_optimizer_state(gan, folder / "optimizer.npz")
+    with (scaling or Scaling.of(config)).scope():
+        generator_ema = load_model(ema_path) if ema_path.is_file() else None
+        generator, discriminator = load_model(folder / "generator.keras"), load_model(folder / "discriminator.keras")
+        gan = make_dcgan(generator, discriminator, config, generator_ema)
+        restore_optimizer_state(gan, folder / "optimizer.npz")
     return gan
 
 
-def _build_models(config: GanConfig):
+def _new_dcgan(config: GanConfig, scaling: Scaling):
+    """A DCGAN of new models, on the strategy's devices in the run's precision."""
     from gan_lab.dcgan import build_discriminator, build_generator, copy_detector_weights
 
-    generator = build_generator(**_generator_kwargs(config))
-    discriminator = build_discriminator(config.discriminator, config.size)
-    if config.init_discriminator:
-        copy_detector_weights(discriminator, config.init_discriminator)
-    return generator, discriminator
+    with scaling.scope():
+        generator = build_generator(**_generator_kwargs(config))
+        discriminator = build_discriminator(config.discriminator, config.size)
+        if config.init_discriminator:
+            copy_detector_weights(discriminator, config.init_discriminator)
+        return make_dcgan(generator, discriminator, config)
 
 
 # --------------------------------------------------------------------------- data
@@ -235,11 +253,11 @@ def _index(config: GanConfig):
     return index
 
 
-def _dataset(config: GanConfig, split, shuffle_seed: int):
+def _dataset(config: GanConfig, split, shuffle_seed: int, scaling: Scaling):
     from detector.data import make_dataset
 
     # Repeated, so every step gets a full batch whatever steps_per_epoch is.
-    return make_dataset(
+    dataset = make_dataset(
         split,
         size=config.size,
         batch_size=config.batch_size,
@@ -250,6 +268,7 @@ def _dataset(config: GanConfig, split, shuffle_seed: int):
         drop_remainder=True,
         cache=lifecycle.fits_in_memory(len(split.paths), config.size),
     )
+    return scaling.distribute(dataset)
 
 
 def _real_sample(config: GanConfig, split) -> np.ndarray:
@@ -286,7 +305,7 @@ def _resolve_epochs(config: GanConfig, real_images: int) -> GanConfig:
     return dataclasses.replace(config, epochs=max(1, math.ceil(config.kimg * 1000 / per_epoch)))
 
 
-def _start_run(config: GanConfig, runs_dir, progress: bool):
+def _start_run(config: GanConfig, runs_dir, progress: bool, scaling: Scaling):
     """Check the options and the data, build both models, then create the run directory and its files."""
     import keras
 
@@ -296,7 +315,8 @@ def _start_run(config: GanConfig, runs_dir, progress: bool):
     index = _index(config)
     config = _resolve_epochs(config, len(index.splits["train"].paths))
     keras.utils.set_random_seed(config.seed)
-    generator, discriminator = _build_models(config)  # before the run directory: a bad option leaves nothing behind
+    gan = _new_dcgan(config, scaling)  # before the run directory: a bad option leaves nothing behind
+    generator, discriminator = gan.generator, gan.discriminator
     extra = {
         "data_source": source,
         "layout": index.layout,
@@ -310,21 +330,22 @@ def _start_run(config: GanConfig, runs_dir, progress: bool):
     write_training_manifest(run_dir, index.splits["train"].paths)
     _write_grid_latents(run_dir, config)
     (run_dir / "samples").mkdir(exist_ok=True)
+    on = f", {scaling.describe()}" if scaling.describe() else ""
     lifecycle.say(
         progress,
-        f"Training a {config.size} px DCGAN ({config.discriminator} discriminator) on {config.data} -> {run_dir}",
+        f"Training a {config.size} px DCGAN ({config.discriminator} discriminator{on}) on {config.data} -> {run_dir}",
     )
-    return run_dir, config, index, make_dcgan(generator, discriminator, config)
+    return run_dir, config, index, gan
 
 
-def _resume_run(run_dir, given: GanConfig | None, progress: bool):
+def _resume_run(run_dir, given: GanConfig | None, progress: bool, scaling: Scaling):
     """The run's config (more epochs if given), index, DCGAN at its last complete epoch, and state."""
     import keras
 
     run_dir, recorded, record = lifecycle.recorded_config(run_dir, "gan", GanConfig)
     recorded = check_config(recorded)
     config = lifecycle.resume_config(
-        run_dir, recorded, record, check_config(given) if given else None, changeable=("epochs", "kimg")
+        run_dir, recorded, record, check_config(given) if given else None, ("epochs", "kimg", *RESUME_CHANGEABLE)
     )
     lifecycle.require_data_here(run_dir, config)
     index = _index(config)
@@ -337,8 +358,7 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool):
             f"Cannot resume {run_dir} to {config.epochs} epochs in total: it has completed {completed}. "
             f"Give --epochs above {completed} to train on"
         )
-    if (config.epochs, config.kimg) != (record.get("epochs"), record.get("kimg")):
-        write_json(run_dir / "config.json", {**record, "epochs": config.epochs, "kimg": config.kimg})
+    lifecycle.update_recorded(run_dir, record, config, ("epochs", "kimg", *RESUME_CHANGEABLE))
     if not (run_dir / "latents.npy").is_file():  # interrupted before its first files were all written
         _write_grid_latents(run_dir, config)
     remove_stale(run_dir, completed)
@@ -346,11 +366,11 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool):
     (run_dir / "samples").mkdir(exist_ok=True)
     if completed:
         keras.utils.set_random_seed(config.seed + completed)
-        gan = restore_dcgan(run_dir, completed)
+        gan = restore_dcgan(run_dir, completed, scaling)
         state = read_json(checkpoints[completed] / "state.json")
     else:  # interrupted in its first epoch: start again exactly as the run started
         keras.utils.set_random_seed(config.seed)
-        gan, state = make_dcgan(*_build_models(config), config), {}
+        gan, state = _new_dcgan(config, scaling), {}
     lifecycle.say(progress, f"Resuming {run_dir} after epoch {completed} of {config.epochs}")
     return run_dir, config, index, gan, state, completed
 
@@ -392,11 +412,11 @@ def _metrics(config: GanConfig, rows: list[dict], state: dict, steps: int, real_
     }
 
 
-def _fit(gan, run_dir: Path, config: GanConfig, split, completed: int, steps: int, epoch_end, callbacks, progress):
+def _fit(gan, config: GanConfig, split, completed: int, steps: int, epoch_end, callbacks, progress, scaling: Scaling):
     from detector.progress import fit_progress
 
     # A resumed run shuffles with another seed, so it does not repeat its first epochs' order.
-    dataset = _dataset(config, split, shuffle_seed=config.seed + completed)
+    dataset = _dataset(config, split, config.seed + completed, scaling)
     verbose, shown = fit_progress(progress)  # a bar in a terminal, a line per epoch in a log, a widget in Jupyter
     gan.fit(
         dataset,
@@ -415,7 +435,7 @@ def train_gan(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     callbacks: list | None = None,
-) -> Path:
+) -> Path | None:
     """Train a DCGAN into a new run directory (or continue `resume`) and return the directory.
 
     resume: a GAN run directory. Training continues after its last complete checkpoint with
@@ -424,16 +444,26 @@ def train_gan(
     change `epochs` (the new total, so a finished run can be extended) and must agree with
     the run on every other option (LabError listing those that do not).
     callbacks: extra Keras callbacks, called after the run's own (which save each epoch first).
+    With strategy "multiworker", every worker of the cluster calls this with the same
+    options; the chief writes the run and returns it, the others train in step with it
+    (writing only to a temporary folder they remove) and return None.
     """
+    scaling = run_scaling("gan", GanConfig, config, resume)
+    with scaling.worker_scratch(runs_dir, resume, progress) as (runs_dir, resume, progress):
+        run_dir = _train(config, runs_dir, resume, progress, callbacks, scaling)
+    return run_dir if scaling.is_chief else None
+
+
+def _train(config, runs_dir, resume, progress: bool, callbacks, scaling: Scaling) -> Path:
     from gan_lab.callbacks import GanEpochEnd
     from gan_lab.diversity import image_diversity
     from gan_lab.sample import save_grid
 
     if resume is None:
-        run_dir, config, index, gan = _start_run(config or GanConfig(), runs_dir, progress)
+        run_dir, config, index, gan = _start_run(config or GanConfig(), runs_dir, progress, scaling)
         state, rows, completed = {}, [], 0
     else:
-        run_dir, config, index, gan, state, completed = _resume_run(resume, config, progress)
+        run_dir, config, index, gan, state, completed = _resume_run(resume, config, progress, scaling)
         rows = _committed_rows(run_dir, completed)
     split = index.splits["train"]
     steps = _steps(config, len(split.paths))
@@ -447,7 +477,7 @@ def train_gan(
     if completed < config.epochs:
         epoch_end = GanEpochEnd(run_dir, config, rows, state, real_diversity)
         with lifecycle.interruptible(run_dir):
-            _fit(gan, run_dir, config, split, completed, steps, epoch_end, callbacks, progress)
+            _fit(gan, config, split, completed, steps, epoch_end, callbacks, progress, scaling)
     else:
         lifecycle.say(progress, f"{run_dir} has trained all {config.epochs} epochs; nothing to resume")
     if not list_checkpoints(run_dir):

@@ -31,6 +31,11 @@ SPECIAL = {
     (StressConfig, "detectors"): (("runs/a", "runs/b"), ["runs/a", "runs/b"]),
     (StressConfig, "gans"): (("runs/g@all", "runs/h"), ["runs/g@all", "runs/h"]),
     (StressConfig, "fakes"): (("stylegan/",), ["stylegan/"]),
+    **{
+        (config_class, "devices"): (("/gpu:0", "/gpu:1"), ["/gpu:0", "/gpu:1"])
+        for config_class in COMMANDS
+        if "devices" in {field.name for field in dataclasses.fields(config_class)}
+    },
 }
 
 
@@ -110,4 +115,4 @@ def test_resume_refuses_an_option_that_contradicts_the_gan_run(gan_run, capsys):
     copy_code = main(["gan", "train", "--resume", str(gan_run), "--size", "64", "--quiet"])
     assert copy_code == 2
     error = capsys.readouterr().err
-    assert "size=64 (the run has 32)" in error and "Only epochs, kimg may change" in error
+    assert "size=64 (the run has 32)" in error and "Only epochs, kimg, strategy, devices, jit may change" in error

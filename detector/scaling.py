@@ -1,0 +1,226 @@
+"""Where training runs and in what precision: a tf.distribute strategy, a Keras dtype policy, XLA.
+
+    scaling = Scaling.of(config)            # config.strategy, config.devices, config.precision, config.jit
+    with scaling.scope():                   # models and optimizers made here live on the strategy's
+        model = build_model("cnn3", 64)     # devices and compute in the config's precision
+    model.compile(..., jit_compile=config.jit)
+    if scaling.is_chief: ...                # only the chief of a cluster writes the run directory
+
+Strategies: "default" (one device, no tf.distribute), "mirrored" (MirroredStrategy over this
+machine's GPUs, or the devices named in `devices`), "multiworker" (MultiWorkerMirroredStrategy,
+the cluster from the TF_CONFIG environment variable as TensorFlow defines it). The batch size
+of a run is the global batch: each of N replicas sees 1/N of it. Precisions are Keras
+dtype policies: "float32", "mixed_float16" (GPUs; losses are scaled against underflow) and
+"mixed_bfloat16" (GPUs, TPUs and recent CPUs); variables, model outputs and losses stay
+float32 in every one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal, get_args
+
+from detector.errors import LabError
+from detector.lifecycle import recorded_config, refuse, require_choice, say
+
+Strategy = Literal["default", "mirrored", "multiworker"]
+STRATEGIES = get_args(Strategy)
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+PRECISIONS = get_args(Precision)
+# Options that change where and how fast a run trains, not what it learns: a resumed run may change them.
+RESUME_CHANGEABLE = ("strategy", "devices", "jit")
+
+
+@dataclasses.dataclass(kw_only=True)
+class DistributeOptions:
+    """Where a run computes: the configs of runs that only score inherit these."""
+
+    strategy: Strategy = "default"  # "mirrored": every GPU here (or --devices); "multiworker": the TF_CONFIG cluster
+    devices: tuple[str, ...] | None = None  # with strategy "mirrored": the devices to mirror over; None: every GPU
+    jit: bool = False  # compile steps with XLA (faster on most GPUs, slower on CPUs)
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScalingOptions(DistributeOptions):
+    """Where and in what precision a run trains: training run configs inherit these."""
+
+    precision: Precision = "float32"  # "mixed_float16" or "mixed_bfloat16": compute in 16 bits, keep weights in 32
+
+
+# One strategy per process and kind: TensorFlow allows one MultiWorkerMirroredStrategy per program.
+_STRATEGIES: dict = {}
+
+
+def check_options(config) -> None:
+    """LabError naming the first of the config's strategy, devices, precision and jit options that is wrong."""
+    require_choice(config, "strategy", STRATEGIES)
+    if hasattr(config, "precision"):
+        require_choice(config, "precision", PRECISIONS)
+    if not isinstance(config.jit, bool):
+        refuse(config, "jit", "True or False")
+    devices = config.devices
+    if devices is not None and (
+        not isinstance(devices, (list, tuple)) or not devices or not all(isinstance(d, str) and d for d in devices)
+    ):
+        refuse(config, "devices", "None or a list of device names such as /gpu:0 /gpu:1")
+    if devices is not None and config.strategy != "mirrored":
+        refuse(config, "devices", f"None unless strategy is 'mirrored' (strategy={config.strategy!r})")
+
+
+def _cluster() -> dict:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise LabError(
+            "strategy 'multiworker' needs the cluster in the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}} '
+            "(see the README's Scaling out)"
+        )
+    try:
+        tf_config = json.loads(raw)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        understood = isinstance(cluster, dict) and bool(cluster) and task["type"] in cluster and int(task["index"]) >= 0
+    except (ValueError, KeyError, TypeError):
+        understood = False
+    if not understood:
+        raise LabError(
+            f"TF_CONFIG must hold a cluster and this process's task in it, as TensorFlow defines it. Received: {raw!r}"
+        )
+    return tf_config
+
+
+def _make_strategy(name: str, devices: tuple[str, ...] | None):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        try:
+            return tf.distribute.MirroredStrategy(list(devices) if devices else None)
+        except (ValueError, RuntimeError) as error:
+            raise LabError(f"Cannot mirror over devices {devices}: {error}") from None
+    _cluster()
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as error:  # TensorFlow was started before the strategy
+        raise LabError(
+            f"strategy 'multiworker' must be set up before TensorFlow runs anything in this process "
+            f"(start a fresh Python process or kernel for it): {error}"
+        ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """The strategy, precision and XLA choice of one run."""
+
+    strategy_name: Strategy = "default"
+    devices: tuple[str, ...] | None = None
+    precision: Precision = "float32"
+    jit: bool = False
+
+    @classmethod
+    def of(cls, config) -> Scaling:
+        """The scaling of a run config (DistributeOptions or ScalingOptions); LabError for a bad option."""
+        check_options(config)
+        devices = tuple(config.devices) if config.devices is not None else None
+        return cls(config.strategy, devices, getattr(config, "precision", "float32"), config.jit)
+
+    @property
+    def strategy(self):
+        """The tf.distribute strategy, made once per process."""
+        key = (self.strategy_name, self.devices)
+        if key not in _STRATEGIES:
+            _STRATEGIES[key] = _make_strategy(*key)
+        return _STRATEGIES[key]
+
+    @property
+    def replicas(self) -> int:
+        return int(self.strategy.num_replicas_in_sync)
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run: always, but on the non-chief workers of a cluster."""
+        return bool(self.strategy.extended.should_checkpoint)
+
+    @property
+    def task(self) -> str:
+        """ "worker 1" on a cluster's worker (its TF_CONFIG task), "" elsewhere."""
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        if self.strategy_name != "multiworker" or resolver is None:
+            return ""
+        return f"{resolver.task_type} {resolver.task_id}"
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Models, optimizers and metrics created inside live on the strategy and compute in the precision."""
+        with self.strategy.scope(), dtype_policy(self.precision):
+            yield
+
+    def distribute(self, dataset):
+        """`dataset` of global batches, to be split by element (not by file) between a cluster's workers."""
+        import tensorflow as tf
+
+        if self.strategy_name != "multiworker":
+            return dataset
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return dataset.with_options(options)
+
+    @contextlib.contextmanager
+    def worker_scratch(self, runs_dir, resume, progress: bool):
+        """(runs_dir, resume, progress) for this process's run: as given on the chief; on another worker of a
+        cluster, a temporary folder (removed afterwards) holding a copy of the run to resume, and no progress.
+
+        Every worker runs the same steps, the chief's in the run directory, the others' on the side,
+        so that only the chief writes the run (TensorFlow's advice for multi-worker checkpoints).
+        """
+        if self.is_chief:
+            yield runs_dir, resume, progress
+            return
+        scratch = Path(tempfile.mkdtemp(prefix="gan-lab-worker-"))
+        say(
+            progress,
+            f"{self.task}: training in step with the chief; this worker's copies go to {scratch} (removed after)",
+        )
+        try:
+            if resume is not None:
+                resume = shutil.copytree(resume, scratch / Path(resume).resolve().name, symlinks=True)
+            yield scratch, resume, False
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def describe(self) -> str:
+        """ "2 replicas (mirrored), mixed_bfloat16, XLA" or "" for the defaults."""
+        parts = []
+        if self.strategy_name != "default":
+            parts.append(f"{self.replicas} replicas ({self.strategy_name})")
+        if self.precision != "float32":
+            parts.append(self.precision)
+        if self.jit:
+            parts.append("XLA")
+        return ", ".join(parts)
+
+
+def run_scaling(kind: str, config_class: type, config, resume) -> Scaling:
+    """The scaling of a run about to start (`config`) or resume (`config` if given, else the run's own)."""
+    if config is None and resume is not None:
+        _, config, _ = recorded_config(resume, kind, config_class)
+    return Scaling.of(config if config is not None else config_class())
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+    """Keras' global dtype policy set to `precision` inside the block, restored after it."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
