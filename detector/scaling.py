@@ -194,6 +194,29 @@ class Scaling:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def fit(self, model, dataset, **options):
+        """`model.fit(dataset, **options)` on the strategy, for a model made in `scope()`.
+
+        Under MultiWorkerMirroredStrategy, Keras 3's fit() fails twice (keras-team/keras#20585):
+        in the pass that builds a model from a first distributed batch, and where it averages each
+        step's scalar logs over the workers along an axis they do not have. There the model's
+        optimizer and metrics are built from a batch of this worker's own, fit() runs in the
+        strategy's scope with the model's record of its strategy set aside (which skips that
+        pass), and each step's logs are vectors of one value while it runs.
+        """
+        if self.strategy_name != "multiworker":
+            return model.fit(dataset, **options)
+        model._maybe_symbolic_build(data_batch=next(iter(dataset)))
+        own = model._distribute_strategy
+        model._distribute_strategy = None
+        model.train_step, model.test_step = _vector_logs(model.train_step), _vector_logs(model.test_step)
+        try:
+            with self.strategy.scope():
+                return model.fit(dataset, **options)
+        finally:
+            model._distribute_strategy = own
+            del model.train_step, model.test_step  # the class's own again
+
     def describe(self) -> str:
         """ "2 replicas (mirrored), mixed_bfloat16, XLA" or "" for the defaults."""
         parts = []
@@ -204,6 +227,16 @@ class Scaling:
         if self.jit:
             parts.append("XLA")
         return ", ".join(parts)
+
+
+def _vector_logs(step):
+    """`step` with each scalar it logs as a vector of one value, which Keras can average over workers."""
+    import keras
+
+    def logged_as_vectors(data):
+        return {name: keras.ops.reshape(value, (1,)) for name, value in step(data).items()}
+
+    return logged_as_vectors
 
 
 def run_scaling(kind: str, config_class: type, config, resume) -> Scaling:

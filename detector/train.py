@@ -406,7 +406,8 @@ def _fit(run_dir: Path, config: DetectorConfig, index, model, state: dict, histo
         # The validation set's length is only known once read (unreadable files are skipped),
         # and Keras warns every time such a data set ends, as it does after each validation pass.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(
+        scaling.fit(
+            model,
             train,
             validation_data=valid,
             epochs=config.epochs,

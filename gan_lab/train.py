@@ -418,7 +418,8 @@ def _fit(gan, config: GanConfig, split, completed: int, steps: int, epoch_end, c
     # A resumed run shuffles with another seed, so it does not repeat its first epochs' order.
     dataset = _dataset(config, split, config.seed + completed, scaling)
     verbose, shown = fit_progress(progress)  # a bar in a terminal, a line per epoch in a log, a widget in Jupyter
-    gan.fit(
+    scaling.fit(
+        gan,
         dataset,
         epochs=config.epochs,
         initial_epoch=completed,

@@ -1,0 +1,101 @@
+"""Training jobs the scaling tests run in fresh processes (a strategy must exist before TensorFlow starts).
+
+    python tests/scaling_jobs.py mirrored RUNS_DIR        # default vs 2 logical CPUs, GAN and detector; JSON out
+    python tests/scaling_jobs.py worker RUNS_DIR KIND [--resume RUN_DIR --epochs N]   # one worker of TF_CONFIG's cluster
+
+Each prints one JSON line, prefixed with "RESULT ", for the test to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TWO_DEVICES = ("/cpu:0", "/cpu:1")
+
+
+def gan_config(**options):
+    from gan_lab.train import GanConfig
+
+    base = dict(size=32, epochs=2, steps_per_epoch=3, batch_size=16, synth_n=120, diversity_n=8, grid_size=4)
+    return GanConfig(**{**base, **options})
+
+
+def detector_config(**options):
+    from detector.train import DetectorConfig
+
+    base = dict(size=32, epochs=2, steps_per_epoch=3, batch_size=16, synth_n=120, bn_recalibration=32)
+    return DetectorConfig(**{**base, **options})
+
+
+def history(run_dir) -> list[dict]:
+    import csv
+
+    with open(Path(run_dir) / "history.csv", newline="") as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def mirrored(runs_dir: Path) -> dict:
+    """Default strategy vs MirroredStrategy over two logical CPUs: histories, then a resumed mirrored run."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from detector.train import train_detector
+    from gan_lab.checkpoints import load_generator
+    from gan_lab.train import train_gan
+
+    result = {}
+    for strategy, devices in (("default", None), ("mirrored", TWO_DEVICES)):
+        options = dict(strategy=strategy, devices=devices, name=strategy)
+        gan_dir = train_gan(gan_config(**options), runs_dir=runs_dir, progress=False)
+        detector_dir = train_detector(detector_config(**options), runs_dir=runs_dir, progress=False)
+        result[strategy] = {
+            "gan": history(gan_dir),
+            "detector": history(detector_dir),
+            "gan_dir": str(gan_dir),
+            "detector_dir": str(detector_dir),
+        }
+    gan_dir = result["mirrored"]["gan_dir"]
+    result["generator_output"] = list(load_generator(gan_dir).output_shape)
+    train_gan(gan_config(strategy="mirrored", devices=TWO_DEVICES, name="mirrored", epochs=3), resume=gan_dir)
+    result["resumed_gan"] = history(gan_dir)
+    return result
+
+
+def worker(runs_dir: Path, kind: str, resume: str | None, epochs: int) -> dict:
+    """One worker of the cluster in TF_CONFIG training a small `kind` run with strategy multiworker."""
+    from detector.train import train_detector
+    from gan_lab.train import train_gan
+
+    train, config = {
+        "gan": (train_gan, gan_config),
+        "detector": (train_detector, detector_config),
+    }[kind]
+    run_dir = train(config(strategy="multiworker", epochs=epochs, name="cluster"), runs_dir=runs_dir, resume=resume)
+    return {"run_dir": None if run_dir is None else str(run_dir)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("job", choices=("mirrored", "worker"))
+    parser.add_argument("runs_dir", type=Path)
+    parser.add_argument("kind", nargs="?", default="gan")
+    parser.add_argument("--resume")
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    if args.job == "mirrored":
+        result = mirrored(args.runs_dir)
+    else:
+        result = worker(args.runs_dir, args.kind, args.resume, args.epochs)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
