@@ -49,16 +49,16 @@ def test_bad_scaling_options_are_refused_by_name():
         check_config(DetectorConfig(jit="yes"))
 
 
-def test_multiworker_without_a_cluster_says_what_it_needs(monkeypatch):
-    from detector.scaling import Scaling
-    from gan_lab.train import GanConfig
+def test_multiworker_without_a_cluster_says_what_it_needs_and_writes_nothing(monkeypatch, tmp_path):
+    from gan_lab.train import GanConfig, train_gan
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(LabError, match="TF_CONFIG"):
-        Scaling.of(GanConfig(strategy="multiworker")).strategy
+        train_gan(GanConfig(strategy="multiworker"), runs_dir=tmp_path, progress=False)
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "chief"}}')
     with pytest.raises(LabError, match="TF_CONFIG must hold a cluster and this process's task"):
-        Scaling.of(GanConfig(strategy="multiworker")).strategy
+        train_gan(GanConfig(strategy="multiworker"), runs_dir=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_mixed_float16_gan_scales_its_losses():
