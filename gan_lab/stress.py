@@ -23,6 +23,7 @@ from detector.data import class_images, run_index
 from detector.errors import LabError
 from detector.predict import load_detector
 from detector.runs import atomic_write_text, create_run_dir, read_json, require_run_dir, write_json
+from detector.scaling import DistributeOptions, Scaling
 from gan_lab.checkpoints import load_discriminator, load_generator, require_gan_run
 from gan_lab.harden import harden_detector
 from gan_lab.intervals import BOOTSTRAP_RESAMPLES
@@ -43,8 +44,12 @@ DEFAULT_N = 400
 
 
 @dataclasses.dataclass
-class StressConfig:
-    """Every option of a stress run; the run's config.json holds them resolved."""
+class StressConfig(DistributeOptions):
+    """Every option of a stress run; the run's config.json holds them resolved.
+
+    Beside these: strategy ("default" or "mirrored": each batch of fakes generated and scored
+    across the replicas), devices and jit (see `detector.scaling`).
+    """
 
     detector: str = ""  # a detector run directory: the one scored epoch by epoch
     # More detector runs: with `detector`, the rows of the generalisation matrix (matrix.csv).
@@ -120,11 +125,15 @@ def _fused_forward(generator, two_outputs, discriminator, latents):
     return result
 
 
-def build_fused_scorer(generator, detector_model, feature_layer=None, discriminator=None):
+def build_fused_scorer(
+    generator, detector_model, feature_layer=None, discriminator=None, jit: bool = False, strategy=None
+):
     """One tf.function: latents -> generator -> detector (outputs and penultimate features) [-> discriminator].
 
     Returns a callable taking float32 latents (B, latent_dim) and returning a dict of
     tensors: pixels, outputs (raw detector head), features, and discriminator (raw logit).
+    jit: compile it with XLA. strategy: a tf.distribute strategy (its models made in its scope)
+    whose replicas each take a share of every batch, in order.
     """
     import keras
     import tensorflow as tf
@@ -136,9 +145,26 @@ def build_fused_scorer(generator, detector_model, feature_layer=None, discrimina
     latent_dim = int(generator.input_shape[-1])
     signature = [tf.TensorSpec((None, latent_dim), tf.float32)]
     # A partial, not a closure per call: each scorer keeps its own trace.
-    return tf.function(
-        functools.partial(_fused_forward, generator, two_outputs, discriminator), input_signature=signature
+    forward = functools.partial(_fused_forward, generator, two_outputs, discriminator)
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return tf.function(forward, input_signature=signature, jit_compile=jit)
+    step = tf.function(functools.partial(strategy.run, forward), jit_compile=jit)
+    return functools.partial(_on_replicas, step, strategy)
+
+
+def _on_replicas(step, strategy, latents: np.ndarray) -> dict:
+    """`step` (strategy.run of the scorer) on `latents`, each replica taking its share in order."""
+    import tensorflow as tf
+
+    shares = np.array_split(np.asarray(latents, dtype=np.float32), strategy.num_replicas_in_sync)
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(shares[context.replica_id_in_sync_group])
     )
+    results = step(args=(per_replica,))
+    return {
+        key: np.concatenate([np.asarray(part) for part in strategy.experimental_local_results(value)])
+        for key, value in results.items()
+    }
 
 
 @dataclasses.dataclass
@@ -293,10 +319,12 @@ def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run
     if first_pass:
         reference.inception = probe.inception_features(inputs.real)
     scored = _Pass(rows=[], spectra={}, fooled={}, latest_pixels=None)
+    scaling = Scaling.of(config)
     try:
         for epoch in inputs.epochs:
-            generator = load_generator(inputs.gan_dir, epoch)
-            discriminator_model = load_discriminator(inputs.gan_dir, epoch)
+            with scaling.scope():
+                generator = load_generator(inputs.gan_dir, epoch)
+                discriminator_model = load_discriminator(inputs.gan_dir, epoch)
             output_shape = tuple(generator.output_shape[1:])
             if output_shape != (detector.size, detector.size, 3):
                 raise LabError(
@@ -305,7 +333,9 @@ def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run
                 )
             latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
             check_not_grid(latents, inputs.gan_dir)
-            scorer = build_fused_scorer(generator, detector.model, detector.feature_layer(), discriminator_model)
+            scorer = build_fused_scorer(
+                generator, detector.model, detector.feature_layer(), discriminator_model, config.jit, scaling.strategy
+            )
             generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar)
             real_discriminator = outputs_to_p_fake(
                 np.asarray(discriminator_model.predict(inputs.real, batch_size=config.batch_size, verbose=0)), "logit"
@@ -417,6 +447,11 @@ def _validate(config: StressConfig) -> None:
             raise ValueError(
                 f"{option} must be a list of paths, not one string. Received: {option}={getattr(config, option)!r}"
             )
+    Scaling.of(config)  # LabError for a bad strategy, devices or jit
+    if config.strategy == "multiworker":
+        raise LabError(
+            "stress scores on one machine: use strategy 'mirrored' for its GPUs (multiworker is for training)"
+        )
     if not config.detector and not config.detectors:
         raise LabError("No detector run given: pass --detector RUN_DIR (a runs/NNNNN-detector-... directory)")
     if not config.gan and not config.gans:
@@ -494,7 +529,8 @@ def _gather_inputs(config: StressConfig) -> _Inputs:
 
     _validate(config)
     paths = list(dict.fromkeys([path for path in (config.detector, *config.detectors) if path]))
-    detectors = [load_detector(require_run_dir(path, "detector")) for path in paths]
+    with Scaling.of(config).scope():  # on the strategy's devices, to score there
+        detectors = [load_detector(require_run_dir(path, "detector")) for path in paths]
     detector = detectors[0]
     runs = _gan_runs(config)
     gan_dir, _, checkpoints = runs[0]

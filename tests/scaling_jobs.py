@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TWO_DEVICES = ("/cpu:0", "/cpu:1")
+STRATEGIES = (("default", None), ("mirrored", TWO_DEVICES))
 
 
 def gan_config(**options):
@@ -41,6 +42,28 @@ def history(run_dir) -> list[dict]:
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
+def stress_scores(runs: dict, devices) -> list[float]:
+    """P(fake) of ten fresh fakes of the run's GAN, generated and scored in batches of 4 across the replicas."""
+    import numpy as np
+
+    from detector.predict import load_detector
+    from detector.scaling import Scaling
+    from gan_lab.checkpoints import load_discriminator, load_generator
+    from gan_lab.stress import build_fused_scorer, generate_and_score
+    from gan_lab.train import GanConfig
+
+    scaling = Scaling.of(GanConfig(strategy="mirrored" if devices else "default", devices=devices))
+    with scaling.scope():
+        detector = load_detector(runs["detector_dir"])
+        generator, discriminator = load_generator(runs["gan_dir"]), load_discriminator(runs["gan_dir"])
+    scorer = build_fused_scorer(
+        generator, detector.model, detector.feature_layer(), discriminator, strategy=scaling.strategy
+    )
+    latents = np.random.default_rng(0).standard_normal((10, 128)).astype(np.float32)
+    generated = generate_and_score(scorer, latents, detector.head, batch_size=4)
+    return [float(value) for value in generated.p_fake]
+
+
 def mirrored(runs_dir: Path) -> dict:
     """Default strategy vs MirroredStrategy over two logical CPUs: histories, then a resumed mirrored run."""
     import tensorflow as tf
@@ -52,7 +75,7 @@ def mirrored(runs_dir: Path) -> dict:
     from gan_lab.train import train_gan
 
     result = {}
-    for strategy, devices in (("default", None), ("mirrored", TWO_DEVICES)):
+    for strategy, devices in STRATEGIES:
         options = dict(strategy=strategy, devices=devices, name=strategy)
         gan_dir = train_gan(gan_config(**options), runs_dir=runs_dir, progress=False)
         detector_dir = train_detector(detector_config(**options), runs_dir=runs_dir, progress=False)
@@ -62,6 +85,8 @@ def mirrored(runs_dir: Path) -> dict:
             "gan_dir": str(gan_dir),
             "detector_dir": str(detector_dir),
         }
+    # The default run's models, scored on one device and on two.
+    result["stress_p_fake"] = {strategy: stress_scores(result["default"], devices) for strategy, devices in STRATEGIES}
     gan_dir = result["mirrored"]["gan_dir"]
     result["generator_output"] = list(load_generator(gan_dir).output_shape)
     train_gan(gan_config(strategy="mirrored", devices=TWO_DEVICES, name="mirrored", epochs=3), resume=gan_dir)

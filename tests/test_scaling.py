@@ -108,6 +108,21 @@ def test_mixed_bfloat16_runs_train_with_finite_losses_and_predict_in_float32(syn
 
 
 @pytest.mark.slow
+def test_quickstart_hands_its_scaling_to_every_step(tmp_path):
+    from detector.runs import read_json
+    from gan_lab.apps.quickstart import QuickstartConfig, run_quickstart
+
+    config = QuickstartConfig(preset="tiny", strategy="mirrored", precision="mixed_bfloat16", stress_n=16)
+    run_dir = run_quickstart(config, runs_dir=tmp_path, progress=False)
+    state = read_json(run_dir / "state.json")
+    for step in ("detector", "gan"):
+        recorded = read_json(Path(state[step]) / "config.json")
+        assert (recorded["strategy"], recorded["precision"]) == ("mirrored", "mixed_bfloat16"), step
+    assert read_json(Path(state["stress"]) / "config.json")["strategy"] == "mirrored"
+    assert (run_dir / "report.md").is_file()
+
+
+@pytest.mark.slow
 def test_two_mirrored_devices_train_what_one_device_does_and_resume(tmp_path):
     result = _job("mirrored", tmp_path)
     one, two = result["default"], result["mirrored"]
@@ -120,6 +135,8 @@ def test_two_mirrored_devices_train_what_one_device_does_and_resume(tmp_path):
     for name in LOSSES["detector"]:
         assert two["detector"][0][name] == pytest.approx(one["detector"][0][name], rel=1e-2), name
     assert result["generator_output"] == [None, 32, 32, 3]
+    # The stress harness splits each batch of fakes over the replicas and keeps their order.
+    assert result["stress_p_fake"]["mirrored"] == pytest.approx(result["stress_p_fake"]["default"], abs=1e-5)
     resumed = result["resumed_gan"]
     assert [row["epoch"] for row in resumed] == [1, 2, 3]
     assert resumed[:2] == two["gan"]  # the first two epochs kept as they were

@@ -16,6 +16,7 @@ from detector.runs import (
     read_json,
     write_json,
 )
+from detector.scaling import ScalingOptions, run_scaling
 from detector.synthfaces import Difficulty
 
 # What each preset trains. "default" takes about 11 minutes on 2 CPU cores; "full" is the
@@ -61,8 +62,12 @@ QUICKSTART_INCEPTION_N = 128
 
 
 @dataclasses.dataclass
-class QuickstartConfig:
-    """Every option of a quickstart; those left None come from the preset."""
+class QuickstartConfig(ScalingOptions):
+    """Every option of a quickstart; those left None come from the preset.
+
+    Beside these: strategy, devices, precision and jit for both trainings (see `detector.scaling`);
+    the stress test scores on the chief, with "mirrored" on its devices.
+    """
 
     data: str = "synth"  # an image folder, or "synth" for SynthFaces
     preset: Literal["tiny", "default", "full"] = (
@@ -94,7 +99,10 @@ def _step_configs(config: QuickstartConfig, data: str):
     from gan_lab.stress import StressConfig
     from gan_lab.train import GanConfig
 
+    distribute = dict(strategy=config.strategy, devices=config.devices, jit=config.jit)
     detector = DetectorConfig(
+        **distribute,
+        precision=config.precision,
         data=data,
         model="cnn3",
         size=config.size,
@@ -105,6 +113,8 @@ def _step_configs(config: QuickstartConfig, data: str):
         synth_difficulty=config.difficulty,
     )
     gan = GanConfig(
+        **distribute,
+        precision=config.precision,
         data=data,
         size=config.size,
         epochs=config.gan_epochs,
@@ -116,6 +126,9 @@ def _step_configs(config: QuickstartConfig, data: str):
         synth_n=config.synth_n,
     )
     stress = StressConfig(
+        strategy="mirrored" if config.strategy == "mirrored" else "default",
+        devices=config.devices,
+        jit=config.jit,
         detector="",
         gan="",
         n=config.stress_n,
@@ -148,19 +161,51 @@ def _open_run(config: QuickstartConfig | None, runs_dir, resume):
     return run_dir, config, state, runs_dir
 
 
+def _train_beside_the_chief(config: QuickstartConfig | None, runs_dir, resume, progress: bool) -> None:
+    """A non-chief worker's part of a multiworker quickstart: both trainings, in step with the chief,
+    from the same state (read from the chief's quickstart directory on resume), on its own data."""
+    import tempfile
+
+    from detector.synthfaces import resolve_data
+    from detector.train import train_detector
+    from gan_lab.train import train_gan
+
+    state = {}
+    if resume is not None:
+        _, recorded, _ = lifecycle.recorded_config(resume, "quickstart", QuickstartConfig)
+        config = recorded.resolved()
+        state = read_json(Path(resume) / "state.json") if (Path(resume) / "state.json").is_file() else {}
+    else:
+        config = config.resolved()
+    with tempfile.TemporaryDirectory(prefix="gan-lab-worker-data-") as scratch:
+        data = resolve_data(
+            config.data, scratch, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.difficulty
+        )
+        detector_config, gan_config, _ = _step_configs(config, os.fspath(data))
+        for key, train, step_config in (("detector", train_detector, detector_config), ("gan", train_gan, gan_config)):
+            if not state.get(f"{key}_complete"):
+                train(step_config, runs_dir=runs_dir, resume=state.get(key), progress=progress)
+
+
 def run_quickstart(
     config: QuickstartConfig, runs_dir: str | os.PathLike = "runs", resume=None, progress: bool = True
-) -> Path:
+) -> Path | None:
     """Run every step, each into its own run directory, and link them from one report.
 
     `resume` is an interrupted quickstart directory: finished steps are kept, an interrupted
-    detector or GAN run continues from its last complete epoch.
+    detector or GAN run continues from its last complete epoch. With strategy "multiworker",
+    every worker runs this with the same options: the chief runs every step and returns the
+    quickstart directory, the others train in step with it and return None.
     """
     from detector.synthfaces import resolve_data
     from detector.train import train_detector
     from gan_lab.stress import run_stress
     from gan_lab.train import train_gan
 
+    scaling = run_scaling("quickstart", QuickstartConfig, config, resume)
+    if not scaling.is_chief:
+        _train_beside_the_chief(config, runs_dir, resume, progress)
+        return None
     run_dir, config, state, runs_dir = _open_run(config, runs_dir, resume)
 
     def say(message: str) -> None:
