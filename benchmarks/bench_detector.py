@@ -93,18 +93,9 @@ def training_rate(model_name: str, size: int, batch_size: int, steps: int, seed:
     labels = (np.arange(len(images)) % 2).astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).repeat().prefetch(2)
 
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
+    from timing import epoch_timer
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.started)
-
-    timer = EpochTimer()
+    timer = epoch_timer()
     # Epoch 0 traces the step function; the best of the others is timed.
     model.fit(dataset, epochs=3, steps_per_epoch=steps, shuffle=False, callbacks=[timer], verbose=0)
     return steps * batch_size / min(timer.seconds[1:])
