@@ -8,9 +8,10 @@ scored by the share of samples in which MTCNN finds a face, beside the same shar
 real images, and by KID in InceptionV3 features where the Inception weights are in the
 Keras cache (offline without them the column says so). The variants: the lab's default
 (transposed convolutions, EMA generator) read through its EMA and through its raw generator,
-the other upsampling kinds, two learning rates for the discriminator and the generator, and
-the keras-io face DCGAN (Conv 64/128/128 discriminator; Dense 8x8x128 and ConvT 128/256/512
-generator; Adam 1e-4) as the reference row.
+the other upsampling kinds, two learning rates for the discriminator and the generator, the
+R1 penalty on the discriminator, and the keras-io face DCGAN (Conv 64/128/128 discriminator;
+Dense 8x8x128 and ConvT 128/256/512 generator; Adam 1e-4) as the reference row.
+`--variants R1 nearest` trains only the variants so named; `--no-reference` skips the last row.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ VARIANTS = {
     "nearest resize, EMA": {"upsampling": "nearest"},
     "pixelshuffle, EMA": {"upsampling": "pixelshuffle"},
     "two learning rates (D 4e-4, G 1e-4), EMA": {"d_learning_rate": 4e-4, "g_learning_rate": 1e-4},
+    "R1 penalty (gamma 1), EMA": {"r1_gamma": 1.0},
 }
 
 
@@ -118,7 +120,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n", type=int, default=256, help="samples (and real images) scored per variant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="*", help="train only the variants whose names contain one of these")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the keras-io reference row")
     args = parser.parse_args()
+    variants = {
+        name: options
+        for name, options in VARIANTS.items()
+        if not args.variants or any(part in name for part in args.variants)
+    }
 
     from detector.data import class_images, index_folder
     from detector.runs import read_json
@@ -138,7 +147,7 @@ def main() -> None:
     inception, note = load_inception(download=False)
     latents = seeded_latents(args.seed, 1, args.n, 128, SAMPLE_STREAM)
     rows = [{"variant": "real training images", "steps": "", **_score(reals, reals, finder, inception)}]
-    for name, options in VARIANTS.items():
+    for name, options in variants.items():
         config = GanConfig(
             data=str(data),
             size=args.size,
@@ -163,14 +172,15 @@ def main() -> None:
                 }
             )
         print(f"  {name}: done", flush=True)
-    generator, steps = _train_reference(data, args.size, args.batch_size, args.budget, args.seed)
-    rows.append(
-        {
-            "variant": "keras-io face DCGAN (reference)",
-            "steps": steps,
-            **_score(generate(generator, latents), reals, finder, inception),
-        }
-    )
+    if not args.no_reference:
+        generator, steps = _train_reference(data, args.size, args.batch_size, args.budget, args.seed)
+        rows.append(
+            {
+                "variant": "keras-io face DCGAN (reference)",
+                "steps": steps,
+                **_score(generate(generator, latents), reals, finder, inception),
+            }
+        )
 
     print(
         f"\nGAN quality for {args.budget:.0f} s of training each, {args.size} px SynthFaces, batch {args.batch_size}, "

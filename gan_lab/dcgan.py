@@ -292,7 +292,9 @@ class DCGAN(keras.Model):
     target towards 0.5 by a uniform random amount up to that value. With ema_kimg > 0,
     `generator_ema` follows the generator's weights as an exponential moving average whose
     half-life is ema_kimg thousand images (see `ema_decay`), as StyleGAN2-ADA's G_ema: it
-    makes the samples, the raw generator is what trains.
+    makes the samples, the raw generator is what trains. With r1_gamma > 0 the discriminator's
+    loss adds the R1 penalty (Mescheder et al., 2018): r1_gamma / 2 times the squared norm of
+    its logit's gradient with respect to real images, which keeps it smooth around them.
 
     Built and compiled in a tf.distribute strategy's scope, each replica trains on its slice
     of the global batch: random numbers (latents, label noise, augmentation) are drawn for
@@ -311,9 +313,13 @@ class DCGAN(keras.Model):
         seed: int | None = None,
         ema_kimg: float = 0.0,
         generator_ema=None,
+        r1_gamma: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not r1_gamma >= 0:
+            raise ValueError(f"r1_gamma must be 0 (no penalty) or positive. Received: r1_gamma={r1_gamma!r}")
+        self.r1_gamma = float(r1_gamma)
         if not ema_kimg >= 0:
             raise ValueError(f"ema_kimg must be 0 (no EMA) or positive. Received: ema_kimg={ema_kimg!r}")
         self.ema_half_life = float(ema_kimg) * 1000.0
@@ -427,14 +433,20 @@ class DCGAN(keras.Model):
         fakes = self.generator(self._normal((batch_size, self.latent_dim)), training=True)
         with tf.GradientTape() as tape:
             # Fakes and reals are augmented apart, so each image gets the draw it would get on one device.
-            logits = self.discriminator(
-                ops.concatenate([self._augmented(fakes), self._augmented(real)], axis=0), training=False
-            )
-            fake_logits, real_logits = logits[:batch_size], logits[batch_size:]
+            shown = ops.concatenate([self._augmented(fakes), self._augmented(real)], axis=0)
+            with tf.GradientTape(watch_accessed_variables=False) as penalty_tape:
+                penalty_tape.watch(shown)
+                logits = self.discriminator(shown, training=False)
+                fake_logits, real_logits = logits[:batch_size], logits[batch_size:]
+                real_total = ops.sum(ops.cast(real_logits, "float32"))
             d_loss = 0.5 * (
                 self._loss(self._targets(True, batch_size), fake_logits, global_batch)
                 + self._loss(self._targets(False, batch_size), real_logits, global_batch)
             )
+            if self.r1_gamma:
+                slopes = penalty_tape.gradient(real_total, shown)[batch_size:]
+                penalty = ops.sum(ops.square(ops.cast(slopes, "float32")), axis=(1, 2, 3))
+                d_loss = d_loss + 0.5 * self.r1_gamma * ops.sum(penalty) / ops.cast(global_batch, "float32")
             scaled = self.d_optimizer.scale_loss(d_loss)  # under mixed_float16: against float16 underflow
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))

@@ -87,6 +87,7 @@ class GanConfig(ScalingOptions):
     beta_1: float = 0.5  # Adam's first-moment decay for both optimizers
     label_smoothing: float = 0.0  # real targets become this instead of 0
     label_noise: float = 0.05  # every target moves towards 0.5 by a uniform amount up to this
+    r1_gamma: float = 0.0  # R1 penalty weight on the discriminator's gradient at real images; 0: none
     # Differentiable augmentation of everything the discriminator sees: names from
     # "color", "translation", "cutout"; for real data sets of a few thousand images.
     augment: tuple[str, ...] = ()
@@ -121,6 +122,8 @@ def _check_numbers(config: GanConfig) -> None:
             refuse(config, option, "a number in [0, 0.5)")
     if not isinstance(config.collapse_fraction, (int, float)) or not 0 <= config.collapse_fraction < 1:
         refuse(config, "collapse_fraction", "a fraction in [0, 1)")
+    if not isinstance(config.r1_gamma, (int, float)) or isinstance(config.r1_gamma, bool) or config.r1_gamma < 0:
+        refuse(config, "r1_gamma", "0 (no R1 penalty) or a positive number")
     if not isinstance(config.ema_kimg, (int, float)) or isinstance(config.ema_kimg, bool) or config.ema_kimg < 0:
         refuse(config, "ema_kimg", "0 (no EMA generator) or a positive number of thousand images")
     if config.kimg is not None and (not isinstance(config.kimg, (int, float)) or not config.kimg > 0):
@@ -199,6 +202,7 @@ def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
         discriminator,
         label_smoothing=config.label_smoothing,
         label_noise=config.label_noise,
+        r1_gamma=config.r1_gamma,
         augment=tuple(config.augment),
         seed=config.seed,
         ema_kimg=config.ema_kimg,

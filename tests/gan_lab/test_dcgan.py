@@ -161,3 +161,31 @@ def test_no_augmentation_leaves_batches_alone():
     np.testing.assert_array_equal(np.asarray(gan._augmented(images)), images)
     with pytest.raises(ValueError, match="augment"):
         _tiny_gan(augment=("mixup",))
+
+
+def test_r1_penalty_adds_the_squared_slope_at_real_images():
+    import tensorflow as tf
+
+    real = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+
+    def first_step(r1_gamma):
+        keras.utils.set_random_seed(0)
+        gan = DCGAN(
+            build_generator(size=32, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), seed=0, r1_gamma=r1_gamma
+        )
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.0))
+        discriminator = gan.discriminator
+        with tf.GradientTape() as tape:
+            images = tf.constant(real)
+            tape.watch(images)
+            total = tf.reduce_sum(discriminator(images, training=False))
+        slope = float(tf.reduce_mean(tf.reduce_sum(tape.gradient(total, images) ** 2, axis=(1, 2, 3))))
+        logs = gan.train_on_batch(real, return_dict=True)
+        return float(logs["d_loss"]), slope
+
+    plain, slope = first_step(0.0)
+    penalised, _ = first_step(10.0)
+    assert slope > 0
+    assert penalised == pytest.approx(plain + 0.5 * 10.0 * slope, rel=1e-3)
+    with pytest.raises(ValueError, match="r1_gamma"):
+        DCGAN(build_generator(size=32, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), r1_gamma=-1.0)
