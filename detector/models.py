@@ -27,8 +27,8 @@ def _replicas() -> int:
     return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
-def _batch_norm(name: str):
-    # Over several replicas: the statistics of the global batch, as one device would compute them.
+def batch_norm_layer(name: str):
+    """BatchNormalization; built under a strategy of several replicas, with the global batch's statistics."""
     return layers.BatchNormalization(name=name, synchronized=_replicas() > 1)
 
 
@@ -80,13 +80,13 @@ def build_cnn3(size: int = 64, head: str = "probability") -> keras.Model:
     x = inputs
     for index, (filters, kernel, dropout) in enumerate([(64, 3, 0.0), (128, 5, 0.2), (64, 3, 0.3)]):
         x = layers.Conv2D(filters, kernel, activation="relu", name=f"conv{index + 1}")(x)
-        x = _batch_norm(f"bn{index + 1}")(x)
+        x = batch_norm_layer(f"bn{index + 1}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{index + 1}")(x)
         if dropout:
             x = ReplicaDropout(dropout, name=f"dropout{index + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="dense")(x)
-    x = _batch_norm("bn_dense")(x)
+    x = batch_norm_layer("bn_dense")(x)
     x = ReplicaDropout(0.2, name="dropout_dense")(x)
     return keras.Model(inputs, _head(x, head), name="cnn3")
 
@@ -244,6 +244,9 @@ def build_transfer(
         base = application(include_top=False, weights=None, input_shape=(size, size, 3))
     if weights_file is not None:
         base.load_weights(weights_file)
+    for layer in base.layers:  # unfrozen ones see the global batch under a strategy of several replicas
+        if isinstance(layer, layers.BatchNormalization):
+            layer.synchronized = _replicas() > 1
     base.trainable = trainable_layers > 0
     if trainable_layers > 0:
         for layer in base.layers[:-trainable_layers]:

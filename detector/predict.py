@@ -105,7 +105,7 @@ class Detector:
             width = int(np.prod(self.feature_layer().output.shape[1:]))
             return np.zeros((0, width), dtype=np.float32)
         outputs = np.concatenate(self._batches(images, lambda batch: np.asarray(self._feature_forward(batch))))
-        return outputs.reshape(len(outputs), -1)
+        return outputs.reshape(len(outputs), -1).astype(np.float32)  # float32 from a mixed-precision model too
 
     def verdict(self, p_fake: float) -> str:
         return "Fake" if p_fake >= self.threshold else "Real"

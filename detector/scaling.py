@@ -161,6 +161,22 @@ class Scaling:
         with self.strategy.scope(), dtype_policy(self.precision):
             yield
 
+    def check_batch(self, batch_size: int) -> None:
+        """LabError when the global batch does not split evenly over the replicas, or when mixed_float16
+        meets several replicas (Keras' loss scaling decides on a float16 overflow replica by replica, so one
+        replica's overflow could reach every replica's weights)."""
+        replicas = self.replicas
+        if batch_size % replicas:
+            raise LabError(
+                f"batch_size must split evenly over the {replicas} replicas: give a multiple of {replicas}. "
+                f"Received: batch_size={batch_size}"
+            )
+        if self.precision == "mixed_float16" and replicas > 1:
+            raise LabError(
+                f"precision 'mixed_float16' trains on one replica only ({replicas} here): use 'mixed_bfloat16' "
+                "on several GPUs (it needs no loss scaling)"
+            )
+
     def distribute(self, dataset):
         """`dataset` of global batches, to be split by element (not by file) between a cluster's workers."""
         import tensorflow as tf
@@ -189,7 +205,7 @@ class Scaling:
         )
         try:
             if resume is not None:
-                resume = shutil.copytree(resume, scratch / Path(resume).resolve().name, symlinks=True)
+                resume = _copy_run(Path(resume), scratch)
             yield scratch, resume, False
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -227,6 +243,18 @@ class Scaling:
         if self.jit:
             parts.append("XLA")
         return ", ".join(parts)
+
+
+def _copy_run(run_dir: Path, scratch: Path) -> Path:
+    """A copy of the run to resume, for a worker that must not write into it. The chief is cleaning the
+    run meanwhile (temporary files, outdated reports): files that vanish while being copied are left
+    out, as are temporary names and TensorBoard logs; committed epochs never change once written."""
+    copy = scratch / run_dir.resolve().name
+    try:
+        shutil.copytree(run_dir, copy, symlinks=True, ignore=shutil.ignore_patterns(".*", "tensorboard"))
+    except shutil.Error:  # some files vanished mid-copy; the rest was copied
+        pass
+    return copy
 
 
 def _vector_logs(step):

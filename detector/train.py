@@ -293,6 +293,7 @@ def _start_run(config: DetectorConfig, runs_dir, progress: bool, scaling: Scalin
     import keras
 
     config, source = lifecycle.resolve_data(check_config(config), runs_dir)
+    scaling.check_batch(config.batch_size)
     index = _index(config)
     config = dataclasses.replace(config, cache=_use_cache(config, index))
     keras.utils.set_random_seed(config.seed)
@@ -363,6 +364,7 @@ def _resume_run(run_dir, given: DetectorConfig | None, progress: bool, scaling: 
     recorded = check_config(recorded)
     changeable = ("epochs", *RESUME_CHANGEABLE)
     config = lifecycle.resume_config(run_dir, recorded, record, check_config(given) if given else None, changeable)
+    scaling.check_batch(config.batch_size)
     lifecycle.update_recorded(run_dir, record, config, changeable)
     lifecycle.require_data_here(run_dir, config)
     index = _index(config)

@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from detector.errors import LabError
+from detector.models import batch_norm_layer
 
 # The generator of the published 128 px experiment: 1,520,643 parameters.
 GENERATOR_PRESETS = {
@@ -166,7 +167,7 @@ def build_generator(
     for index, width in enumerate(options["filters"], start=1):
         x = _upsample(x, width, options["upsampling"], index)
         if options["batch_norm"]:
-            x = layers.BatchNormalization(name=f"bn{index}")(x)
+            x = batch_norm_layer(f"bn{index}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu{index}")(x)
     # float32 under a mixed-precision policy too: pixels are float32 in [0, 1] everywhere in the lab.
     outputs = layers.Conv2D(

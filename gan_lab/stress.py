@@ -148,7 +148,7 @@ def build_fused_scorer(
     forward = functools.partial(_fused_forward, generator, two_outputs, discriminator)
     if strategy is None or strategy.num_replicas_in_sync == 1:
         return tf.function(forward, input_signature=signature, jit_compile=jit)
-    step = tf.function(functools.partial(strategy.run, forward), jit_compile=jit)
+    step = tf.function(functools.partial(strategy.run, tf.function(forward, jit_compile=jit)))
     return functools.partial(_on_replicas, step, strategy)
 
 

@@ -14,6 +14,7 @@ building the command line) stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
@@ -219,12 +220,12 @@ def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
 def restore_dcgan(gan_dir: str | os.PathLike, epoch: int | None = None, scaling: Scaling | None = None):
     """The DCGAN of a run as saved at `epoch` (None: the last complete), with both optimizers' state.
 
-    scaling: where it trains on (None: the run's own strategy and precision).
+    scaling: the strategy to restore it onto (None: none; the models keep their saved precision).
     """
     folder = checkpoint_dir(gan_dir, epoch)
     config = run_config(gan_dir)
     ema_path = folder / EMA_FILE
-    with (scaling or Scaling.of(config)).scope():
+    with scaling.scope() if scaling is not None else contextlib.nullcontext():
         generator_ema = load_model(ema_path) if ema_path.is_file() else None
         generator, discriminator = load_model(folder / "generator.keras"), load_model(folder / "discriminator.keras")
         gan = make_dcgan(generator, discriminator, config, generator_ema)
@@ -316,6 +317,7 @@ def _start_run(config: GanConfig, runs_dir, progress: bool, scaling: Scaling):
     from gan_lab.dcgan import generator_options
 
     config, source = lifecycle.resolve_data(check_config(config), runs_dir)
+    scaling.check_batch(config.batch_size)
     index = _index(config)
     config = _resolve_epochs(config, len(index.splits["train"].paths))
     keras.utils.set_random_seed(config.seed)
@@ -351,6 +353,7 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool, scaling: Scali
     config = lifecycle.resume_config(
         run_dir, recorded, record, check_config(given) if given else None, ("epochs", "kimg", *RESUME_CHANGEABLE)
     )
+    scaling.check_batch(config.batch_size)
     lifecycle.require_data_here(run_dir, config)
     index = _index(config)
     if config.kimg != recorded.kimg:  # a new total in images decides the epochs

@@ -64,6 +64,20 @@ def stress_scores(runs: dict, devices) -> list[float]:
     return [float(value) for value in generated.p_fake]
 
 
+def refusals(runs_dir: Path) -> list[str]:
+    """The errors of a global batch two replicas cannot share, and of mixed_float16 on two replicas."""
+    from detector.errors import LabError
+    from gan_lab.train import train_gan
+
+    messages = []
+    for options in (dict(batch_size=15), dict(precision="mixed_float16")):
+        try:
+            train_gan(gan_config(strategy="mirrored", devices=TWO_DEVICES, **options), runs_dir=runs_dir)
+        except LabError as error:
+            messages.append(str(error))
+    return messages
+
+
 def mirrored(runs_dir: Path) -> dict:
     """Default strategy vs MirroredStrategy over two logical CPUs: histories, then a resumed mirrored run."""
     import tensorflow as tf
@@ -85,6 +99,7 @@ def mirrored(runs_dir: Path) -> dict:
             "gan_dir": str(gan_dir),
             "detector_dir": str(detector_dir),
         }
+    result["refused"] = refusals(runs_dir / "refused")
     # The default run's models, scored on one device and on two.
     result["stress_p_fake"] = {strategy: stress_scores(result["default"], devices) for strategy, devices in STRATEGIES}
     gan_dir = result["mirrored"]["gan_dir"]

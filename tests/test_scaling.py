@@ -135,6 +135,9 @@ def test_two_mirrored_devices_train_what_one_device_does_and_resume(tmp_path):
     for name in LOSSES["detector"]:
         assert two["detector"][0][name] == pytest.approx(one["detector"][0][name], rel=1e-2), name
     assert result["generator_output"] == [None, 32, 32, 3]
+    odd_batch, float16 = result["refused"]
+    assert "batch_size must split evenly over the 2 replicas" in odd_batch
+    assert "mixed_float16' trains on one replica only" in float16
     # The stress harness splits each batch of fakes over the replicas and keeps their order.
     assert result["stress_p_fake"]["mirrored"] == pytest.approx(result["stress_p_fake"]["default"], abs=1e-5)
     resumed = result["resumed_gan"]

@@ -162,8 +162,10 @@ def _open_run(config: QuickstartConfig | None, runs_dir, resume):
 
 
 def _train_beside_the_chief(config: QuickstartConfig | None, runs_dir, resume, progress: bool) -> None:
-    """A non-chief worker's part of a multiworker quickstart: both trainings, in step with the chief,
-    from the same state (read from the chief's quickstart directory on resume), on its own data."""
+    """A non-chief worker's part of a multiworker quickstart: both trainings, in step with the chief.
+
+    A new quickstart renders its own copy of the data (the chief may be writing its own); a resumed
+    one reads the chief's state and data (on the file system the cluster shares, as the runs are)."""
     import tempfile
 
     from detector.synthfaces import resolve_data
@@ -179,7 +181,12 @@ def _train_beside_the_chief(config: QuickstartConfig | None, runs_dir, resume, p
         config = config.resolved()
     with tempfile.TemporaryDirectory(prefix="gan-lab-worker-data-") as scratch:
         data = resolve_data(
-            config.data, scratch, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.difficulty
+            config.data,
+            state.get("runs_dir", scratch),
+            size=config.size,
+            n=config.synth_n,
+            seed=config.seed,
+            difficulty=config.difficulty,
         )
         detector_config, gan_config, _ = _step_configs(config, os.fspath(data))
         for key, train, step_config in (("detector", train_detector, detector_config), ("gan", train_gan, gan_config)):

@@ -43,6 +43,8 @@ def run_train(args: argparse.Namespace) -> int:
         DetectorConfig, args.rest, "gan-lab detector train", TRAIN_DESCRIPTION, kind="detector"
     )
     run_dir = train_detector(config, runs_dir=run.runs_dir, resume=run.resume, progress=not run.quiet)
+    if run_dir is None:  # another worker of a multiworker cluster: the chief wrote the run
+        return 0
     print(format_table(read_json(run_dir / "metrics.json")))
     print(f"Run directory: {run_dir}")
     return 0

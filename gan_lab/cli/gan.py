@@ -47,7 +47,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     config, run = parse_run_command(GanConfig, args.rest, "gan-lab gan train", TRAIN_DESCRIPTION, kind="gan")
     run_dir = train_gan(config, runs_dir=run.runs_dir, resume=run.resume, progress=not run.quiet)
-    print(f"GAN run: {run_dir}")
+    if run_dir is not None:  # None on another worker of a multiworker cluster: the chief wrote the run
+        print(f"GAN run: {run_dir}")
     return 0
 
 
