@@ -44,6 +44,7 @@ def _leftovers(run_dir):
 def _check_detector_run(run_dir):
     import keras
 
+    from detector.scaling import Scaling
     from detector.train import DetectorConfig as Config
     from detector.train import _datasets, _index, check_config, loss_for_head
 
@@ -58,7 +59,7 @@ def _check_detector_run(run_dir):
     # model.keras is the model whose validation loss history names as best.
     recorded = read_json(run_dir / "config.json")
     config = check_config(Config(**{key: value for key, value in recorded.items() if key in Config.__annotations__}))
-    _, valid = _datasets(config, _index(config), shuffle_seed=0)
+    _, valid = _datasets(config, _index(config), 0, Scaling.of(config))
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     model.compile(loss=loss_for_head(config.head))
     assert model.evaluate(valid, verbose=0, return_dict=True)["loss"] == pytest.approx(best["val_loss"], rel=1e-4)
