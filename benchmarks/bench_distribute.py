@@ -43,7 +43,8 @@ def _gan(scaling, config):
     from gan_lab.train import make_dcgan
 
     with scaling.scope():
-        return make_dcgan(build_generator(size=config.size), build_discriminator("cnn3", config.size), config)
+        generator, discriminator = build_generator(size=config.size), build_discriminator("cnn3", config.size)
+        return make_dcgan(generator, discriminator, config, total_steps=config.epochs * config.steps_per_epoch)
 
 
 def _seconds_per_step(scaling, model, batch, steps: int) -> float:

@@ -274,6 +274,18 @@ def run_scaling(kind: str, config_class: type, config, resume) -> Scaling:
     return Scaling.of(config if config is not None else config_class())
 
 
+def train_on_cluster(kind: str, config_class: type, train, config, runs_dir, resume, progress: bool, callbacks):
+    """`train(config, runs_dir, resume, progress, callbacks, scaling)` as this process's part of a run.
+
+    The run directory on the chief; None on another worker of a cluster, which trains in step
+    in a temporary folder it removes (see `Scaling.worker_scratch`).
+    """
+    scaling = run_scaling(kind, config_class, config, resume)
+    with scaling.worker_scratch(runs_dir, resume, progress) as (runs_dir, resume, progress):
+        run_dir = train(config, runs_dir, resume, progress, callbacks, scaling)
+    return run_dir if scaling.is_chief else None
+
+
 @contextlib.contextmanager
 def dtype_policy(precision: str):
     """Keras' global dtype policy set to `precision` inside the block, restored after it."""

@@ -36,7 +36,7 @@ from detector.runs import (
     remove_stale,
     write_json,
 )
-from detector.scaling import RESUME_CHANGEABLE, Scaling, ScalingOptions, check_options, run_scaling
+from detector.scaling import RESUME_CHANGEABLE, Scaling, ScalingOptions, check_options, train_on_cluster
 from detector.synthfaces import DIFFICULTIES, Difficulty
 
 
@@ -464,10 +464,7 @@ def train_detector(
     options; the chief writes the run and returns it, the others train in step with it
     (writing only to a temporary folder they remove) and return None.
     """
-    scaling = run_scaling("detector", DetectorConfig, config, resume)
-    with scaling.worker_scratch(runs_dir, resume, progress) as (runs_dir, resume, progress):
-        run_dir = _train(config, runs_dir, resume, progress, callbacks, scaling)
-    return run_dir if scaling.is_chief else None
+    return train_on_cluster("detector", DetectorConfig, _train, config, runs_dir, resume, progress, callbacks)
 
 
 def _train(config, runs_dir, resume, progress: bool, callbacks, scaling: Scaling) -> Path:

@@ -12,6 +12,7 @@ logit is the logit of P(fake), as a "logit"-head detector's is.
 
 from __future__ import annotations
 
+import math
 import os
 
 import keras
@@ -193,6 +194,26 @@ def ema_decay(images_shown, batch_size, half_life_images: float, rampup: float =
     """
     half_life = ops.minimum(half_life_images, ops.maximum(images_shown * rampup, 1.0))
     return ops.power(0.5, batch_size / half_life)
+
+
+@keras.saving.register_keras_serializable(package="gan_lab")
+class RampDown(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate held at `rate`, then eased to 0 along half a cosine over the last `fraction` of `total_steps`.
+
+    Late in a short run the generator and discriminator still chase each other from epoch to
+    epoch; easing both rates down lets the last epochs settle instead of swinging.
+    """
+
+    def __init__(self, rate: float, total_steps: int, fraction: float):
+        self.rate, self.total_steps, self.fraction = float(rate), int(total_steps), float(fraction)
+
+    def __call__(self, step):
+        progress = ops.cast(step, "float32") / max(self.total_steps, 1)
+        ramp = ops.clip((progress - (1.0 - self.fraction)) / max(self.fraction, 1e-9), 0.0, 1.0)
+        return self.rate * 0.5 * (1.0 + ops.cos(math.pi * ramp))
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate, "total_steps": self.total_steps, "fraction": self.fraction}
 
 
 def build_discriminator(model: str = "cnn3", size: int = 64, **options) -> keras.Model:

@@ -39,7 +39,7 @@ from detector.runs import (
     write_history,
     write_json,
 )
-from detector.scaling import RESUME_CHANGEABLE, Scaling, ScalingOptions, check_options, run_scaling
+from detector.scaling import RESUME_CHANGEABLE, Scaling, ScalingOptions, check_options, train_on_cluster
 from detector.synthfaces import Difficulty
 from gan_lab.checkpoints import (
     EMA_FILE,
@@ -86,6 +86,9 @@ class GanConfig(ScalingOptions):
     d_learning_rate: float = 2e-4  # the discriminator's Adam learning rate
     g_learning_rate: float = 2e-4  # the generator's Adam learning rate
     beta_1: float = 0.5  # Adam's first-moment decay for both optimizers
+    # The last fraction of the run's steps over which both learning rates ease to 0 (half a
+    # cosine); 0: constant rates. Resuming with more epochs stretches the ramp to the new total.
+    lr_rampdown: float = 0.0
     label_smoothing: float = 0.0  # real targets become this instead of 0
     label_noise: float = 0.05  # every target moves towards 0.5 by a uniform amount up to this
     r1_gamma: float = 0.0  # R1 penalty weight on the discriminator's gradient at real images; 0: none
@@ -117,6 +120,8 @@ def _check_numbers(config: GanConfig) -> None:
         value = getattr(config, option)
         if not isinstance(value, (int, float)) or not 0 < value < 1:
             refuse(config, option, "a number between 0 and 1")
+    if not isinstance(config.lr_rampdown, (int, float)) or not 0 <= config.lr_rampdown <= 1:
+        refuse(config, "lr_rampdown", "a fraction of the run in [0, 1] (0: constant learning rates)")
     for option in ("label_smoothing", "label_noise"):
         value = getattr(config, option)
         if not isinstance(value, (int, float)) or not 0 <= value < 0.5:
@@ -183,16 +188,22 @@ def _generator_kwargs(config: GanConfig) -> dict:
 # --------------------------------------------------------------------------- models
 
 
-def _optimizer(config: GanConfig, learning_rate: float):
+def _optimizer(config: GanConfig, learning_rate: float, total_steps: int):
     import keras
 
+    from gan_lab.dcgan import RampDown
+
+    if config.lr_rampdown:
+        learning_rate = RampDown(learning_rate, total_steps, config.lr_rampdown)
     optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.beta_1)
     # float16 gradients underflow: the loss is scaled up before them and the gradients down after.
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "mixed_float16" else optimizer
 
 
-def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
+def make_dcgan(generator, discriminator, config: GanConfig, total_steps: int, generator_ema=None):
     """A compiled DCGAN with the config's Adam optimizers, label options and EMA generator.
+
+    total_steps: the steps of the whole run, the length the learning rates ramp down over.
 
     Call it in the run's `Scaling.scope()` (as `train_gan` does), with models made there.
     """
@@ -210,8 +221,8 @@ def make_dcgan(generator, discriminator, config: GanConfig, generator_ema=None):
         generator_ema=generator_ema,
     )
     gan.compile(
-        d_optimizer=_optimizer(config, config.d_learning_rate),
-        g_optimizer=_optimizer(config, config.g_learning_rate),
+        d_optimizer=_optimizer(config, config.d_learning_rate, total_steps),
+        g_optimizer=_optimizer(config, config.g_learning_rate, total_steps),
         jit_compile=config.jit,  # off by default: XLA measured slower than the default graph on CPU
     )
     return gan
@@ -223,17 +234,18 @@ def restore_dcgan(gan_dir: str | os.PathLike, epoch: int | None = None, scaling:
     scaling: the strategy to restore it onto (None: none; the models keep their saved precision).
     """
     folder = checkpoint_dir(gan_dir, epoch)
-    config = run_config(gan_dir)
+    _, config, record = lifecycle.recorded_config(gan_dir, "gan", GanConfig)
+    config = check_config(config)
     ema_path = folder / EMA_FILE
     with scaling.scope() if scaling is not None else contextlib.nullcontext():
         generator_ema = load_model(ema_path) if ema_path.is_file() else None
         generator, discriminator = load_model(folder / "generator.keras"), load_model(folder / "discriminator.keras")
-        gan = make_dcgan(generator, discriminator, config, generator_ema)
+        gan = make_dcgan(generator, discriminator, config, total_steps(config, record["real_images"]), generator_ema)
         restore_optimizer_state(gan, folder / "optimizer.npz")
     return gan
 
 
-def _new_dcgan(config: GanConfig, scaling: Scaling):
+def _new_dcgan(config: GanConfig, scaling: Scaling, real_images: int):
     """A DCGAN of new models, on the strategy's devices in the run's precision."""
     from gan_lab.dcgan import build_discriminator, build_generator, copy_detector_weights
 
@@ -242,7 +254,7 @@ def _new_dcgan(config: GanConfig, scaling: Scaling):
         discriminator = build_discriminator(config.discriminator, config.size)
         if config.init_discriminator:
             copy_detector_weights(discriminator, config.init_discriminator)
-        return make_dcgan(generator, discriminator, config)
+        return make_dcgan(generator, discriminator, config, total_steps(config, real_images))
 
 
 # --------------------------------------------------------------------------- data
@@ -302,6 +314,11 @@ def _steps(config: GanConfig, real_images: int) -> int:
     return config.steps_per_epoch or max(1, real_images // config.batch_size)
 
 
+def total_steps(config: GanConfig, real_images: int) -> int:
+    """Optimizer steps in the whole run: `epochs` of `_steps` each."""
+    return config.epochs * _steps(config, real_images)
+
+
 def _resolve_epochs(config: GanConfig, real_images: int) -> GanConfig:
     """With `kimg`, the epochs that show that many real images (the last one may show a few more)."""
     if config.kimg is None:
@@ -319,14 +336,15 @@ def _start_run(config: GanConfig, runs_dir, progress: bool, scaling: Scaling):
     config, source = lifecycle.resolve_data(check_config(config), runs_dir)
     scaling.check_batch(config.batch_size)
     index = _index(config)
-    config = _resolve_epochs(config, len(index.splits["train"].paths))
+    real_images = len(index.splits["train"].paths)
+    config = _resolve_epochs(config, real_images)
     keras.utils.set_random_seed(config.seed)
-    gan = _new_dcgan(config, scaling)  # before the run directory: a bad option leaves nothing behind
+    gan = _new_dcgan(config, scaling, real_images)  # before the run directory: a bad option leaves nothing behind
     generator, discriminator = gan.generator, gan.discriminator
     extra = {
         "data_source": source,
         "layout": index.layout,
-        "real_images": len(index.splits["train"].paths),
+        "real_images": real_images,
         "generator": generator_options(**_generator_kwargs(config)),
         "parameters": {"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())},
     }
@@ -377,7 +395,7 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool, scaling: Scali
         state = read_json(checkpoints[completed] / "state.json")
     else:  # interrupted in its first epoch: start again exactly as the run started
         keras.utils.set_random_seed(config.seed)
-        gan, state = _new_dcgan(config, scaling), {}
+        gan, state = _new_dcgan(config, scaling, len(index.splits["train"].paths)), {}
     lifecycle.say(progress, f"Resuming {run_dir} after epoch {completed} of {config.epochs}")
     return run_dir, config, index, gan, state, completed
 
@@ -456,10 +474,7 @@ def train_gan(
     options; the chief writes the run and returns it, the others train in step with it
     (writing only to a temporary folder they remove) and return None.
     """
-    scaling = run_scaling("gan", GanConfig, config, resume)
-    with scaling.worker_scratch(runs_dir, resume, progress) as (runs_dir, resume, progress):
-        run_dir = _train(config, runs_dir, resume, progress, callbacks, scaling)
-    return run_dir if scaling.is_chief else None
+    return train_on_cluster("gan", GanConfig, _train, config, runs_dir, resume, progress, callbacks)
 
 
 def _train(config, runs_dir, resume, progress: bool, callbacks, scaling: Scaling) -> Path:

@@ -68,7 +68,7 @@ def test_mixed_float16_gan_scales_its_losses():
     from gan_lab.train import GanConfig, _new_dcgan, check_config
 
     config = check_config(GanConfig(size=32, precision="mixed_float16"))
-    gan = _new_dcgan(config, Scaling.of(config))
+    gan = _new_dcgan(config, Scaling.of(config), real_images=64)
     assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert gan.generator.get_layer("dense").compute_dtype == "float16"

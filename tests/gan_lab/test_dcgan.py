@@ -8,6 +8,7 @@ from detector.runs import atomic_save_model, create_run_dir, write_json
 from gan_lab.dcgan import (
     AUGMENT_POLICIES,
     DCGAN,
+    RampDown,
     build_discriminator,
     build_generator,
     copy_detector_weights,
@@ -189,3 +190,12 @@ def test_r1_penalty_adds_the_squared_slope_at_real_images():
     assert penalised == pytest.approx(plain + 0.5 * 10.0 * slope, rel=1e-3)
     with pytest.raises(ValueError, match="r1_gamma"):
         DCGAN(build_generator(size=32, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), r1_gamma=-1.0)
+
+
+def test_ramp_down_holds_the_rate_then_eases_it_to_zero():
+    schedule = RampDown(1e-3, total_steps=100, fraction=0.5)
+    rates = [float(schedule(step)) for step in (0, 50, 75, 100, 120)]
+    assert rates == pytest.approx([1e-3, 1e-3, 0.5e-3, 0.0, 0.0], abs=1e-9)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert float(restored(75)) == pytest.approx(0.5e-3)
+    assert float(RampDown(1e-3, total_steps=100, fraction=0.0)(99)) == pytest.approx(1e-3)

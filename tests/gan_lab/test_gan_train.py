@@ -123,12 +123,28 @@ def test_incomplete_checkpoint_is_ignored_and_replaced(gan_run, tmp_path):
     assert sorted(list_checkpoints(run_dir)) == [1, 2, 3]
 
 
+def test_learning_rates_ramp_down_over_the_run_and_stretch_when_it_is_extended(synth_root, tmp_path):
+    config = _tiny(synth_root, epochs=4, lr_rampdown=0.75, d_learning_rate=4e-4)
+    run_dir = train_gan(config, runs_dir=tmp_path, progress=False)
+    # 4 epochs of 2 steps: both rates ease down over the last 6 of the 8 steps.
+    gan = restore_dcgan(run_dir, 2)  # after step 4, a third of the way down half a cosine
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(2e-4 * 0.75)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(4e-4 * 0.75)
+    assert float(restore_dcgan(run_dir, 4).g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
+
+    train_gan(dataclasses.replace(config, epochs=8), resume=run_dir, progress=False)
+    # Now 16 steps with the ramp over the last 12: after step 8 the rate is again 0.75 of the start.
+    assert float(restore_dcgan(run_dir, 4).g_optimizer.learning_rate) == pytest.approx(2e-4 * 0.75)
+    assert float(restore_dcgan(run_dir, 8).g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_path):
     for options, message in (
         (dict(size=40), "multiple of 16"),
         (dict(preset="seed128"), "size=32"),
         (dict(discriminator="vgg16"), "discriminator"),
         (dict(label_noise=0.6), "label_noise"),
+        (dict(lr_rampdown=1.5), "lr_rampdown"),
         (dict(augment=None), "augment"),
         (dict(augment=("mixup",)), "augment"),
         (dict(collapse_fraction="half"), "collapse_fraction"),
