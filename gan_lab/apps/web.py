@@ -15,6 +15,7 @@ classified at once, the rest wait SLOT_WAIT_SECONDS for a turn and then get 503.
 from __future__ import annotations
 
 import base64
+import ctypes
 import io
 import math
 import os
@@ -56,7 +57,7 @@ MB = 1024 * 1024
 # 16 MB is 5.6 megapixels of RGB (2736x2048), plenty for a face the model sees at 32 to 256 px;
 # photos from cameras are JPEGs, decoded smaller. Converting and classifying costs several times
 # the decoded size (MTCNN the most, about 15 bytes a pixel): at 16 MB, eight of the worst uploads
-# at once grow the server by about 400 MB, 24 MB took it past 500 (tests/gan_lab/apps/test_web_load.py).
+# at once grow the server by about 300 MB (with `limit_allocator_arenas`; tests/gan_lab/apps/test_web_load.py).
 MAX_DECODE_MB = 16
 RGB_BYTES = 3
 # How many uploads are decoded and classified at once (the model and face finder still take one at a
@@ -191,6 +192,22 @@ def _decode_upload(data: bytes, name: str, max_bytes: int) -> Image.Image:
         )
     # open_rgb counts the file's own mode; scaled so that the RGB image fits max_bytes too.
     return open_rgb(data, name, max_bytes=max_bytes * native // max(1, needed))
+
+
+# glibc's malloc gives threads arenas of their own and keeps what they free there, so a threaded
+# server's memory grows with the threads that ever decoded an image. Two arenas hold it down:
+# eight of the worst uploads at once grew the server by 515 MB with glibc's default and by 292 MB
+# with two (tests/gan_lab/apps/test_web_load.py, on 2 CPU cores).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number for MALLOC_ARENA_MAX (glibc's malloc.h)
+
+
+def limit_allocator_arenas(count: int = MALLOC_ARENAS) -> bool:
+    """Cap this process's glibc malloc arenas at `count`, as MALLOC_ARENA_MAX does; False where libc is another."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count))
+    except (OSError, AttributeError):
+        return False
 
 
 class ServerBusy(Exception):
@@ -509,6 +526,7 @@ def serve(
     """Load the detector and the face finder, then serve the page until interrupted."""
     from detector.predict import SYNTHFACES_WARNING
 
+    limit_allocator_arenas()
     app = create_app(
         run_dir,
         runs_dir=runs_dir,

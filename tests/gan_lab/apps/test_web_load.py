@@ -1,9 +1,16 @@
-"""The real server under load, on 127.0.0.1: the worst uploads it accepts, at once, and many ordinary ones."""
+"""The real server under load, on 127.0.0.1: the worst uploads it accepts, at once, and many ordinary ones.
+
+The server runs in a process of its own, as `gan-lab serve` does, so that its memory is
+measured apart from what the rest of the test session left in this one.
+"""
 
 import io
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -16,9 +23,8 @@ import numpy as np
 import psutil
 import pytest
 from PIL import Image
-from werkzeug.serving import make_server
 
-from gan_lab.apps.web import MAX_CONCURRENT, MAX_DECODE_MB, MB, RGB_BYTES, create_app
+from gan_lab.apps.web import MAX_CONCURRENT, MAX_DECODE_MB, MB, RGB_BYTES
 
 # The issue's bound: eight of the worst uploads at once may grow the server by this much.
 MAX_GROWTH_MB = 500
@@ -26,6 +32,22 @@ WORST_AT_ONCE = 8
 ORDINARY_REQUESTS = 200
 CLIENT_THREADS = 4
 REQUEST_TIMEOUT_SECONDS = 120
+SERVER_START_SECONDS = 300
+
+# The app as `gan-lab serve` makes it (malloc arenas capped, MTCNN, default limits), on werkzeug's
+# threaded server; it prints its port, then serves until it is terminated.
+SERVE = """
+import sys
+from pathlib import Path
+from werkzeug.serving import make_server
+from gan_lab.apps.web import create_app, limit_allocator_arenas
+
+assert limit_allocator_arenas()
+run = Path(sys.argv[1])
+http = make_server("127.0.0.1", 0, create_app(run, runs_dir=run.parent, faces="mtcnn"), threaded=True)
+print(http.server_port, flush=True)
+http.serve_forever()
+"""
 
 
 def _photo() -> Image.Image:
@@ -73,10 +95,10 @@ def post(url: str, data: bytes, name: str, faces: str | None = None) -> tuple[in
 
 
 class PeakRss:
-    """The process's peak resident memory above where it was at the start, sampled every few ms."""
+    """A process's peak resident memory above where it was at the start, sampled every few ms."""
 
-    def __init__(self):
-        self.process = psutil.Process()
+    def __init__(self, pid: int):
+        self.process = psutil.Process(pid)
         self.start = self.peak = self.process.memory_info().rss
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -100,23 +122,40 @@ class PeakRss:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, detector_run):
-    """The app as `gan-lab serve` makes it (MTCNN, default limits), served by werkzeug's threaded server."""
+    """(URL of /api/predict, server process id) of the app served in a process of its own."""
     run = shutil.copytree(detector_run, tmp_path_factory.mktemp("load-runs") / "00001-detector-tiny")
-    http = make_server("127.0.0.1", 0, create_app(run, runs_dir=run.parent, faces="mtcnn"), threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{http.server_port}/api/predict"
-    assert post(url, _encode(_photo(), "JPEG"), "warm-up.jpg")[0] == 200  # loads the model and MTCNN
-    yield url
-    http.shutdown()
-    thread.join(timeout=30)
-    http.server_close()
+    log = tmp_path_factory.mktemp("server-log") / "stderr.txt"
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(run)], stdout=subprocess.PIPE, stderr=stderr, env=os.environ.copy()
+        )
+    try:
+        port = _read_port(process, log)
+        url = f"http://127.0.0.1:{port}/api/predict"
+        assert post(url, _encode(_photo(), "JPEG"), "warm-up.jpg")[0] == 200  # loads the model and MTCNN
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stdout.close()
+
+
+def _read_port(process: subprocess.Popen, log) -> int:
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append(process.stdout.readline().decode()), daemon=True)
+    reader.start()
+    reader.join(SERVER_START_SECONDS)
+    if not found or not found[0].strip().isdigit():
+        process.kill()
+        raise AssertionError(f"the server did not start: {log.read_text(errors='replace')[-2000:]}")
+    return int(found[0])
 
 
 def test_eight_worst_uploads_at_once_stay_under_500_mb(server):
+    url, pid = server
     data = worst_upload()
-    with PeakRss() as memory, ThreadPoolExecutor(WORST_AT_ONCE) as pool:
-        answers = list(pool.map(lambda index: post(server, data, f"worst-{index}.png"), range(WORST_AT_ONCE)))
+    with PeakRss(pid) as memory, ThreadPoolExecutor(WORST_AT_ONCE) as pool:
+        answers = list(pool.map(lambda index: post(url, data, f"worst-{index}.png"), range(WORST_AT_ONCE)))
     print(f"{WORST_AT_ONCE} uploads of {len(data) / MB:.1f} MB at once: peak RSS growth {memory.growth_mb:.0f} MB")
     assert memory.growth_mb < MAX_GROWTH_MB
     classified = [answer for status, answer in answers if status == 200]
@@ -128,13 +167,14 @@ def test_eight_worst_uploads_at_once_stay_under_500_mb(server):
 
 
 def test_two_hundred_ordinary_requests_all_succeed(server):
+    url, _ = server
     photo = _encode(_photo(), "JPEG", quality=90)
     latencies = []
 
     def classify(index: int) -> int:
         started = time.perf_counter()
         # Whole photos, so that the test takes seconds: MTCNN's cost is benchmarks/bench_web.py's to report.
-        status, answer = post(server, photo, f"hopper-{index}.jpg", faces="none")
+        status, answer = post(url, photo, f"hopper-{index}.jpg", faces="none")
         latencies.append(time.perf_counter() - started)
         assert answer.get("file") == f"hopper-{index}.jpg", answer
         return status
