@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,6 +31,11 @@ RESUME_CHANGEABLE = ("epochs",)
 def is_int(value) -> bool:
     """An int that is not a bool (True is an int to Python, never an epoch count to us)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def refuse(config, option: str, expected: str) -> NoReturn:

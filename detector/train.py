@@ -101,13 +101,13 @@ def _check_numbers(config: DetectorConfig) -> None:
     if not lifecycle.is_int(config.synth_n) or config.synth_n < 6:
         refuse(config, "synth_n", "an integer of at least 6")
     for option in ("learning_rate", "lr_factor"):
-        if not isinstance(getattr(config, option), (int, float)) or not 0 < getattr(config, option) < 1:
+        if not lifecycle.is_number(value := getattr(config, option)) or not 0 < value < 1:
             refuse(config, option, "a number between 0 and 1")
     for option in ("rotation", "shift", "zoom"):
-        if not 0 <= getattr(config, option) < 1:
+        if not lifecycle.is_number(value := getattr(config, option)) or not 0 <= value < 1:
             refuse(config, option, "a fraction in [0, 1)")
     for option in ("blur_probability", "jpeg_probability"):
-        if not 0 <= getattr(config, option) <= 1:
+        if not lifecycle.is_number(value := getattr(config, option)) or not 0 <= value <= 1:
             refuse(config, option, "a probability in [0, 1]")
 
 

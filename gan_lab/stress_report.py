@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.lifecycle import is_number
 from detector.runs import atomic_write_bytes, atomic_write_text, read_json, write_json
 from gan_lab.intervals import BOOTSTRAP_RESAMPLES, largest_half_width, separated
 from gan_lab.kid import KID_MAX_SUBSET_SIZE, KID_SUBSETS
@@ -22,30 +23,26 @@ from gan_lab.stress_metrics import COLUMNS
 from gan_lab.stress_plots import DETECTOR_STYLE, epoch_rows, plot_epochs, plot_robustness, write_gallery
 
 
-def _finite(value) -> bool:
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def _percent(value) -> str:
-    return f"{value:.1%}" if _finite(value) else "-"
+    return f"{value:.1%}" if is_number(value) else "-"
 
 
 def _figure(value, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if _finite(value) else "-"
+    return f"{value:.{digits}f}" if is_number(value) else "-"
 
 
 def _significant(value, digits: int = 3) -> str:
     """KID and FID span orders of magnitude across epochs: significant figures, not decimals."""
-    return f"{value:.{digits}g}" if _finite(value) else "-"
+    return f"{value:.{digits}g}" if is_number(value) else "-"
 
 
 def _with_interval(row: dict, key: str, percent: bool = True) -> str:
     """ "93.8% [91.0, 95.8]" or "0.912 [0.88, 0.94]"; "-" without a value."""
     value = row.get(key)
-    if not _finite(value):
+    if not is_number(value):
         return "-"
     low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-    if not (_finite(low) and _finite(high)):
+    if not (is_number(low) and is_number(high)):
         return _percent(value) if percent else _figure(value)
     if percent:
         return f"{value:.1%} [{low * 100:.1f}, {high * 100:.1f}]"
@@ -59,7 +56,7 @@ def _relative(path: Path, start: Path) -> str:
 def _compare(first: dict, second: dict, key: str, name: str) -> str:
     """A sentence comparing one figure at two epochs, calling the change real only when the intervals say so."""
     a, b = first[key], second[key]
-    if not (_finite(a) and _finite(b)):
+    if not (is_number(a) and is_number(b)):
         return ""
     if a == b:
         return f"From epoch {first['epoch']} to epoch {second['epoch']}, {name} stays at {_with_interval(second, key)}."
@@ -75,7 +72,7 @@ def _compare(first: dict, second: dict, key: str, name: str) -> str:
 def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
     first, last = epochs[0], epochs[-1]
     sentences = []
-    if reals is not None and _finite(reals.get("faces_found")):
+    if reals is not None and is_number(reals.get("faces_found")):
         faces = (
             f"MTCNN finds a face in {_with_interval(reals, 'faces_found')} of real test images, and in "
             f"{_with_interval(last, 'faces_found')} of epoch-{last['epoch']} fakes"
@@ -86,7 +83,7 @@ def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
             else " (within the intervals of each other)."
         )
         sentences.append(faces)
-    if _finite(first.get("fid_inception")) and len(epochs) > 1:
+    if is_number(first.get("fid_inception")) and len(epochs) > 1:
         spread = 2 * math.hypot(first["kid_inception_std"], last["kid_inception_std"])
         real = abs(last["kid_inception"] - first["kid_inception"]) > spread
         sentences.append(
@@ -96,7 +93,7 @@ def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
             + ("(more than twice its spread: the fakes really changed)." if real else "(within twice its spread).")
         )
     first_kid, last_kid = first.get("kid_detector"), last.get("kid_detector")
-    if _finite(first_kid) and _finite(last_kid) and len(epochs) > 1:
+    if is_number(first_kid) and is_number(last_kid) and len(epochs) > 1:
         trend = "falls" if last_kid < first_kid else "rises"
         sentences.append(
             f"As the detector sees them (KID in its own features), the fakes' distance to real images {trend} from "
@@ -129,7 +126,7 @@ def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
             )
     reals = next((row for row in rows if row["kind"] == "real" and row["detector"] == detector), None)
     sentences += _quality_sentences(epochs, reals) if detector == "original" else []
-    if _finite(last.get("disc_detection_rate")):
+    if is_number(last.get("disc_detection_rate")):
         sentences.append(
             f"The epoch-{last['epoch']} discriminator, used as a detector, calls "
             f"{_with_interval(last, 'disc_detection_rate')} of the same fakes fake "
@@ -169,7 +166,7 @@ def interval_note(rows: list[dict], n: int, resamples: int = BOOTSTRAP_RESAMPLES
         widths = [
             (row[f"{key}_high"] - row[f"{key}_low"]) / 2
             for row in epochs
-            if _finite(row.get(f"{key}_low")) and _finite(row.get(f"{key}_high"))
+            if is_number(row.get(f"{key}_low")) and is_number(row.get(f"{key}_high"))
         ]
         return max(widths) if widths else float("nan")
 

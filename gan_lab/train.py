@@ -117,22 +117,20 @@ def _check_numbers(config: GanConfig) -> None:
     if not lifecycle.is_int(config.diversity_n) or config.diversity_n < 2:
         refuse(config, "diversity_n", "an integer of at least 2")
     for option in ("d_learning_rate", "g_learning_rate", "beta_1"):
-        value = getattr(config, option)
-        if not isinstance(value, (int, float)) or not 0 < value < 1:
+        if not lifecycle.is_number(value := getattr(config, option)) or not 0 < value < 1:
             refuse(config, option, "a number between 0 and 1")
-    if not isinstance(config.lr_rampdown, (int, float)) or not 0 <= config.lr_rampdown <= 1:
+    if not lifecycle.is_number(config.lr_rampdown) or not 0 <= config.lr_rampdown <= 1:
         refuse(config, "lr_rampdown", "a fraction of the run in [0, 1] (0: constant learning rates)")
     for option in ("label_smoothing", "label_noise"):
-        value = getattr(config, option)
-        if not isinstance(value, (int, float)) or not 0 <= value < 0.5:
+        if not lifecycle.is_number(value := getattr(config, option)) or not 0 <= value < 0.5:
             refuse(config, option, "a number in [0, 0.5)")
-    if not isinstance(config.collapse_fraction, (int, float)) or not 0 <= config.collapse_fraction < 1:
+    if not lifecycle.is_number(config.collapse_fraction) or not 0 <= config.collapse_fraction < 1:
         refuse(config, "collapse_fraction", "a fraction in [0, 1)")
-    if not isinstance(config.r1_gamma, (int, float)) or isinstance(config.r1_gamma, bool) or config.r1_gamma < 0:
+    if not lifecycle.is_number(config.r1_gamma) or config.r1_gamma < 0:
         refuse(config, "r1_gamma", "0 (no R1 penalty) or a positive number")
-    if not isinstance(config.ema_kimg, (int, float)) or isinstance(config.ema_kimg, bool) or config.ema_kimg < 0:
+    if not lifecycle.is_number(config.ema_kimg) or config.ema_kimg < 0:
         refuse(config, "ema_kimg", "0 (no EMA generator) or a positive number of thousand images")
-    if config.kimg is not None and (not isinstance(config.kimg, (int, float)) or not config.kimg > 0):
+    if config.kimg is not None and (not lifecycle.is_number(config.kimg) or not config.kimg > 0):
         refuse(config, "kimg", "None or a positive number of thousand images")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import ctypes
 import io
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from werkzeug.utils import secure_filename
 from detector.errors import LabError
 from detector.faces import DEFAULT_MARGIN, FACE_FINDERS, PHOTO_FACE_FINDER
 from detector.images import READ_FORMATS, decoded_bytes, open_rgb
+from detector.lifecycle import is_number
 from detector.runs import list_runs, read_json, require_run_dir
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -269,7 +269,7 @@ def _load_metrics(run_dir: Path) -> tuple[dict, str | None]:
 
 
 def _format_number(value) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if is_number(value):
         return f"{value:.3f}"
     return "–"
 

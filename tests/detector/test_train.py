@@ -176,6 +176,8 @@ def test_bad_input_is_a_clear_error_and_leaves_no_run_behind(synth_root, tmp_pat
         train_detector(_tiny_config(synth_root, model="resnet9"), runs_dir=runs, progress=False)
     with pytest.raises(LabError, match="Data folder not found: .*nowhere"):
         train_detector(DetectorConfig(data=str(tmp_path / "nowhere")), runs_dir=runs, progress=False)
+    with pytest.raises(LabError, match="rotation must be a fraction in \\[0, 1\\). Received: rotation='a lot'"):
+        train_detector(_tiny_config(synth_root, rotation="a lot"), runs_dir=runs, progress=False)
     with pytest.raises(LabError, match="xception.*71 px"):
         train_detector(_tiny_config(synth_root, model="xception", weights=None), runs_dir=runs, progress=False)
     with pytest.raises(LabError, match="not a run directory"):

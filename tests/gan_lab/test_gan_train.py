@@ -145,6 +145,8 @@ def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_p
         (dict(discriminator="vgg16"), "discriminator"),
         (dict(label_noise=0.6), "label_noise"),
         (dict(lr_rampdown=1.5), "lr_rampdown"),
+        (dict(lr_rampdown=True), "lr_rampdown"),
+        (dict(r1_gamma=float("inf")), "r1_gamma"),
         (dict(augment=None), "augment"),
         (dict(augment=("mixup",)), "augment"),
         (dict(collapse_fraction="half"), "collapse_fraction"),
