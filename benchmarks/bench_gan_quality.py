@@ -9,9 +9,10 @@ real images, and by KID in InceptionV3 features where the Inception weights are 
 Keras cache (offline without them the column says so). The variants: the lab's default
 (transposed convolutions, EMA generator) read through its EMA and through its raw generator,
 the other upsampling kinds, two learning rates for the discriminator and the generator, the
-R1 penalty on the discriminator, both learning rates eased down over the second half of the
-run, and the keras-io face DCGAN (Conv 64/128/128 discriminator; Dense 8x8x128 and ConvT
-128/256/512 generator; Adam 1e-4) as the reference row.
+R1 penalty on the discriminator, spectral normalisation of the discriminator's kernels, both
+learning rates eased down over the second half of the run, and the keras-io face DCGAN
+(Conv 64/128/128 discriminator; Dense 8x8x128 and ConvT 128/256/512 generator; Adam 1e-4)
+as the reference row.
 
 A ramp-down needs the run's length in steps: the default trains first, and the steps it fits
 in the budget are every other variant's planned length (the budget still stops each one, so
@@ -39,6 +40,7 @@ VARIANTS = {
     "pixelshuffle, EMA": {"upsampling": "pixelshuffle"},
     "two learning rates (D 4e-4, G 1e-4), EMA": {"d_learning_rate": 4e-4, "g_learning_rate": 1e-4},
     "R1 penalty (gamma 1), EMA": {"r1_gamma": 1.0},
+    "spectral norm in D, EMA": {"spectral_norm": True},
     "rates eased down over the second half, EMA": {"lr_rampdown": 0.5},
 }
 

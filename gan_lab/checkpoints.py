@@ -44,7 +44,8 @@ def checkpoint_dir(gan_dir: str | os.PathLike, epoch: int | None = None) -> Path
 def load_model(path: Path):
     import keras
 
-    import detector.models  # noqa: F401  (registers the lab's custom layers for loading)
+    import detector.models  # noqa: F401  (these two register the lab's custom layers for loading)
+    import gan_lab.dcgan  # noqa: F401
 
     try:
         return keras.models.load_model(path, compile=False)

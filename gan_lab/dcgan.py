@@ -217,11 +217,67 @@ class RampDown(keras.optimizers.schedules.LearningRateSchedule):
         return {"rate": self.rate, "total_steps": self.total_steps, "fraction": self.fraction}
 
 
-def build_discriminator(model: str = "cnn3", size: int = 64, **options) -> keras.Model:
-    """The detector architecture `model` at `size` px with one linear output unit: the logit of P(fake)."""
+@keras.saving.register_keras_serializable(package="gan_lab")
+class SpectralNorm(layers.Wrapper):
+    """`layer` (a Conv2D or Dense) with its kernel divided by its largest singular value.
+
+    Spectral normalisation (Miyato et al., 2018): one power iteration per call refines the
+    singular vector `u`, and the gradient flows through the division. Unlike
+    keras.layers.SpectralNormalization it normalises in inference mode too, as the DCGAN runs
+    its discriminator (see `DCGAN.train_step`), and leaves the stored kernel as trained.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.u = self.add_weight(
+            shape=(1, self.layer.kernel.shape[-1]),
+            initializer=keras.initializers.RandomNormal(seed=0),
+            trainable=False,
+            aggregation="only_first_replica",  # every replica computes the same vector
+            name="u",
+        )
+
+    def call(self, inputs):
+        kernel = self.layer.kernel
+        matrix = ops.reshape(ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))
+        v = ops.stop_gradient(_unit(ops.matmul(ops.cast(self.u, "float32"), ops.transpose(matrix))))
+        u = ops.stop_gradient(_unit(ops.matmul(v, matrix)))
+        self.u.assign(ops.cast(u, self.u.dtype))
+        sigma = ops.sum(ops.matmul(v, matrix) * u)
+        trainable = [
+            ops.divide(variable.value, ops.cast(sigma, variable.dtype)) if variable is kernel else variable.value
+            for variable in self.layer.trainable_variables
+        ]
+        fixed = [variable.value for variable in self.layer.non_trainable_variables]
+        outputs, _ = self.layer.stateless_call(trainable, fixed, inputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+
+def _unit(x):
+    return x / (ops.sqrt(ops.sum(ops.square(x))) + 1e-12)
+
+
+def build_discriminator(model: str = "cnn3", size: int = 64, spectral_norm: bool = False, **options) -> keras.Model:
+    """The detector architecture `model` at `size` px with one linear output unit: the logit of P(fake).
+
+    spectral_norm: every Conv2D and Dense layer wrapped in `SpectralNorm`, under its own name.
+    """
     from detector.models import build_model
 
-    return build_model(model, size, head="logit", **options)
+    discriminator = build_model(model, size, head="logit", **options)
+    if not spectral_norm:
+        return discriminator
+
+    def wrap(layer):
+        clone = layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, (layers.Conv2D, layers.Dense)):
+            return SpectralNorm(clone, name=layer.name, dtype=layer.dtype_policy)
+        return clone
+
+    return keras.models.clone_model(discriminator, clone_function=wrap)
 
 
 def copy_detector_weights(discriminator: keras.Model, detector_run: str | os.PathLike) -> list[str]:
@@ -249,13 +305,14 @@ def copy_detector_weights(discriminator: keras.Model, detector_run: str | os.Pat
     copied = []
     for layer in target_layers:
         weights = source_layers[layer.name].get_weights()
-        shapes, expected = [w.shape for w in weights], [tuple(v.shape) for v in layer.weights]
+        shapes = [w.shape for w in weights]
+        expected = [tuple(v.shape) for v in getattr(layer, "layer", layer).weights]
         if shapes != expected:
             raise LabError(
                 f"--init-discriminator {detector.run_dir}: layer {layer.name} has weights {shapes}, the discriminator's are {expected}"
             )
         if weights:
-            layer.set_weights(weights)
+            getattr(layer, "layer", layer).set_weights(weights)  # into the layer a SpectralNorm wraps
             copied.append(layer.name)
     return copied
 

@@ -83,6 +83,7 @@ class GanConfig(ScalingOptions):
     ema_kimg: float = 10.0  # half-life of the EMA generator in thousand images shown (grids, samples); 0: none
     discriminator: Discriminator = "cnn3"  # the detector architecture the discriminator uses
     init_discriminator: str | None = None  # a detector run directory whose weights start the discriminator
+    spectral_norm: bool = False  # each discriminator kernel divided by its largest singular value
     d_learning_rate: float = 2e-4  # the discriminator's Adam learning rate
     g_learning_rate: float = 2e-4  # the generator's Adam learning rate
     beta_1: float = 0.5  # Adam's first-moment decay for both optimizers
@@ -249,7 +250,7 @@ def _new_dcgan(config: GanConfig, scaling: Scaling, real_images: int):
 
     with scaling.scope():
         generator = build_generator(**_generator_kwargs(config))
-        discriminator = build_discriminator(config.discriminator, config.size)
+        discriminator = build_discriminator(config.discriminator, config.size, spectral_norm=bool(config.spectral_norm))
         if config.init_discriminator:
             copy_detector_weights(discriminator, config.init_discriminator)
         return make_dcgan(generator, discriminator, config, total_steps(config, real_images))

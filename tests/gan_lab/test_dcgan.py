@@ -9,6 +9,7 @@ from gan_lab.dcgan import (
     AUGMENT_POLICIES,
     DCGAN,
     RampDown,
+    SpectralNorm,
     build_discriminator,
     build_generator,
     copy_detector_weights,
@@ -59,11 +60,37 @@ def test_discriminator_is_the_detector_with_one_logit(size):
     assert {"conv1", "conv2", "conv3", "dense", "bn_dense", "dropout_dense"} <= names
 
 
-def _tiny_gan(**options):
+def test_spectral_norm_divides_each_kernel_by_its_largest_singular_value(tmp_path):
     keras.utils.set_random_seed(0)
-    gan = DCGAN(
-        build_generator(size=32, latent_dim=8, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), seed=0, **options
+    discriminator = build_discriminator("cnn3", 32, spectral_norm=True)
+    plain = build_discriminator("cnn3", 32)
+    assert [layer.name for layer in discriminator.layers] == [layer.name for layer in plain.layers]
+    wrapped = [layer for layer in discriminator.layers if isinstance(layer, SpectralNorm)]
+    assert [layer.name for layer in wrapped] == ["conv1", "conv2", "conv3", "dense", "fake_logit"]
+    for layer in wrapped:
+        inputs = np.random.default_rng(1).random((1, *layer.input.shape[1:]), dtype=np.float32)
+        kernel = keras.ops.convert_to_numpy(layer.layer.kernel)
+        _, singular_values, right = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), full_matrices=False)
+        start = keras.ops.convert_to_numpy(layer.u)
+        layer(inputs, training=False)  # one power iteration per call, in inference mode too
+        assert not np.allclose(keras.ops.convert_to_numpy(layer.u), start)
+        layer.u.assign(right[:1])  # the iteration's fixed point: the top right singular vector
+        normalised = keras.ops.convert_to_numpy(layer(inputs, training=False))
+        layer.layer.kernel.assign(kernel / singular_values[0])
+        np.testing.assert_allclose(normalised, layer.layer(inputs), rtol=1e-3, atol=1e-6)
+        layer.layer.kernel.assign(kernel)  # the stored kernel stays as trained
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    path = tmp_path / "discriminator.keras"
+    discriminator.save(path)
+    np.testing.assert_array_equal(
+        keras.models.load_model(path, compile=False)(images), discriminator(images, training=False)
     )
+
+
+def _tiny_gan(spectral_norm=False, **options):
+    keras.utils.set_random_seed(0)
+    generator = build_generator(size=32, latent_dim=8, filters=(8, 8, 8, 8))
+    gan = DCGAN(generator, build_discriminator("cnn3", 32, spectral_norm=spectral_norm), seed=0, **options)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5)
     )
@@ -103,15 +130,17 @@ def tiny_detector_run(tmp_path):
     return run_dir
 
 
-def test_discriminator_starts_from_a_detector_run(tiny_detector_run):
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_discriminator_starts_from_a_detector_run(tiny_detector_run, spectral_norm):
     keras.utils.set_random_seed(2)
-    discriminator = build_discriminator("cnn3", 32)
+    discriminator = build_discriminator("cnn3", 32, spectral_norm=spectral_norm)
     detector = keras.models.load_model(tiny_detector_run / "model.keras", compile=False)
     head_before = discriminator.get_layer("fake_logit").get_weights()[0].copy()
     copied = copy_detector_weights(discriminator, tiny_detector_run)
     assert {"conv1", "bn1", "dense", "bn_dense"} <= set(copied) and "fake_logit" not in copied
     for name in ("conv1", "conv3", "bn_dense"):
-        for mine, theirs in zip(discriminator.get_layer(name).get_weights(), detector.get_layer(name).get_weights()):
+        layer = discriminator.get_layer(name)
+        for mine, theirs in zip(getattr(layer, "layer", layer).get_weights(), detector.get_layer(name).get_weights()):
             np.testing.assert_array_equal(mine, theirs)
     np.testing.assert_array_equal(discriminator.get_layer("fake_logit").get_weights()[0], head_before)
 
@@ -123,10 +152,11 @@ def test_detector_of_another_size_or_architecture_is_refused(tiny_detector_run):
         copy_detector_weights(build_discriminator("small_cnn", 32), tiny_detector_run)
 
 
-def test_discriminator_learns_to_separate_reals_from_fakes():
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_discriminator_learns_to_separate_reals_from_fakes(spectral_norm):
     # The discriminator's BatchNorm sits just before its linear head: with batch statistics
     # on batches of one class each, every batch has the same mean logit and it cannot learn.
-    gan = _tiny_gan()
+    gan = _tiny_gan(spectral_norm=spectral_norm)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5)
     )
