@@ -138,6 +138,16 @@ def test_learning_rates_ramp_down_over_the_run_and_stretch_when_it_is_extended(s
     assert float(restore_dcgan(run_dir, 8).g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_spectral_norm_reaches_the_checkpoints_and_survives_a_resume(synth_root, tmp_path):
+    config = _tiny(synth_root, epochs=1, spectral_norm=True)
+    run_dir = train_gan(config, runs_dir=tmp_path, progress=False)
+    assert read_json(run_dir / "config.json")["spectral_norm"] is True
+    train_gan(dataclasses.replace(config, epochs=2), resume=run_dir, progress=False)
+    for discriminator in (load_discriminator(run_dir, 1), restore_dcgan(run_dir, 2).discriminator):
+        assert type(discriminator.get_layer("conv1")).__name__ == "SpectralNorm"
+        assert type(discriminator.get_layer("fake_logit")).__name__ == "SpectralNorm"
+
+
 def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_path):
     for options, message in (
         (dict(size=40), "multiple of 16"),
