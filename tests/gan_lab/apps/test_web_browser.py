@@ -58,17 +58,29 @@ def server(tmp_path_factory, detector_run):
     thread.join(timeout=10)
 
 
+def _after_navigation(browser, seconds, condition):
+    """Wait for `condition` on the page a click navigates to.
+
+    While the old page unloads, Chromium can answer a lookup with "node does not belong to the
+    document" (a plain WebDriverException, not a stale-element one), so any driver error is
+    retried until the new page satisfies the condition or the time runs out.
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, seconds, ignored_exceptions=(WebDriverException,)).until(condition)
+
+
 def test_upload_a_photo_and_read_the_verdict(browser, server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server + "/")
     assert browser.find_element(By.ID, "current-run").text == "00001-detector-tiny"
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     browser.find_element(By.ID, "file").send_keys(str(photo))
     browser.find_element(By.ID, "submit").click()
-    verdict = WebDriverWait(browser, 120).until(expected_conditions.presence_of_element_located((By.ID, "verdict")))
+    verdict = _after_navigation(browser, 120, expected_conditions.presence_of_element_located((By.ID, "verdict")))
     assert verdict.text in ("Real", "Fake")
     p_fake = float(browser.find_element(By.ID, "p-fake").text)
     threshold = float(browser.find_element(By.ID, "threshold").text)
@@ -106,13 +118,12 @@ def test_upload_a_photo_and_read_the_verdict(browser, server):
 def test_pick_another_run_in_the_browser(browser, server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server + "/runs")
     assert "00002-detector-second" in browser.page_source
     browser.find_element(By.CSS_SELECTOR, "form input[value='00002-detector-second'] + button").click()
     # The form posts, then redirects to the upload page, which names the run now in use.
-    WebDriverWait(browser, 30).until(
-        expected_conditions.text_to_be_present_in_element((By.ID, "current-run"), "00002-detector-second")
+    _after_navigation(
+        browser, 30, expected_conditions.text_to_be_present_in_element((By.ID, "current-run"), "00002-detector-second")
     )
     assert browser.current_url.rstrip("/") == server
