@@ -97,18 +97,34 @@ def _temporary_sibling(path: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
+def _sync_to_disk(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk: a rename survives a power cut only after both."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():  # some file systems cannot sync a folder; a file that will not sync is an error
+            raise
+    finally:
+        os.close(fd)
+
+
+def _replace_durably(tmp: Path, path: Path) -> None:
+    """Rename the synced `tmp` over `path`, then sync the folder that holds the new name."""
+    _sync_to_disk(tmp)
+    failpoint("atomic-write")
+    os.replace(tmp, path)
+    _sync_to_disk(path.parent)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(path)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        failpoint("atomic-write")
-        os.replace(tmp, path)
+        tmp.write_bytes(data)
+        _replace_durably(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -164,8 +180,7 @@ def atomic_save_model(model, path: str | os.PathLike) -> Path:
     tmp = _temporary_sibling(path, suffix=".keras")
     try:
         model.save(tmp)
-        failpoint("atomic-write")
-        os.replace(tmp, path)
+        _replace_durably(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -241,10 +256,13 @@ def commit_epoch(run_dir: str | os.PathLike, epoch: int, write_files, state: dic
         failpoint("epoch-files-written")
         write_history(partial / EPOCH_HISTORY, rows, columns)
         write_json(partial / EPOCH_STATE, state)
+        for path in (*sorted(partial.rglob("*")), partial):
+            _sync_to_disk(path)
         failpoint("epoch-before-commit")
         if target.exists():  # an epoch beyond the last complete one, left by an earlier attempt
             shutil.rmtree(target)
         os.replace(partial, target)
+        _sync_to_disk(folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     failpoint("epoch-committed")
@@ -307,6 +325,7 @@ def publish_file(source: Path, target: Path) -> Path:
         except OSError:
             shutil.copyfile(source, tmp)
         os.replace(tmp, target)
+        _sync_to_disk(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return target

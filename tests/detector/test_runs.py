@@ -137,3 +137,23 @@ def test_an_empty_history_round_trips_and_stale_files_are_removed(tmp_path):
     assert (tmp_path / "notes" / ".draft.tmpl").is_file()
     assert list(committed_epochs(tmp_path)) == [1]
     assert read_history(committed_epochs(tmp_path)[1] / "history.csv") == rows[:1]
+
+
+def test_an_epoch_is_on_the_disk_before_its_rename_publishes_it(tmp_path, monkeypatch):
+    import detector.runs as runs
+
+    events = []
+    sync = runs._sync_to_disk
+    rename = os.replace
+    monkeypatch.setattr(runs, "_sync_to_disk", lambda path: (events.append(("sync", path.name)), sync(path)))
+    monkeypatch.setattr(runs.os, "replace", lambda a, b: (events.append(("rename", os.path.basename(b))), rename(a, b)))
+
+    def write_model(folder):
+        (folder / "model.keras").write_bytes(b"weights")  # what model.save writes, unsynced
+
+    runs.commit_epoch(tmp_path, 1, write_model, {"epoch": 1}, [], ("epoch",))
+    publish = events.index(("rename", "epoch-0001"))
+    synced_before = {name for kind, name in events[:publish] if kind == "sync"}
+    assert {"model.keras", "history.csv", "state.json"} <= synced_before
+    assert any(kind == "sync" and name.startswith(".epoch-0001.") for kind, name in events[:publish])  # the folder
+    assert ("sync", "checkpoints") in events[publish:]  # and the new name in its parent
