@@ -6,7 +6,9 @@
     config = resume_config(run_dir, recorded, given)     # the run's options, refusing contradictions
 
 A run directory is created only after the options, the data and the models have been
-checked, so a bad option leaves nothing behind.
+checked, so a bad option leaves nothing behind. A process trains a run only while it holds
+the run's lock (`claim_run`, inside `run_claims`): a second process resuming a run that is
+still training is refused before it touches a file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None
 
 from detector.errors import LabError
 from detector.failpoints import failpoint
@@ -26,6 +33,8 @@ from detector.runs import create_run_dir, read_json, require_run_dir, write_json
 CACHE_LIMIT_BYTES = 1 << 30
 # Options a resumed run takes from the caller: more epochs extend a finished run.
 RESUME_CHANGEABLE = ("epochs",)
+# In a run directory: the file a training process locks (the system drops the lock when it exits).
+LOCK_FILE = ".lock"
 
 
 def is_int(value) -> bool:
@@ -94,9 +103,46 @@ def resolve_data(config, runs_dir) -> tuple[Any, str]:
     return dataclasses.replace(config, data=os.fspath(Path(data).resolve())), os.fspath(config.data)
 
 
+# The runs claimed in each open `run_claims` block, innermost last: lock file -> its open, locked handle.
+_claims: list[dict[Path, IO]] = []
+
+
+@contextlib.contextmanager
+def run_claims():
+    """The block in which a process trains: every run claimed inside it is released when it ends."""
+    held: dict[Path, IO] = {}
+    _claims.append(held)
+    try:
+        yield
+    finally:
+        _claims.remove(held)
+        for handle in held.values():
+            handle.close()  # closing the file drops its lock
+
+
+def claim_run(run_dir: Path) -> None:
+    """Lock `run_dir` for this process until its `run_claims` block ends; LabError if another process has it."""
+    if not _claims:
+        raise RuntimeError("claim_run() is only called inside a run_claims() block")
+    if fcntl is None:
+        return
+    lock = Path(run_dir) / LOCK_FILE
+    handle = open(lock, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held per open file: a second call here fails too
+    except BlockingIOError:
+        handle.close()
+        raise LabError(
+            f"{run_dir} is being trained elsewhere (its {LOCK_FILE} is locked by a running training); "
+            "let that finish or stop it, then resume"
+        ) from None
+    _claims[-1][lock] = handle
+
+
 def start_run_dir(kind: str, config, runs_dir, extra: dict) -> Path:
-    """Create the run directory and write config.json: every option resolved, then `extra` facts."""
+    """Create the run directory, claim it and write config.json: every option resolved, then `extra` facts."""
     run_dir = create_run_dir(kind, config.name, runs_dir)
+    claim_run(run_dir)
     write_json(run_dir / "config.json", {**dataclasses.asdict(config), **extra})
     failpoint("config-written")
     return run_dir

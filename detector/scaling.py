@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from detector.errors import LabError
-from detector.lifecycle import recorded_config, refuse, require_choice, say
+from detector.lifecycle import recorded_config, refuse, require_choice, run_claims, say
 
 Strategy = Literal["default", "mirrored", "multiworker"]
 STRATEGIES = get_args(Strategy)
@@ -281,7 +281,7 @@ def train_on_cluster(kind: str, config_class: type, train, config, runs_dir, res
     in a temporary folder it removes (see `Scaling.worker_scratch`).
     """
     scaling = run_scaling(kind, config_class, config, resume)
-    with scaling.worker_scratch(runs_dir, resume, progress) as (runs_dir, resume, progress):
+    with scaling.worker_scratch(runs_dir, resume, progress) as (runs_dir, resume, progress), run_claims():
         run_dir = train(config, runs_dir, resume, progress, callbacks, scaling)
     return run_dir if scaling.is_chief else None
 

@@ -361,6 +361,7 @@ def _resume_run(run_dir, given: DetectorConfig | None, progress: bool, scaling: 
     import keras
 
     run_dir, recorded, record = lifecycle.recorded_config(run_dir, "detector", DetectorConfig)
+    lifecycle.claim_run(run_dir)  # before anything of the run is changed
     recorded = check_config(recorded)
     changeable = ("epochs", *RESUME_CHANGEABLE)
     config = lifecycle.resume_config(run_dir, recorded, record, check_config(given) if given else None, changeable)

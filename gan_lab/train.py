@@ -366,6 +366,7 @@ def _resume_run(run_dir, given: GanConfig | None, progress: bool, scaling: Scali
     import keras
 
     run_dir, recorded, record = lifecycle.recorded_config(run_dir, "gan", GanConfig)
+    lifecycle.claim_run(run_dir)  # before anything of the run is changed
     recorded = check_config(recorded)
     config = lifecycle.resume_config(
         run_dir, recorded, record, check_config(given) if given else None, ("epochs", "kimg", *RESUME_CHANGEABLE)

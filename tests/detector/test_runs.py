@@ -157,3 +157,16 @@ def test_an_epoch_is_on_the_disk_before_its_rename_publishes_it(tmp_path, monkey
     assert {"model.keras", "history.csv", "state.json"} <= synced_before
     assert any(kind == "sync" and name.startswith(".epoch-0001.") for kind, name in events[:publish])  # the folder
     assert ("sync", "checkpoints") in events[publish:]  # and the new name in its parent
+
+
+def test_a_claimed_run_is_refused_to_a_second_claim_until_its_block_ends(tmp_path):
+    from detector.lifecycle import claim_run, run_claims
+
+    with run_claims():
+        claim_run(tmp_path)
+        with pytest.raises(LabError, match=f"{tmp_path} is being trained elsewhere"), run_claims():
+            claim_run(tmp_path)
+    with run_claims():
+        claim_run(tmp_path)  # released when the first block ended
+    with pytest.raises(RuntimeError, match="run_claims"):
+        claim_run(tmp_path)

@@ -192,3 +192,20 @@ def test_cli_trains_resumes_and_reports_errors(synth_root, tmp_path, capsys):
     assert main(["gan", "train", "--data", str(tmp_path / "missing"), "--epochs", "1", *common]) == 2
     error = capsys.readouterr().err
     assert "gan-lab: error:" in error and "missing" in error
+
+
+def test_a_run_in_training_refuses_a_second_trainer_until_it_ends(synth_root, tmp_path):
+    refusals = []
+
+    class ResumeMeanwhile(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            (run_dir,) = list_runs(tmp_path)
+            with pytest.raises(LabError, match="being trained elsewhere") as refusal:
+                train_gan(_tiny(synth_root, epochs=3), resume=run_dir, progress=False)
+            refusals.append(str(refusal.value))
+
+    run_dir = train_gan(_tiny(synth_root, epochs=1), runs_dir=tmp_path, progress=False, callbacks=[ResumeMeanwhile()])
+    assert len(refusals) == 1 and str(run_dir) in refusals[0]
+    assert read_json(run_dir / "config.json")["epochs"] == 1  # the refused resume changed nothing
+    train_gan(_tiny(synth_root, epochs=2), resume=run_dir, progress=False)  # the lock went with the first training
+    assert sorted(list_checkpoints(run_dir)) == [1, 2]
