@@ -121,13 +121,16 @@ def run_claims():
 
 
 def claim_run(run_dir: Path) -> None:
-    """Lock `run_dir` for this process until its `run_claims` block ends; LabError if another process has it."""
+    """Lock `run_dir` until the innermost `run_claims` block ends; LabError if a training holds it already."""
     if not _claims:
         raise RuntimeError("claim_run() is only called inside a run_claims() block")
     if fcntl is None:
         return
     lock = Path(run_dir) / LOCK_FILE
-    handle = open(lock, "a")
+    try:
+        handle = open(lock, "a")
+    except OSError:  # a read-only run: nothing here can write it either, so there is nothing to guard
+        return
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held per open file: a second call here fails too
     except BlockingIOError:
@@ -136,6 +139,9 @@ def claim_run(run_dir: Path) -> None:
             f"{run_dir} is being trained elsewhere (its {LOCK_FILE} is locked by a running training); "
             "let that finish or stop it, then resume"
         ) from None
+    except OSError:  # a file system without locks
+        handle.close()
+        return
     _claims[-1][lock] = handle
 
 
