@@ -53,7 +53,8 @@ def detection_figures(
     """Detection rates, P(fake) summary and ranking metrics of fakes against real images, with 95% intervals.
 
     Rates (fakes caught at `threshold` and at 0.5, reals called fake) carry Wilson intervals;
-    ROC-AUC, AP and balanced accuracy carry bootstrap intervals over images (seeded). The
+    ROC-AUC, AP and balanced accuracy carry bootstrap intervals over images (seeded), widened to
+    hold the figure itself where the resamples all fall to one side of it. The
     "oracle" threshold and accuracy are fitted on these very images: an upper bound, never a
     detector's real operating point.
     """
@@ -65,16 +66,23 @@ def detection_figures(
     scores = np.r_[real_p_fake, fake_p_fake]
     oracle = best_threshold(labels, scores)
     caught, passed = np.mean(fake_p_fake >= threshold), np.mean(real_p_fake < threshold)
+    ranking = {
+        "balanced_accuracy": float((caught + passed) / 2.0),
+        "roc_auc": roc_auc(labels, scores),
+        "average_precision": average_precision(labels, scores),
+    }
+    intervals = bootstrap_intervals(real_p_fake, fake_p_fake, threshold, resamples=resamples, seed=seed)
+    for name, value in ranking.items():  # every resample can round to one side of the figure (all AP = 1, say)
+        intervals[f"{name}_low"] = min(intervals[f"{name}_low"], value)
+        intervals[f"{name}_high"] = max(intervals[f"{name}_high"], value)
     return {
         **rate_with_interval("detection_rate", fake_p_fake >= threshold),
         **rate_with_interval("detection_rate_05", fake_p_fake >= 0.5),
         **rate_with_interval("reals_called_fake", real_p_fake >= threshold),
-        "balanced_accuracy": float((caught + passed) / 2.0),
         "mean_p_fake": float(np.mean(fake_p_fake)),
         "median_p_fake": float(np.median(fake_p_fake)),
-        "roc_auc": roc_auc(labels, scores),
-        "average_precision": average_precision(labels, scores),
-        **bootstrap_intervals(real_p_fake, fake_p_fake, threshold, resamples=resamples, seed=seed),
+        **ranking,
+        **intervals,
         "oracle_threshold": oracle,
         "oracle_accuracy": binary_metrics(labels, scores, oracle)["accuracy"],
     }

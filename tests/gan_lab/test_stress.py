@@ -326,3 +326,20 @@ def test_hardening_catches_more_held_out_fakes_of_its_epochs_and_recalibrates_ba
     np.testing.assert_allclose(np.asarray(layer.moving_mean), np.mean(batch_means, axis=0), rtol=1e-3, atol=1e-4)
     original = keras.models.load_model(detector_run / "model.keras", compile=False).get_layer("bn1")
     assert not np.allclose(np.asarray(original.moving_mean), np.asarray(layer.moving_mean), atol=1e-3)
+
+
+def test_a_ranking_interval_holds_its_figure_when_every_resample_rounds_past_it(monkeypatch):
+    import gan_lab.stress_metrics as stress_metrics
+
+    # What a perfect separation gave: every resample's AP a rounding step above the figure itself.
+    def beside(real_scores, fake_scores, threshold, resamples, seed):
+        return {
+            f"{name}_{end}": 1.5
+            for name in ("roc_auc", "average_precision", "balanced_accuracy")
+            for end in ("low", "high")
+        }
+
+    monkeypatch.setattr(stress_metrics, "bootstrap_intervals", beside)
+    row = stress_metrics.detection_figures(np.array([0.9, 0.8]), np.array([0.1, 0.3]), 0.5)
+    for key in ("roc_auc", "average_precision", "balanced_accuracy"):
+        assert row[key] == 1.0 and (row[f"{key}_low"], row[f"{key}_high"]) == (1.0, 1.5), key
