@@ -176,7 +176,9 @@ def recorded_config(run_dir, kind: str, config_class: type) -> tuple[Path, Any, 
     run_dir = require_run_dir(run_dir, kind)
     record = read_json(run_dir / "config.json")
     names = {field.name for field in dataclasses.fields(config_class)}
-    return run_dir, config_class(**{key: value for key, value in record.items() if key in names}), record
+    # An option the run's version did not have takes the value that version behaved as, not today's default.
+    values = {**getattr(config_class, "ABSENT", {}), **record}
+    return run_dir, config_class(**{key: value for key, value in values.items() if key in names}), record
 
 
 def _agrees(name: str, given, recorded, record: dict) -> bool:

@@ -1,9 +1,9 @@
 """The DCGAN: a generator builder, the discriminator (the detector's architecture) and the model `fit()` trains.
 
     generator = build_generator(size=64)             # latents (N, 128) -> pixels (N, 64, 64, 3) in [0, 1]
-    discriminator = build_discriminator("cnn3", 64)  # pixels -> one logit of P(fake)
+    discriminator = build_discriminator("cnn3", 64, spectral_norm=True)  # pixels -> one logit of P(fake)
     gan = DCGAN(generator, discriminator, seed=0)
-    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), g_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5))
     gan.fit(real_images, epochs=10)
 
 Labels follow the lab's convention everywhere: fake = 1, real = 0, so the discriminator's

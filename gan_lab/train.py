@@ -21,7 +21,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 
@@ -83,9 +83,9 @@ class GanConfig(ScalingOptions):
     ema_kimg: float = 10.0  # half-life of the EMA generator in thousand images shown (grids, samples); 0: none
     discriminator: Discriminator = "cnn3"  # the detector architecture the discriminator uses
     init_discriminator: str | None = None  # a detector run directory whose weights start the discriminator
-    spectral_norm: bool = False  # each discriminator kernel divided by its largest singular value
+    spectral_norm: bool = True  # each discriminator kernel divided by its largest singular value
     d_learning_rate: float = 2e-4  # the discriminator's Adam learning rate
-    g_learning_rate: float = 2e-4  # the generator's Adam learning rate
+    g_learning_rate: float = 4e-4  # the generator's Adam learning rate
     beta_1: float = 0.5  # Adam's first-moment decay for both optimizers
     # The last fraction of the run's steps over which both learning rates ease to 0 (half a
     # cosine); 0: constant rates. Resuming with more epochs stretches the ramp to the new total.
@@ -104,6 +104,9 @@ class GanConfig(ScalingOptions):
     synth_n: int = 2000  # with data="synth": SynthFaces images in total (half of them real)
     synth_difficulty: Difficulty = "medium"  # with data="synth": how subtle the fakes are
     tensorboard: bool = True  # losses, P(fake), diversity, learning rates and grids under tensorboard/
+
+    # What a config.json written before an option existed meant by leaving it out.
+    ABSENT: ClassVar[dict] = {"spectral_norm": False}
 
 
 # --------------------------------------------------------------------------- options

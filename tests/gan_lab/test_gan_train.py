@@ -124,7 +124,7 @@ def test_incomplete_checkpoint_is_ignored_and_replaced(gan_run, tmp_path):
 
 
 def test_learning_rates_ramp_down_over_the_run_and_stretch_when_it_is_extended(synth_root, tmp_path):
-    config = _tiny(synth_root, epochs=4, lr_rampdown=0.75, d_learning_rate=4e-4)
+    config = _tiny(synth_root, epochs=4, lr_rampdown=0.75, d_learning_rate=4e-4, g_learning_rate=2e-4)
     run_dir = train_gan(config, runs_dir=tmp_path, progress=False)
     # 4 epochs of 2 steps: both rates ease down over the last 6 of the 8 steps.
     gan = restore_dcgan(run_dir, 2)  # after step 4, a third of the way down half a cosine
@@ -209,3 +209,15 @@ def test_a_run_in_training_refuses_a_second_trainer_until_it_ends(synth_root, tm
     assert read_json(run_dir / "config.json")["epochs"] == 1  # the refused resume changed nothing
     train_gan(_tiny(synth_root, epochs=2), resume=run_dir, progress=False)  # the lock went with the first training
     assert sorted(list_checkpoints(run_dir)) == [1, 2]
+
+
+def test_a_run_from_before_an_option_existed_reads_as_it_trained(gan_run, tmp_path):
+    from detector.runs import write_json
+
+    run_dir = tmp_path / "00001-gan-old"
+    run_dir.mkdir()
+    record = read_json(gan_run / "config.json")
+    del record["spectral_norm"]  # written before --spectral-norm existed, when no discriminator had it
+    write_json(run_dir / "config.json", record)
+    assert run_config(run_dir).spectral_norm is False
+    assert GanConfig().spectral_norm is True  # what a run written today without the option would get
