@@ -203,6 +203,8 @@ def resume_config(run_dir: Path, recorded, record: dict, given=None, changeable=
         f"{field.name}={getattr(given, field.name)!r} (the run has {getattr(recorded, field.name)!r})"
         for field in dataclasses.fields(recorded)
         if field.name not in changeable
+        # An option newer than the run, left at its default, says nothing about the run.
+        and not (field.name not in record and getattr(given, field.name) == field.default)
         and not _agrees(field.name, getattr(given, field.name), getattr(recorded, field.name), record)
     ]
     if contradictions:

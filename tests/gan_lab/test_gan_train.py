@@ -211,13 +211,16 @@ def test_a_run_in_training_refuses_a_second_trainer_until_it_ends(synth_root, tm
     assert sorted(list_checkpoints(run_dir)) == [1, 2]
 
 
-def test_a_run_from_before_an_option_existed_reads_as_it_trained(gan_run, tmp_path):
+def test_a_run_from_before_an_option_existed_reads_and_resumes_as_it_trained(gan_run, synth_root, tmp_path):
     from detector.runs import write_json
 
-    run_dir = tmp_path / "00001-gan-old"
-    run_dir.mkdir()
-    record = read_json(gan_run / "config.json")
+    run_dir = shutil.copytree(gan_run, tmp_path / "00001-gan-old")  # two epochs, no spectral norm
+    record = read_json(run_dir / "config.json")
     del record["spectral_norm"]  # written before --spectral-norm existed, when no discriminator had it
     write_json(run_dir / "config.json", record)
-    assert run_config(run_dir).spectral_norm is False
-    assert GanConfig().spectral_norm is True  # what a run written today without the option would get
+    assert run_config(run_dir).spectral_norm is False and GanConfig().spectral_norm is True
+    # A config built today (as a quickstart builds its GAN step's) leaves the option at its default.
+    given = GanConfig(**{name: record[name] for name in ("data", "size", "batch_size", "steps_per_epoch", "grid_size")})
+    train_gan(dataclasses.replace(given, epochs=3, name="tiny", g_learning_rate=2e-4), resume=run_dir, progress=False)
+    assert sorted(list_checkpoints(run_dir)) == [1, 2, 3]
+    assert type(restore_dcgan(run_dir, 3).discriminator.get_layer("conv1")).__name__ == "Conv2D"
