@@ -62,10 +62,7 @@ def test_checkpoints_load_per_epoch(gan_run):
 
 
 def test_same_seed_same_losses(gan_run, synth_root, tmp_path):
-    config = GanConfig(
-        data=str(synth_root), size=32, epochs=2, batch_size=16, steps_per_epoch=3, grid_size=16, name="again", seed=0
-    )
-    again = train_gan(config, runs_dir=tmp_path, progress=False)
+    again = train_gan(dataclasses.replace(run_config(gan_run), name="again"), runs_dir=tmp_path, progress=False)
     first, second = read_history(gan_run), read_history(again)
     for key in ("d_loss", "g_loss", "d_p_fake_fake", "diversity"):
         np.testing.assert_allclose([row[key] for row in second], [row[key] for row in first], rtol=1e-5, err_msg=key)
