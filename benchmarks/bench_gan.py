@@ -84,6 +84,13 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per method; the best counts (default: 2)")
     parser.add_argument("--discriminator", default="cnn3")
     parser.add_argument("--preset", default=None, help="generator preset, e.g. seed128 (with --size 128)")
+    parser.add_argument("--r1-gamma", type=float, default=0.0, help="R1 penalty weight in DCGAN's step (default: 0)")
+    parser.add_argument(
+        "--r1-interval",
+        type=int,
+        default=16,
+        help="steps between R1 penalties; give --steps a multiple of it for its average cost (default: 16)",
+    )
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument(
@@ -109,7 +116,9 @@ def main(argv=None) -> None:
     keras.utils.set_random_seed(0)
     generator = build_generator(size=args.size, preset=args.preset)
     discriminator = build_discriminator(args.discriminator, args.size)
-    gan = DCGAN(generator, discriminator, label_noise=0.05, seed=0)
+    gan = DCGAN(
+        generator, discriminator, label_noise=0.05, seed=0, r1_gamma=args.r1_gamma, r1_interval=args.r1_interval
+    )
     gan.compile(
         d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
         g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
@@ -193,6 +202,10 @@ def main(argv=None) -> None:
     )
     print(f"matmul peak ({args.matmul_size}x{args.matmul_size} float32): {peak / 1e9:.0f} GFLOP/s")
     print(f"TensorFlow start-up lines: {args.startup_lines}")
+    if args.r1_gamma:
+        print(
+            f"R1 penalty: gamma {args.r1_gamma:g} every {args.r1_interval} steps in DCGAN's step (the bare one has none)"
+        )
     print(f"tracing and warm-up: {warm_up:.1f} s; best of {args.repeats} x {args.steps} steps:")
     print(f"{'method':<28} {'s/step':>7} {'images/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
     for name, seconds in times.items():

@@ -42,7 +42,8 @@ VARIANTS = {
     "no spectral norm, one rate (D = G = 2e-4), EMA": {"spectral_norm": False, "g_learning_rate": 2e-4},
     "no spectral norm, G 4e-4, EMA": {"spectral_norm": False},
     "spectral norm, one rate (G 2e-4), EMA": {"g_learning_rate": 2e-4},
-    "R1 penalty (gamma 1), EMA": {"r1_gamma": 1.0},
+    "R1 penalty (gamma 1, every 16 steps), EMA": {"r1_gamma": 1.0},
+    "R1 penalty (gamma 1, every step), EMA": {"r1_gamma": 1.0, "r1_interval": 1},
     "rates eased down over the second half, EMA": {"lr_rampdown": 0.5},
 }
 

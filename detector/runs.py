@@ -327,7 +327,7 @@ def publish_file(source: Path, target: Path) -> Path:
             os.link(source, tmp)
         except OSError:
             shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        _replace_durably(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return target

@@ -93,6 +93,7 @@ class GanConfig(ScalingOptions):
     label_smoothing: float = 0.0  # real targets become this instead of 0
     label_noise: float = 0.05  # every target moves towards 0.5 by a uniform amount up to this
     r1_gamma: float = 0.0  # R1 penalty weight on the discriminator's gradient at real images; 0: none
+    r1_interval: int = 16  # the R1 penalty on every this many steps, weighted by it (lazy, as StyleGAN2); 1: every step
     # Differentiable augmentation of everything the discriminator sees: names from
     # "color", "translation", "cutout"; for real data sets of a few thousand images.
     augment: tuple[str, ...] = ()
@@ -106,7 +107,7 @@ class GanConfig(ScalingOptions):
     tensorboard: bool = True  # losses, P(fake), diversity, learning rates and grids under tensorboard/
 
     # What a config.json written before an option existed meant by leaving it out.
-    ABSENT: ClassVar[dict] = {"spectral_norm": False}
+    ABSENT: ClassVar[dict] = {"spectral_norm": False, "r1_interval": 1}
 
 
 # --------------------------------------------------------------------------- options
@@ -132,6 +133,8 @@ def _check_numbers(config: GanConfig) -> None:
         refuse(config, "collapse_fraction", "a fraction in [0, 1)")
     if not lifecycle.is_number(config.r1_gamma) or config.r1_gamma < 0:
         refuse(config, "r1_gamma", "0 (no R1 penalty) or a positive number")
+    if not lifecycle.is_int(config.r1_interval) or config.r1_interval < 1:
+        refuse(config, "r1_interval", "a whole number of steps, at least 1 (1: the R1 penalty on every step)")
     if not lifecycle.is_number(config.ema_kimg) or config.ema_kimg < 0:
         refuse(config, "ema_kimg", "0 (no EMA generator) or a positive number of thousand images")
     if config.kimg is not None and (not lifecycle.is_number(config.kimg) or not config.kimg > 0):
@@ -217,6 +220,7 @@ def make_dcgan(generator, discriminator, config: GanConfig, total_steps: int, ge
         label_smoothing=config.label_smoothing,
         label_noise=config.label_noise,
         r1_gamma=config.r1_gamma,
+        r1_interval=config.r1_interval,
         augment=tuple(config.augment),
         seed=config.seed,
         ema_kimg=config.ema_kimg,

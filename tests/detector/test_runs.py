@@ -159,6 +159,28 @@ def test_an_epoch_is_on_the_disk_before_its_rename_publishes_it(tmp_path, monkey
     assert ("sync", "checkpoints") in events[publish:]  # and the new name in its parent
 
 
+@pytest.mark.parametrize("link", [True, False])
+def test_a_written_or_published_file_is_on_the_disk_before_its_rename(tmp_path, monkeypatch, link):
+    import detector.runs as runs
+
+    events = []
+    sync = runs._sync_to_disk
+    rename = os.replace
+    monkeypatch.setattr(runs, "_sync_to_disk", lambda path: (events.append(("sync", path.name)), sync(path)))
+    monkeypatch.setattr(runs.os, "replace", lambda a, b: (events.append(("rename", os.path.basename(a))), rename(a, b)))
+    if not link:  # a file system without hard links: the file is copied
+        monkeypatch.setattr(runs.os, "link", lambda a, b: (_ for _ in ()).throw(OSError("no hard links here")))
+
+    runs.atomic_write_bytes(tmp_path / "state.json", b"{}")
+    runs.publish_file(tmp_path / "state.json", tmp_path / "published.json")
+    renamed = [name for kind, name in events if kind == "rename"]
+    assert len(renamed) == 2
+    for name in renamed:  # each temporary file is synced, then renamed into place
+        assert events.index(("sync", name)) < events.index(("rename", name))
+    assert (tmp_path / "published.json").read_bytes() == b"{}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["published.json", "state.json"]
+
+
 def test_a_claimed_run_is_refused_to_a_second_claim_until_its_block_ends(tmp_path):
     from detector.lifecycle import claim_run, run_claims
 

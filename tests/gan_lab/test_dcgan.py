@@ -194,32 +194,56 @@ def test_no_augmentation_leaves_batches_alone():
         _tiny_gan(augment=("mixup",))
 
 
-def test_r1_penalty_adds_the_squared_slope_at_real_images():
+def _d_losses_and_slope(r1_gamma, r1_interval=1, steps=1, rate=0.0, gans=None):
+    """The d_loss of each of `steps` steps on one batch at SGD `rate`, and the squared slope at it before them."""
     import tensorflow as tf
 
     real = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+    keras.utils.set_random_seed(0)
+    gan = DCGAN(
+        build_generator(size=32, filters=(8, 8, 8, 8)),
+        build_discriminator("cnn3", 32),
+        seed=0,
+        r1_gamma=r1_gamma,
+        r1_interval=r1_interval,
+    )
+    gan.compile(d_optimizer=keras.optimizers.SGD(rate), g_optimizer=keras.optimizers.SGD(rate))
+    if gans is not None:
+        gans.append(gan)
+    with tf.GradientTape() as tape:
+        images = tf.constant(real)
+        tape.watch(images)
+        total = tf.reduce_sum(gan.discriminator(images, training=False))
+    slope = float(tf.reduce_mean(tf.reduce_sum(tape.gradient(total, images) ** 2, axis=(1, 2, 3))))
+    losses = [float(gan.train_on_batch(real, return_dict=True)["d_loss"]) for _ in range(steps)]
+    return losses, slope
 
-    def first_step(r1_gamma):
-        keras.utils.set_random_seed(0)
-        gan = DCGAN(
-            build_generator(size=32, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), seed=0, r1_gamma=r1_gamma
-        )
-        gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.0))
-        discriminator = gan.discriminator
-        with tf.GradientTape() as tape:
-            images = tf.constant(real)
-            tape.watch(images)
-            total = tf.reduce_sum(discriminator(images, training=False))
-        slope = float(tf.reduce_mean(tf.reduce_sum(tape.gradient(total, images) ** 2, axis=(1, 2, 3))))
-        logs = gan.train_on_batch(real, return_dict=True)
-        return float(logs["d_loss"]), slope
 
-    plain, slope = first_step(0.0)
-    penalised, _ = first_step(10.0)
+def test_r1_penalty_adds_the_squared_slope_at_real_images():
+    (plain,), slope = _d_losses_and_slope(0.0)
+    (penalised,), _ = _d_losses_and_slope(10.0)
     assert slope > 0
     assert penalised == pytest.approx(plain + 0.5 * 10.0 * slope, rel=1e-3)
     with pytest.raises(ValueError, match="r1_gamma"):
         DCGAN(build_generator(size=32, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), r1_gamma=-1.0)
+
+
+def test_lazy_r1_penalty_comes_every_interval_steps_weighted_by_the_interval():
+    # The rates are 0, so every step sees the same networks; label noise and latents differ per step.
+    plain, slope = _d_losses_and_slope(0.0, steps=4)
+    lazy, _ = _d_losses_and_slope(10.0, r1_interval=3, steps=4)
+    penalty = 3 * 0.5 * 10.0 * slope
+    assert lazy == pytest.approx([plain[0] + penalty, plain[1], plain[2], plain[3] + penalty], rel=1e-3)
+    # Its gradient is the every-step penalty's at r1_gamma times the interval.
+    trained = []
+    for gamma, interval in ((0.0, 1), (10.0, 3), (30.0, 1)):
+        _d_losses_and_slope(gamma, r1_interval=interval, rate=0.1, gans=trained)
+    plain, lazy, every_step = ([w.numpy() for w in gan.discriminator.trainable_weights] for gan in trained)
+    assert not all(np.allclose(a, b) for a, b in zip(plain, lazy))
+    assert all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(lazy, every_step))
+    for interval in (0, 1.5, True):
+        with pytest.raises(ValueError, match="r1_interval"):
+            DCGAN(build_generator(size=32, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), r1_interval=interval)
 
 
 def test_ramp_down_holds_the_rate_then_eases_it_to_zero():

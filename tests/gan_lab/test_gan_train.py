@@ -154,6 +154,7 @@ def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_p
         (dict(lr_rampdown=1.5), "lr_rampdown"),
         (dict(lr_rampdown=True), "lr_rampdown"),
         (dict(r1_gamma=float("inf")), "r1_gamma"),
+        (dict(r1_interval=0), "r1_interval"),
         (dict(augment=None), "augment"),
         (dict(augment=("mixup",)), "augment"),
         (dict(collapse_fraction="half"), "collapse_fraction"),
@@ -214,8 +215,10 @@ def test_a_run_from_before_an_option_existed_reads_and_resumes_as_it_trained(gan
     run_dir = shutil.copytree(gan_run, tmp_path / "00001-gan-old")  # two epochs, no spectral norm
     record = read_json(run_dir / "config.json")
     del record["spectral_norm"]  # written before --spectral-norm existed, when no discriminator had it
+    del record["r1_interval"]  # and before --r1-interval, when R1 came on every step
     write_json(run_dir / "config.json", record)
     assert run_config(run_dir).spectral_norm is False and GanConfig().spectral_norm is True
+    assert run_config(run_dir).r1_interval == 1 and GanConfig().r1_interval == 16
     # A config built today (as a quickstart builds its GAN step's) leaves the option at its default.
     given = GanConfig(**{name: record[name] for name in ("data", "size", "batch_size", "steps_per_epoch", "grid_size")})
     train_gan(dataclasses.replace(given, epochs=3, name="tiny", g_learning_rate=2e-4), resume=run_dir, progress=False)
