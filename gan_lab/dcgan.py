@@ -12,6 +12,7 @@ logit is the logit of P(fake), as a "logit"-head detector's is.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -227,6 +228,9 @@ class SpectralNorm(layers.Wrapper):
     its discriminator (see `DCGAN.train_step`), and leaves the stored kernel as trained.
     """
 
+    # False while a pass must leave `u` as it is (see `holding_u`).
+    refine_u = True
+
     def build(self, input_shape):
         super().build(input_shape)
         self.u = self.add_weight(
@@ -242,7 +246,8 @@ class SpectralNorm(layers.Wrapper):
         matrix = ops.reshape(ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))
         v = ops.stop_gradient(_unit(ops.matmul(ops.cast(self.u, "float32"), ops.transpose(matrix))))
         u = ops.stop_gradient(_unit(ops.matmul(v, matrix)))
-        self.u.assign(ops.cast(u, self.u.dtype))
+        if self.refine_u:
+            self.u.assign(ops.cast(u, self.u.dtype))
         sigma = ops.sum(ops.matmul(v, matrix) * u)
         trainable = [
             ops.divide(variable.value, ops.cast(sigma, variable.dtype)) if variable is kernel else variable.value
@@ -258,6 +263,31 @@ class SpectralNorm(layers.Wrapper):
 
 def _unit(x):
     return x / (ops.sqrt(ops.sum(ops.square(x))) + 1e-12)
+
+
+def spectral_norm_layers(model) -> list[SpectralNorm]:
+    """The SpectralNorm layers of a model, nested models included."""
+    found = []
+    for child in getattr(model, "layers", []):
+        found.extend([child] if isinstance(child, SpectralNorm) else spectral_norm_layers(child))
+    return found
+
+
+@contextlib.contextmanager
+def holding_u(model):
+    """Within it, the model's SpectralNorm layers normalise with `u` as it is, without refining it.
+
+    For an extra pass that must not assign variables: a replicated variable cannot be assigned
+    inside tf.cond under a tf.distribute strategy (the assignment is a synchronisation point).
+    """
+    layers_ = spectral_norm_layers(model)
+    for layer in layers_:
+        layer.refine_u = False
+    try:
+        yield
+    finally:
+        for layer in layers_:
+            layer.refine_u = True
 
 
 def build_discriminator(model: str = "cnn3", size: int = 64, spectral_norm: bool = False, **options) -> keras.Model:
@@ -503,8 +533,12 @@ class DCGAN(keras.Model):
                 average.assign(weight)
 
     def _r1_penalty(self, reals, global_batch):
-        """r1_gamma / 2 times the squared slope of the logit at each real image: the replica's share."""
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
+        """r1_gamma / 2 times the squared slope of the logit at each real image: the replica's share.
+
+        Its own discriminator pass, which leaves spectral normalisation's `u` to the loss's pass
+        (so the lazy penalty can run inside tf.cond under a strategy of several replicas).
+        """
+        with holding_u(self.discriminator), tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(reals)
             total = ops.sum(ops.cast(self.discriminator(reals, training=False), "float32"))
         slopes = ops.cast(tape.gradient(total, reals), "float32")

@@ -127,7 +127,8 @@ def test_two_mirrored_devices_train_what_one_device_does_and_resume(tmp_path):
     result = _job("mirrored", tmp_path)
     one, two = result["default"], result["mirrored"]
     assert len(two["gan"]) == len(one["gan"]) == len(two["detector"]) == len(one["detector"]) == 2
-    for single, mirrored in zip(one["gan"], two["gan"]):  # the GAN's discriminator runs in inference mode
+    # The GAN's discriminator runs in inference mode, and its lazy R1 penalty comes on the same steps.
+    for single, mirrored in zip(one["gan"], two["gan"]):
         for name in LOSSES["gan"]:
             assert mirrored[name] == pytest.approx(single[name], abs=1e-4), name
     # The detector's synchronized BatchNorm sums squares over replicas (one pass) where one device
@@ -145,6 +146,7 @@ def test_two_mirrored_devices_train_what_one_device_does_and_resume(tmp_path):
     assert resumed[:2] == two["gan"]  # the first two epochs kept as they were
     config = json.loads((Path(two["gan_dir"]) / "config.json").read_text())
     assert config["strategy"] == "mirrored" and config["devices"] == ["/cpu:0", "/cpu:1"]
+    assert (config["r1_gamma"], config["r1_interval"]) == (1.0, 2)
 
 
 # --------------------------------------------------------------------------- multiworker

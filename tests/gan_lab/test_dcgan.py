@@ -15,6 +15,8 @@ from gan_lab.dcgan import (
     copy_detector_weights,
     diff_augment,
     generator_options,
+    holding_u,
+    spectral_norm_layers,
 )
 
 
@@ -85,6 +87,21 @@ def test_spectral_norm_divides_each_kernel_by_its_largest_singular_value(tmp_pat
     np.testing.assert_array_equal(
         keras.models.load_model(path, compile=False)(images), discriminator(images, training=False)
     )
+
+
+def test_holding_u_normalises_without_refining_u():
+    keras.utils.set_random_seed(0)
+    discriminator = build_discriminator("cnn3", 32, spectral_norm=True)
+    images = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    wrapped = spectral_norm_layers(discriminator)
+    start = [keras.ops.convert_to_numpy(layer.u) for layer in wrapped]
+    with holding_u(discriminator):
+        held = keras.ops.convert_to_numpy(discriminator(images, training=False))
+    assert all(np.array_equal(keras.ops.convert_to_numpy(layer.u), u) for layer, u in zip(wrapped, start))
+    # The same normalisation as the refining call that follows, which then stores its `u`.
+    np.testing.assert_allclose(held, discriminator(images, training=False), rtol=1e-5, atol=1e-6)
+    assert all(layer.refine_u for layer in wrapped)
+    assert not any(np.array_equal(keras.ops.convert_to_numpy(layer.u), u) for layer, u in zip(wrapped, start))
 
 
 def _tiny_gan(spectral_norm=False, **options):
