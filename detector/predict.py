@@ -33,6 +33,26 @@ def _run_model(model, pixels):
     return model(pixels, training=False)
 
 
+def compiled_forward(model, size: int):
+    """`model(pixels, training=False)` as one traced graph for every batch of (N, size, size, 3) float32 pixels.
+
+    A partial (not a lambda) gives each model its own retracing statistics, so loading several
+    models one after another does not trigger TensorFlow's "frequent retracing" warning
+    (as `model.predict` on each new model does).
+    """
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, size, size, 3), tf.float32)]
+    return tf.function(functools.partial(_run_model, model), input_signature=signature)
+
+
+def in_batches(forward, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """`forward` on `images` (at least one) a batch at a time, its outputs joined as one array."""
+    return np.concatenate(
+        [np.asarray(forward(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
+    )
+
+
 @dataclasses.dataclass
 class Detector:
     """A trained detector and what it needs to score images: input size, head, crop and threshold."""
@@ -61,23 +81,11 @@ class Detector:
             return images.astype(np.float32) / 255.0
         return images.astype(np.float32, copy=False)
 
-    def _compiled(self, model):
-        import tensorflow as tf
-
-        # One traced graph for every batch: a fixed signature with a free batch dimension.
-        # A partial (not a lambda) gives each detector its own retracing statistics, so
-        # loading several detectors does not trigger TensorFlow's "frequent retracing" warning.
-        signature = [tf.TensorSpec((None, self.size, self.size, 3), tf.float32)]
-        return tf.function(functools.partial(_run_model, model), input_signature=signature)
-
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Raw model outputs for one batch of float32 pixels (one graph call)."""
         if self._forward is None:
-            self._forward = self._compiled(self.model)
+            self._forward = compiled_forward(self.model, self.size)
         return np.asarray(self._forward(batch))
-
-    def _batches(self, images: np.ndarray, forward) -> list[np.ndarray]:
-        return [forward(images[start : start + self.batch_size]) for start in range(0, len(images), self.batch_size)]
 
     def score(self, images) -> np.ndarray:
         """P(fake) for a batch of pixels (N, S, S, 3), float32 in [0, 1] (uint8 is scaled)."""
@@ -86,7 +94,7 @@ class Detector:
         images = self._check_images(images)
         if len(images) == 0:
             return np.zeros((0,), dtype=np.float64)
-        outputs = np.concatenate(self._batches(images, self.predict_batch))
+        outputs = in_batches(self.predict_batch, images, self.batch_size)
         return outputs_to_p_fake(outputs, self.head)
 
     def feature_layer(self):
@@ -100,11 +108,11 @@ class Detector:
         images = self._check_images(images)
         if self._feature_forward is None:
             extractor = keras.Model(self.model.inputs, self.feature_layer().output, name="features")
-            self._feature_forward = self._compiled(extractor)
+            self._feature_forward = compiled_forward(extractor, self.size)
         if len(images) == 0:
             width = int(np.prod(self.feature_layer().output.shape[1:]))
             return np.zeros((0, width), dtype=np.float32)
-        outputs = np.concatenate(self._batches(images, lambda batch: np.asarray(self._feature_forward(batch))))
+        outputs = in_batches(self._feature_forward, images, self.batch_size)
         return outputs.reshape(len(outputs), -1).astype(np.float32)  # float32 from a mixed-precision model too
 
     def verdict(self, p_fake: float) -> str:

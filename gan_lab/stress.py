@@ -308,6 +308,7 @@ def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run
     probe: the detector-independent quality measures (first pass only), or None.
     """
     from detector.models import outputs_to_p_fake
+    from detector.predict import compiled_forward, in_batches
 
     first_pass = probe is not None
     bar = None
@@ -337,9 +338,10 @@ def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run
                 generator, detector.model, detector.feature_layer(), discriminator_model, config.jit, scaling.strategy
             )
             generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar)
-            real_discriminator = outputs_to_p_fake(
-                np.asarray(discriminator_model.predict(inputs.real, batch_size=config.batch_size, verbose=0)), "logit"
+            real_logits = in_batches(
+                compiled_forward(discriminator_model, detector.size), inputs.real, config.batch_size
             )
+            real_discriminator = outputs_to_p_fake(real_logits, "logit")
             scores = _epoch_scores(config, detector, epoch, generated, reference, real_discriminator, probe)
             scored.rows.append({"kind": "epoch", "detector": label, "epoch": epoch, **compute_metrics(scores)})
             write_scores_csv(

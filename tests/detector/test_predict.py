@@ -96,6 +96,21 @@ def test_score_matches_the_model_and_runs_once_per_batch(detector, monkeypatch):
     np.testing.assert_allclose(detector.score((images * 255).round().astype(np.uint8)), scores, atol=0.02)
 
 
+def test_models_loaded_one_after_another_score_without_retracing_warnings(caplog):
+    """As the stress test scores each epoch's saved discriminator: `model.predict` on a new model each time warns."""
+    import keras
+
+    from detector.predict import compiled_forward, in_batches
+
+    images = np.random.default_rng(3).random((5, 8, 8, 3), dtype=np.float32)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for _ in range(7):
+            model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+            outputs = in_batches(compiled_forward(model, 8), images, batch_size=2)
+            np.testing.assert_allclose(outputs, np.asarray(model(images)), rtol=1e-5, atol=1e-6)
+    assert not [record for record in caplog.records if "retracing" in record.getMessage()]
+
+
 def test_score_refuses_the_wrong_shape(detector):
     with pytest.raises(ValueError, match=r"Received: images.shape=\(2, 64, 64, 3\)"):
         detector.score(np.zeros((2, 64, 64, 3), dtype=np.float32))
