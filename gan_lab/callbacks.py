@@ -1,4 +1,4 @@
-"""What a GAN run does after each epoch, as a Keras callback: grid, diversity, history, checkpoint, plots.
+"""What a GAN run does after each epoch, as a Keras callback: grid, diversity, faces, history, checkpoint, plots.
 
 Imported by `gan_lab.train` when training starts (it needs Keras at import time).
 """
@@ -17,30 +17,32 @@ from detector.images import load_rgb
 from detector.runs import publish_history
 from gan_lab.checkpoints import save_checkpoint
 from gan_lab.diversity import build_feature_extractor, check_collapse, image_diversity
-from gan_lab.latents import DIVERSITY_STREAM, seeded_latents
-from gan_lab.run_report import HISTORY_COLUMNS, plot_history, write_stats
+from gan_lab.latents import DIVERSITY_STREAM, FACES_STREAM, seeded_latents
+from gan_lab.run_report import HISTORY_COLUMNS, RealReference, plot_history, write_stats
 from gan_lab.sample import generate, sample_epochs, save_grid, write_progress_gif
 
 METRIC_NAMES = ("d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake")
 
 
 class GanEpochEnd(keras.callbacks.Callback):
-    """After each epoch: sample grid, diversity, history.csv, checkpoint, plot and GIF, in that order.
+    """After each epoch: sample grid, diversity, faces found, history.csv, checkpoint, plot and GIF, in that order.
 
     The epoch's models, history and state are committed together as its checkpoint folder,
     and the run's history.csv is then copied from it: an interruption anywhere leaves the
     previous epoch complete, and resuming publishes the last committed one again.
     `rows` and `state` are the run's, updated in place for the caller's metrics.
+    face_finder: a `gan_lab.faces.FaceFinder` (None: no faces_found figure).
     """
 
-    def __init__(self, run_dir: Path, config, rows: list[dict], state: dict, real_diversity: float | None):
+    def __init__(self, run_dir: Path, config, rows: list[dict], state: dict, reals: RealReference, face_finder=None):
         super().__init__()
         self.run_dir, self.config, self.rows, self.state = run_dir, config, rows, state
-        self.real_diversity = real_diversity
+        self.reals, self.face_finder = reals, face_finder
         self.grid_latents = np.load(run_dir / "latents.npy").astype(np.float32)
         self.diversity_latents = seeded_latents(
             config.seed, 0, config.diversity_n, config.latent_dim, stream=DIVERSITY_STREAM
         )
+        self.faces_latents = seeded_latents(config.seed, 0, config.faces_n, config.latent_dim, stream=FACES_STREAM)
         self.extractor = build_feature_extractor()
         self.started = time.monotonic()
         self.writer = None
@@ -55,9 +57,9 @@ class GanEpochEnd(keras.callbacks.Callback):
         if not all(math.isfinite(value) for value in values.values()):
             self._stop(number)
             return
-        diversity = self._save_samples(number)
+        figures = self._save_samples(number)
         kimg = int(self.model.g_optimizer.iterations.numpy()) * self.config.batch_size / 1000
-        self.rows.append({"epoch": number, "kimg": kimg, **values, "diversity": diversity, "seconds": seconds})
+        self.rows.append({"epoch": number, "kimg": kimg, **values, **figures, "seconds": seconds})
         self.state.update(
             epoch=number,
             train_seconds=self.state.get("train_seconds", 0.0) + seconds,
@@ -81,14 +83,18 @@ class GanEpochEnd(keras.callbacks.Callback):
         )
         self.model.stop_training = True
 
-    def _save_samples(self, number: int) -> float:
-        """The epoch's grid from the fixed latents; returns the diversity of fresh samples."""
+    def _save_samples(self, number: int) -> dict:
+        """The epoch's grid from the fixed latents; returns the diversity and faces found of fresh samples."""
         generator = self.model.generator if self.model.generator_ema is None else self.model.generator_ema
         save_grid(self.run_dir / "samples" / f"epoch-{number:04d}.png", generate(generator, self.grid_latents))
-        return image_diversity(generate(generator, self.diversity_latents), self.extractor)
+        figures = {"diversity": image_diversity(generate(generator, self.diversity_latents), self.extractor)}
+        figures["faces_found"] = math.nan
+        if self.face_finder is not None and len(self.faces_latents):
+            figures["faces_found"] = float(np.mean(self.face_finder.found(generate(generator, self.faces_latents))))
+        return figures
 
     def _draw(self, number: int) -> None:
-        plot_history(self.rows, self.run_dir / "plots" / "losses.png", self.real_diversity)
+        plot_history(self.rows, self.run_dir / "plots" / "losses.png", self.reals)
         frames = [path for epoch, path in sample_epochs(self.run_dir / "samples").items() if epoch <= number]
         write_progress_gif(frames, self.run_dir / "progress.gif")
 
@@ -100,8 +106,9 @@ class GanEpochEnd(keras.callbacks.Callback):
             self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         row = self.rows[-1]
         with self.writer.as_default(step=number):
-            for name in (*METRIC_NAMES, "diversity", "kimg"):
-                tf.summary.scalar(name, row[name])
+            for name in (*METRIC_NAMES, "diversity", "faces_found", "kimg"):
+                if math.isfinite(row[name]):
+                    tf.summary.scalar(name, row[name])
             for name, optimizer in (
                 ("d_learning_rate", self.model.d_optimizer),
                 ("g_learning_rate", self.model.g_optimizer),
@@ -116,7 +123,7 @@ class GanEpochEnd(keras.callbacks.Callback):
             return
         message = check_collapse(
             [row["diversity"] for row in self.rows],
-            self.real_diversity,
+            self.reals.diversity,
             self.config.collapse_fraction,
             [row["epoch"] for row in self.rows],
         )

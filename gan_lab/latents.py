@@ -1,7 +1,7 @@
 """The latent streams: every latent vector the lab draws, from one seeded function and one table of tags.
 
 A stream is `SeedSequence([seed, epoch, tag])`. Epoch slot 0 belongs to the training run
-(its sample grid and its diversity watch); epochs 1 and up belong to the tools that use a
+(its sample grid and its diversity and face-found watches); epochs 1 and up belong to the tools that use a
 trained epoch. Distinct tags keep the streams apart, so the fakes a detector is scored on
 are never the ones hardening trained on, nor the training grid the GAN was watched with.
 """
@@ -20,6 +20,7 @@ HARDENING_STREAM = 2  # the extra fakes hardening fine-tunes on
 EXPORT_SHUFFLE_STREAM = 3  # the order in which exported fakes are dealt to train/valid/test
 SAMPLE_STREAM = 4  # `gan-lab gan sample`
 DIVERSITY_STREAM = 5  # the training run's diversity watch (epoch slot 0), and its real-image sample
+FACES_STREAM = 6  # the training run's face-found watch (epoch slot 0)
 STREAMS = {
     "grid": GRID_STREAM,
     "scoring": SCORING_STREAM,
@@ -27,6 +28,7 @@ STREAMS = {
     "export_shuffle": EXPORT_SHUFFLE_STREAM,
     "sample": SAMPLE_STREAM,
     "diversity": DIVERSITY_STREAM,
+    "faces": FACES_STREAM,
 }
 
 

@@ -49,7 +49,14 @@ from gan_lab.checkpoints import (
     restore_optimizer_state,
 )
 from gan_lab.latents import DIVERSITY_STREAM, GRID_STREAM, seeded_latents, stream_rng
-from gan_lab.run_report import HISTORY_COLUMNS, plot_history, read_history, write_report
+from gan_lab.run_report import (
+    HISTORY_COLUMNS,
+    RealReference,
+    best_faces_epoch,
+    plot_history,
+    read_history,
+    write_report,
+)
 
 # Discriminators built from scratch; transfer backbones need ImageNet weights a GAN cannot use.
 Discriminator = Literal["cnn3", "small_cnn", "alexnet"]
@@ -99,6 +106,7 @@ class GanConfig(ScalingOptions):
     augment: tuple[str, ...] = ()
     diversity_n: int = 128  # generated (and real) images the per-epoch diversity is measured on
     collapse_fraction: float = 0.5  # warn when diversity falls below this fraction of the real images' diversity
+    faces_n: int = 256  # fresh samples (and real images) per epoch MTCNN looks for a face in; 0: no faces_found
     crop: FitMode = "resize"  # how images of another size are fitted: stretched, or their centre square
     seed: int = 0  # the same seed gives the same data, weights and samples
     name: str = ""  # run directory suffix; "" means "<preset or dcgan>-<size>px"
@@ -121,6 +129,8 @@ def _check_numbers(config: GanConfig) -> None:
     lifecycle.require_seed(config)
     if not lifecycle.is_int(config.diversity_n) or config.diversity_n < 2:
         refuse(config, "diversity_n", "an integer of at least 2")
+    if not lifecycle.is_int(config.faces_n) or config.faces_n < 0:
+        refuse(config, "faces_n", "an integer of at least 0 (0: no face-found figure)")
     for option in ("d_learning_rate", "g_learning_rate", "beta_1"):
         if not lifecycle.is_number(value := getattr(config, option)) or not 0 < value < 1:
             refuse(config, option, "a number between 0 and 1")
@@ -295,15 +305,44 @@ def _dataset(config: GanConfig, split, shuffle_seed: int, scaling: Scaling):
 
 
 def _real_sample(config: GanConfig, split) -> np.ndarray:
+    """Real training images in a seeded order: the grid in reals.png and the watches' references."""
     from detector.data import load_images
 
     order = stream_rng(config.seed, 0, DIVERSITY_STREAM).permutation(len(split.paths))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unreadable files are reported by the training pipeline
         pixels, _, _ = load_images(
-            [split.paths[i] for i in order], config.size, crop=config.crop, limit=config.diversity_n
+            [split.paths[i] for i in order],
+            config.size,
+            crop=config.crop,
+            limit=max(config.diversity_n, config.faces_n),
         )
     return pixels
+
+
+def _face_finder(config: GanConfig):
+    """MTCNN for the face-found watch; None (with a warning) when `faces_n` is 0 or it cannot start."""
+    if not config.faces_n:
+        return None
+    try:
+        from gan_lab.faces import FaceFinder
+
+        return FaceFinder()
+    except Exception as error:  # the watch is a figure, not the training: carry on without it
+        warnings.warn(f"No faces_found figure this run: MTCNN could not start ({error})", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def _real_reference(config: GanConfig, reals: np.ndarray, face_finder) -> RealReference:
+    """The real images' diversity (the collapse warning's reference) and face-found share."""
+    from gan_lab.diversity import image_diversity
+
+    diverse, faces = reals[: config.diversity_n], reals[: config.faces_n]
+    return RealReference(
+        diversity=image_diversity(diverse) if len(diverse) >= 2 else None,
+        faces_found=float(np.mean(face_finder.found(faces))) if face_finder is not None and len(faces) else None,
+        n_faces=len(faces) if face_finder is not None else 0,
+    )
 
 
 # --------------------------------------------------------------------------- start and resume
@@ -430,7 +469,8 @@ def _committed_rows(run_dir: Path, completed: int) -> list[dict]:
 # --------------------------------------------------------------------------- training
 
 
-def _metrics(config: GanConfig, rows: list[dict], state: dict, steps: int, real_images: int, real_diversity) -> dict:
+def _metrics(config: GanConfig, rows: list[dict], state: dict, steps: int, real_images: int, reals) -> dict:
+    best = best_faces_epoch(rows)
     return {
         "epochs_trained": rows[-1]["epoch"] if rows else 0,
         "steps_per_epoch": steps,
@@ -438,7 +478,10 @@ def _metrics(config: GanConfig, rows: list[dict], state: dict, steps: int, real_
         "real_images": real_images,
         "train_seconds": round(float(state.get("train_seconds", 0.0)), 1),
         "seconds_per_step": round(float(np.mean([row["seconds"] for row in rows])) / steps, 3) if rows else None,
-        "real_diversity": real_diversity,
+        "real_diversity": reals.diversity,
+        "real_faces_found": reals.faces_found,
+        "n_real_faces": reals.n_faces,
+        "most_faces_epoch": best["epoch"] if best else None,
         "last_epoch": rows[-1] if rows else None,
         "stopped": state.get("stopped"),
     }
@@ -486,7 +529,6 @@ def train_gan(
 
 def _train(config, runs_dir, resume, progress: bool, callbacks, scaling: Scaling) -> Path:
     from gan_lab.callbacks import GanEpochEnd
-    from gan_lab.diversity import image_diversity
     from gan_lab.sample import save_grid
 
     if resume is None:
@@ -500,12 +542,12 @@ def _train(config, runs_dir, resume, progress: bool, callbacks, scaling: Scaling
     reals = _real_sample(config, split)
     if len(reals) and not (run_dir / "reals.png").is_file():
         save_grid(run_dir / "reals.png", reals[: config.grid_size])
-    # The collapse warning's reference; with fewer than two readable images there is none.
-    real_diversity = image_diversity(reals) if len(reals) >= 2 else None
+    face_finder = _face_finder(config)
+    real_reference = _real_reference(config, reals, face_finder)
 
     state.pop("stopped", None)
     if completed < config.epochs:
-        epoch_end = GanEpochEnd(run_dir, config, rows, state, real_diversity)
+        epoch_end = GanEpochEnd(run_dir, config, rows, state, real_reference, face_finder)
         with lifecycle.interruptible(run_dir):
             _fit(gan, config, split, completed, steps, epoch_end, callbacks, progress, scaling)
     else:
@@ -516,9 +558,9 @@ def _train(config, runs_dir, resume, progress: bool, callbacks, scaling: Scaling
             f"try lower learning rates than {config.d_learning_rate} and {config.g_learning_rate}"
         )
     failpoint("training-finished")
-    metrics = _metrics(config, rows, state, steps, len(split.paths), real_diversity)
+    metrics = _metrics(config, rows, state, steps, len(split.paths), real_reference)
     write_json(run_dir / "metrics.json", metrics)
-    plot_history(rows, run_dir / "plots" / "losses.png", real_diversity)
+    plot_history(rows, run_dir / "plots" / "losses.png", real_reference)
     write_report(run_dir, config, rows, metrics)
     lifecycle.say(
         progress, f"Wrote checkpoints/, samples/, progress.gif, history.csv, plots/ and report.md to {run_dir}"

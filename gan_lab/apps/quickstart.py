@@ -278,6 +278,29 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def _most_faces_lines(run_dir: Path, gan_run: Path) -> list[str]:
+    """The GAN epoch whose samples MTCNN found most faces in, when it is not the last: the one to sample from."""
+    from gan_lab.run_report import best_faces_epoch, read_history
+
+    rows = read_history(gan_run)
+    best = best_faces_epoch(rows)
+    if best is None or best["faces_found"] == 0 or best["epoch"] == rows[-1]["epoch"]:
+        return []
+    real = read_json(gan_run / "metrics.json").get("real_faces_found")
+    against = f" (real training images: {100 * real:.1f}%)" if real is not None else ""
+    grid = gan_run / "samples" / f"epoch-{best['epoch']:04d}.png"
+    return [
+        "",
+        f"## The epoch with the most faces: {best['epoch']}",
+        "",
+        f"MTCNN found a face in {100 * best['faces_found']:.1f}% of its samples{against}, against "
+        f"{100 * rows[-1]['faces_found']:.1f}% at the last epoch (the GAN run's `faces_found` column). "
+        f"`gan-lab gan sample {gan_run} --epoch {best['epoch']}` draws from it.",
+        "",
+        f"![samples]({_relative(grid, run_dir)})",
+    ]
+
+
 def write_report(
     run_dir: Path, config: QuickstartConfig, detector_run: Path, gan_run: Path, stress_run: Path, minutes: float
 ) -> Path:
@@ -326,6 +349,7 @@ def write_report(
             "",
             f"![samples]({_relative(samples[-1], run_dir)})",
         ]
+    lines += _most_faces_lines(run_dir, gan_run)
     gif = gan_run / "progress.gif"
     if gif.is_file():
         lines += ["", f"Training progress, one frame per epoch: ![progress]({_relative(gif, run_dir)})"]

@@ -15,7 +15,7 @@ from gan_lab.run_report import read_history
 from gan_lab.train import GanConfig, restore_dcgan, run_config, train_gan
 
 PNG = b"\x89PNG\r\n\x1a\n"
-COLUMNS = ["epoch", "kimg", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity"]
+COLUMNS = ["epoch", "kimg", "d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake", "diversity", "faces_found"]
 
 
 def _tiny(synth_root, **options):
@@ -37,6 +37,9 @@ def test_run_directory_holds_every_file(gan_run):
     for row in rows:
         assert 0 <= float(row["d_p_fake_real"]) <= 1 and 0 <= float(row["d_p_fake_fake"]) <= 1
         assert float(row["diversity"]) > 0 and np.isfinite(float(row["d_loss"])) and np.isfinite(float(row["g_loss"]))
+        assert 0 <= float(row["faces_found"]) <= 1
+    metrics = read_json(gan_run / "metrics.json")
+    assert 0 < metrics["real_faces_found"] <= 1 and metrics["n_real_faces"] > 0  # MTCNN finds SynthFaces' faces
     assert np.load(gan_run / "latents.npy").shape == (16, 128)
     samples = sorted((gan_run / "samples").glob("epoch-*.png"))
     assert [path.name for path in samples] == ["epoch-0001.png", "epoch-0002.png"]
@@ -158,6 +161,7 @@ def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_p
         (dict(augment=None), "augment"),
         (dict(augment=("mixup",)), "augment"),
         (dict(collapse_fraction="half"), "collapse_fraction"),
+        (dict(faces_n=-1), "faces_n"),
         (dict(data=str(tmp_path / "nowhere")), "nowhere"),
     ):
         with pytest.raises(LabError, match=message):
@@ -224,3 +228,50 @@ def test_a_run_from_before_an_option_existed_reads_and_resumes_as_it_trained(gan
     train_gan(dataclasses.replace(given, epochs=3, name="tiny", g_learning_rate=2e-4), resume=run_dir, progress=False)
     assert sorted(list_checkpoints(run_dir)) == [1, 2, 3]
     assert type(restore_dcgan(run_dir, 3).discriminator.get_layer("conv1")).__name__ == "Conv2D"
+
+
+class _BrightFaces:
+    """A face finder that finds a face in every image brighter than mid-grey, and keeps what it was shown."""
+
+    shown: list = []
+
+    def found(self, pixels):
+        _BrightFaces.shown.append(np.array(pixels))
+        return np.asarray(pixels).mean(axis=(1, 2, 3)) > 0.5
+
+
+def test_each_epoch_counts_faces_in_the_ema_samples_of_its_own_latents(synth_root, tmp_path, monkeypatch):
+    from gan_lab.latents import FACES_STREAM, seeded_latents
+    from gan_lab.sample import generate
+
+    monkeypatch.setattr("gan_lab.faces.FaceFinder", _BrightFaces)
+    _BrightFaces.shown = []
+    run_dir = train_gan(_tiny(synth_root, faces_n=6, diversity_n=4), runs_dir=tmp_path, progress=False)
+    reals, *epochs = _BrightFaces.shown
+    assert len(reals) == 6 and [len(pixels) for pixels in epochs] == [6, 6]
+    latents = seeded_latents(0, 0, 6, 128, stream=FACES_STREAM)
+    rows = read_history(run_dir)
+    for row, shown in zip(rows, epochs):
+        np.testing.assert_allclose(shown, generate(load_generator(run_dir, row["epoch"]), latents), atol=1e-6)
+        assert row["faces_found"] == pytest.approx(np.mean(shown.mean(axis=(1, 2, 3)) > 0.5))
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["real_faces_found"] == pytest.approx(np.mean(reals.mean(axis=(1, 2, 3)) > 0.5))
+    assert metrics["n_real_faces"] == 6
+    best = max(reversed(rows), key=lambda row: row["faces_found"])
+    assert metrics["most_faces_epoch"] == best["epoch"]
+    assert "Faces found: the share of 6 fresh samples" in (run_dir / "report.md").read_text()
+
+
+def test_without_a_face_finder_training_goes_on_and_says_why(synth_root, tmp_path, monkeypatch):
+    class Broken:
+        def __init__(self):
+            raise ImportError("No module named 'mtcnn'")
+
+    monkeypatch.setattr("gan_lab.faces.FaceFinder", Broken)
+    with pytest.warns(RuntimeWarning, match="No faces_found figure this run: MTCNN could not start .*mtcnn"):
+        run_dir = train_gan(_tiny(synth_root, epochs=1), runs_dir=tmp_path / "broken", progress=False)
+    off = train_gan(_tiny(synth_root, epochs=1, faces_n=0), runs_dir=tmp_path / "off", progress=False)
+    for run in (run_dir, off):
+        assert np.isnan(read_history(run)[0]["faces_found"])
+        assert read_json(run / "metrics.json")["real_faces_found"] is None
+        assert "Faces found" not in (run / "report.md").read_text()

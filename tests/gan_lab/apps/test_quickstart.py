@@ -45,3 +45,23 @@ def test_tiny_quickstart_writes_every_promised_output(tmp_path, capsys):
     assert main(["quickstart", "--resume", str(run)]) == 0
     assert "already done" in capsys.readouterr().out
     assert len(list(runs.glob("*-detector-*"))) == 1
+
+
+def test_the_report_shows_the_epoch_with_the_most_faces_when_it_is_not_the_last(tmp_path):
+    from detector.runs import write_history, write_json
+    from gan_lab.apps.quickstart import _most_faces_lines
+
+    gan_run = tmp_path / "00002-gan-quickstart-64px"
+    gan_run.mkdir()
+    write_json(gan_run / "metrics.json", {"real_faces_found": 0.875})
+    for shares, expected in (([0.1, 0.9, 0.9, 0.5], 3), ([0.1, 0.5], None), ([0.0, 0.0], None)):
+        rows = [{"epoch": epoch, "faces_found": share} for epoch, share in enumerate(shares, start=1)]
+        write_history(gan_run / "history.csv", rows, ("epoch", "faces_found"))
+        lines = _most_faces_lines(tmp_path, gan_run)
+        if expected is None:
+            assert lines == []
+            continue
+        text = "\n".join(lines)
+        assert f"## The epoch with the most faces: {expected}" in text  # the later of two equal epochs
+        assert "90.0% of its samples (real training images: 87.5%), against 50.0% at the last epoch" in text
+        assert f"![samples](00002-gan-quickstart-64px/samples/epoch-{expected:04d}.png)" in text
