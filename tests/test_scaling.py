@@ -79,6 +79,29 @@ def test_mixed_float16_gan_scales_its_losses():
 # --------------------------------------------------------------------------- precision
 
 
+def test_auto_precision_is_mixed_bfloat16_only_on_a_cpu_with_bfloat16_arithmetic(monkeypatch, tmp_path):
+    from detector import scaling
+    from gan_lab.apps.quickstart import QuickstartConfig
+    from gan_lab.train import GanConfig
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu sse2\n")
+    assert scaling.cpu_has_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512bw\nbugs\t: avx512_bf16\n")
+    assert not scaling.cpu_has_bfloat16(cpuinfo)  # a flag only counts on the flags line
+    assert not scaling.cpu_has_bfloat16(tmp_path / "missing")  # no /proc (macOS, Windows): float32
+
+    for has_bfloat16, expected in ((True, "mixed_bfloat16"), (False, "float32")):
+        monkeypatch.setattr(scaling, "cpu_has_bfloat16", lambda has=has_bfloat16: has)
+        assert scaling.resolve_precision("auto") == expected  # no GPU here
+        assert scaling.Scaling.of(GanConfig(precision="auto")).precision == expected
+        # The quickstart's default, made concrete before its config.json and its steps' configs see it.
+        assert QuickstartConfig().precision == "auto"
+        assert QuickstartConfig().resolved().precision == expected
+    assert QuickstartConfig(precision="float32").resolved().precision == "float32"
+    assert scaling.resolve_precision("mixed_float16") == "mixed_float16"
+
+
 @pytest.mark.slow
 def test_mixed_bfloat16_runs_train_with_finite_losses_and_predict_in_float32(synth_root, tmp_path):
     from detector.predict import load_detector

@@ -16,12 +16,12 @@ from detector.runs import (
     read_json,
     write_json,
 )
-from detector.scaling import ScalingOptions, run_scaling
+from detector.scaling import Precision, ScalingOptions, resolve_precision, run_scaling
 from detector.synthfaces import Difficulty
 
-# What each preset trains. "default" takes about 11 minutes on 2 CPU cores; "full" is the
-# published setting (128 px, the seed128 generator) for a GPU or a long night; "tiny" is
-# for tests and for checking an install in a minute.
+# What each preset trains. "default" takes about 15 minutes on 2 CPU cores with bfloat16 arithmetic
+# (22 in float32 on the same cores; see the README); "full" is the published setting (128 px, the
+# seed128 generator) for a GPU or a long night; "tiny" is for tests and for checking an install in a minute.
 PRESETS = {
     "tiny": dict(
         size=32,
@@ -59,15 +59,20 @@ PRESETS = {
 }
 STEPS = ("detector", "gan", "stress")
 QUICKSTART_INCEPTION_N = 128
+QUICKSTART_FACES_N = 256  # as many as the GAN's own faces_found watch looks at each epoch
 
 
 @dataclasses.dataclass
 class QuickstartConfig(ScalingOptions):
     """Every option of a quickstart; those left None come from the preset.
 
-    Beside these: strategy, devices, precision and jit for both trainings (see `detector.scaling`);
-    the stress test scores on the chief, with "mirrored" on its devices.
+    Beside these: strategy, devices and jit for both trainings (see `detector.scaling`); the
+    stress test scores on the chief, with "mirrored" on its devices.
     """
+
+    # "auto" (mixed_bfloat16 on a CPU with bfloat16 arithmetic and no GPU, else float32) or a precision as in
+    # `detector.scaling`; a quickstart's config.json records what "auto" became on the machine it started on
+    precision: Precision = dataclasses.field(default="auto", kw_only=True)
 
     data: str = "synth"  # an image folder, or "synth" for SynthFaces
     preset: Literal["tiny", "default", "full"] = (
@@ -91,6 +96,7 @@ class QuickstartConfig(ScalingOptions):
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}. Received: preset={self.preset!r}")
         values = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+        values["precision"] = resolve_precision(self.precision)
         return QuickstartConfig(**{**PRESETS[self.preset], **values})
 
 
@@ -134,6 +140,8 @@ def _step_configs(config: QuickstartConfig, data: str):
         n=config.stress_n,
         # InceptionV3 at 299 px runs at about 16 images/s on 2 CPU cores: a bounded sample per epoch.
         inception_n=min(config.stress_n, QUICKSTART_INCEPTION_N),
+        # MTCNN runs at about 300 images/s on 2 CPU cores.
+        faces_n=min(config.stress_n, QUICKSTART_FACES_N),
         seed=config.seed,
         sweeps=config.sweeps,
         name="quickstart",

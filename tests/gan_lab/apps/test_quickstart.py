@@ -16,6 +16,16 @@ def test_presets_resolve_and_explicit_options_win():
         QuickstartConfig(preset="huge").resolved()
 
 
+def test_the_stress_step_bounds_its_costly_scorers_and_takes_the_trainings_precision():
+    from gan_lab.apps.quickstart import _step_configs
+
+    detector, gan, stress = _step_configs(QuickstartConfig(precision="mixed_bfloat16").resolved(), "data")
+    assert (stress.n, stress.faces_n, stress.inception_n) == (400, 256, 128)
+    assert detector.precision == gan.precision == "mixed_bfloat16"
+    _, _, tiny = _step_configs(QuickstartConfig(preset="tiny").resolved(), "data")
+    assert tiny.faces_n == tiny.inception_n == tiny.n == PRESETS["tiny"]["stress_n"]
+
+
 @pytest.mark.slow
 def test_tiny_quickstart_writes_every_promised_output(tmp_path, capsys):
     runs = tmp_path / "runs"
@@ -40,6 +50,11 @@ def test_tiny_quickstart_writes_every_promised_output(tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert [row["epoch"] for row in metrics["stress"]] == [1, 2]
     assert 0.0 <= metrics["detector"]["accuracy"] <= 1.0
+    # The default precision "auto" is recorded as what it became here, by the quickstart and both trainings.
+    from detector.scaling import resolve_precision
+
+    for recorded in (run, detector_run, gan_run):
+        assert json.loads((recorded / "config.json").read_text())["precision"] == resolve_precision("auto")
 
     # Running it again with --resume keeps every finished step.
     assert main(["quickstart", "--resume", str(run)]) == 0
