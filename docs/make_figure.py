@@ -2,8 +2,9 @@
 
     python docs/make_figure.py runs/NNNNN-quickstart [--out docs/quickstart-example.png]
 
-Three panels: the last GAN epoch's sample grid, the detector's and the discriminator's
-detection rate on fresh fakes per GAN epoch, and the detector's test metrics.
+Three panels: the sample grid of the GAN epoch with the most faces (the run's faces_found
+watch; the last epoch where it has none), the detector's and the discriminator's detection
+rate on fresh fakes per GAN epoch, and the detector's test metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from detector.runs import atomic_write_bytes, read_json, require_run_dir  # noqa: E402
+from gan_lab.run_report import best_faces_epoch, read_history  # noqa: E402
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
@@ -35,13 +37,15 @@ def make_figure(quickstart_dir: str | Path) -> bytes:
         for row in read_json(stress_dir / "results.json")
         if row["kind"] == "epoch" and row["detector"] == "original"
     ]
-    grids = sorted((gan_dir / "samples").glob("epoch-*.png"))
+    best = best_faces_epoch(read_history(gan_dir))
+    epoch = best["epoch"] if best else max(row["epoch"] for row in rows)
+    title = f"DCGAN samples, epoch {epoch}" + (f" ({100 * best['faces_found']:.0f}% faces)" if best else "")
 
     figure = Figure(figsize=(12, 3.8), dpi=100, layout="constrained")
     grid_axes, rate_axes, metric_axes = figure.subplots(1, 3, width_ratios=(1.0, 1.3, 1.0))
 
-    grid_axes.imshow(Image.open(grids[-1]).convert("RGB"))
-    grid_axes.set_title(f"DCGAN samples, epoch {len(grids)}")
+    grid_axes.imshow(Image.open(gan_dir / "samples" / f"epoch-{epoch:04d}.png").convert("RGB"))
+    grid_axes.set_title(title)
     grid_axes.axis("off")
 
     epochs = [row["epoch"] for row in rows]
