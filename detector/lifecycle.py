@@ -188,6 +188,8 @@ def _agrees(name: str, given, recorded, record: dict) -> bool:
         return list(given) == list(recorded)
     if name == "data":
         return given == record.get("data_source") or Path(given).resolve() == Path(recorded).resolve()
+    if name == "precision" and given == "auto":  # what the run resolved it to when it started
+        return True
     return False
 
 

@@ -12,8 +12,9 @@ the cluster from the TF_CONFIG environment variable as TensorFlow defines it). T
 of a run is the global batch: each of N replicas sees 1/N of it. Precisions are Keras
 dtype policies: "float32", "mixed_float16" (GPUs; losses are scaled against underflow) and
 "mixed_bfloat16" (GPUs, TPUs and recent CPUs); variables, model outputs and losses stay
-float32 in every one. "auto" is the fastest of them measured on a machine without a GPU:
-mixed_bfloat16 where the CPU has bfloat16 arithmetic, float32 elsewhere (see `resolve_precision`).
+float32 in every one. "auto" is the faster of two measured on CPUs: mixed_bfloat16 where the
+CPU has bfloat16 arithmetic and there is no GPU, float32 elsewhere (see `resolve_precision`);
+a run's config.json records what it became.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class DistributeOptions:
 class ScalingOptions(DistributeOptions):
     """Where and in what precision a run trains: training run configs inherit these."""
 
-    precision: Precision = "float32"  # "mixed_float16" or "mixed_bfloat16": compute in 16 bits, keep weights in 32; "auto": mixed_bfloat16 on a CPU with bfloat16 arithmetic and no GPU, else float32
+    precision: Precision = "float32"  # "mixed_float16" or "mixed_bfloat16": compute in 16 bits, keep weights in 32; "auto": mixed_bfloat16 on a CPU with bfloat16 arithmetic and no GPU, else float32 (recorded as which)
 
 
 # One strategy per process and kind: TensorFlow allows one MultiWorkerMirroredStrategy per program.
@@ -91,15 +92,22 @@ def cpu_has_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     )
 
 
-def resolve_precision(precision: str) -> str:
+def resolve_precision(precision: str, strategy: str = "default") -> str:
     """`precision` itself, or for "auto" the faster one on this machine: "mixed_bfloat16" where there is no
     GPU and the CPU has bfloat16 arithmetic (on 2 such cores the quickstart trains in about 70% of the
-    float32 time, with faces as often), "float32" elsewhere."""
+    float32 time, with faces as often), "float32" elsewhere, and on a cluster ("multiworker"), where
+    each machine would decide for itself."""
     if precision != "auto":
         return precision
+    if strategy == "multiworker" or not cpu_has_bfloat16() or _has_gpu():
+        return "float32"
+    return "mixed_bfloat16"
+
+
+def _has_gpu() -> bool:
     import tensorflow as tf
 
-    return "mixed_bfloat16" if cpu_has_bfloat16() and not tf.config.list_physical_devices("GPU") else "float32"
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _cluster() -> dict:
@@ -157,7 +165,8 @@ class Scaling:
         """The scaling of a run config (DistributeOptions or ScalingOptions); LabError for a bad option."""
         check_options(config)
         devices = tuple(config.devices) if config.devices is not None else None
-        return cls(config.strategy, devices, resolve_precision(getattr(config, "precision", "float32")), config.jit)
+        precision = resolve_precision(getattr(config, "precision", "float32"), config.strategy)
+        return cls(config.strategy, devices, precision, config.jit)
 
     @property
     def strategy(self):
@@ -297,9 +306,14 @@ def _vector_logs(step):
 
 
 def run_scaling(kind: str, config_class: type, config, resume) -> Scaling:
-    """The scaling of a run about to start (`config`) or resume (`config` if given, else the run's own)."""
-    if config is None and resume is not None:
-        _, config, _ = recorded_config(resume, kind, config_class)
+    """The scaling of a run about to start (`config`) or resume (`config` if given, else the run's own;
+    "auto" precision given on resuming means the run's own)."""
+    if resume is not None:
+        _, recorded, _ = recorded_config(resume, kind, config_class)
+        if config is None:
+            config = recorded
+        elif getattr(config, "precision", None) == "auto":
+            config = dataclasses.replace(config, precision=recorded.precision)
     return Scaling.of(config if config is not None else config_class())
 
 

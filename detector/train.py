@@ -295,7 +295,7 @@ def _start_run(config: DetectorConfig, runs_dir, progress: bool, scaling: Scalin
     config, source = lifecycle.resolve_data(check_config(config), runs_dir)
     scaling.check_batch(config.batch_size)
     index = _index(config)
-    config = dataclasses.replace(config, cache=_use_cache(config, index))
+    config = dataclasses.replace(config, cache=_use_cache(config, index), precision=scaling.precision)
     keras.utils.set_random_seed(config.seed)
     # Before the run directory: a bad model leaves nothing behind.
     model = _compiled_model(config, scaling, config.weights)

@@ -380,6 +380,7 @@ def _start_run(config: GanConfig, runs_dir, progress: bool, scaling: Scaling):
 
     config, source = lifecycle.resolve_data(check_config(config), runs_dir)
     scaling.check_batch(config.batch_size)
+    config = dataclasses.replace(config, precision=scaling.precision)  # "auto" recorded as what it became
     index = _index(config)
     real_images = len(index.splits["train"].paths)
     config = _resolve_epochs(config, real_images)

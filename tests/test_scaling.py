@@ -91,27 +91,50 @@ def test_auto_precision_is_mixed_bfloat16_only_on_a_cpu_with_bfloat16_arithmetic
     assert not scaling.cpu_has_bfloat16(cpuinfo)  # a flag only counts on the flags line
     assert not scaling.cpu_has_bfloat16(tmp_path / "missing")  # no /proc (macOS, Windows): float32
 
+    monkeypatch.setattr(scaling, "_has_gpu", lambda: False)
     for has_bfloat16, expected in ((True, "mixed_bfloat16"), (False, "float32")):
         monkeypatch.setattr(scaling, "cpu_has_bfloat16", lambda has=has_bfloat16: has)
-        assert scaling.resolve_precision("auto") == expected  # no GPU here
+        assert scaling.resolve_precision("auto") == expected
         assert scaling.Scaling.of(GanConfig(precision="auto")).precision == expected
-        # The quickstart's default, made concrete before its config.json and its steps' configs see it.
-        assert QuickstartConfig().precision == "auto"
-        assert QuickstartConfig().resolved().precision == expected
-    assert QuickstartConfig(precision="float32").resolved().precision == "float32"
+    assert scaling.resolve_precision("auto", strategy="multiworker") == "float32"  # every worker agrees
+    monkeypatch.setattr(scaling, "_has_gpu", lambda: True)
+    assert scaling.resolve_precision("auto") == "float32"
     assert scaling.resolve_precision("mixed_float16") == "mixed_float16"
+    # The quickstart's default stays "auto" until a new quickstart starts (see the tiny quickstart's test).
+    assert QuickstartConfig().precision == QuickstartConfig().resolved().precision == "auto"
+
+
+def test_a_quickstart_recorded_before_precision_existed_resumes_in_float32(tmp_path):
+    from detector.lifecycle import recorded_config
+    from gan_lab.apps.quickstart import QuickstartConfig
+
+    run_dir = tmp_path / "00001-quickstart"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"preset": "tiny", "seed": 3}))
+    _, config, _ = recorded_config(run_dir, "quickstart", QuickstartConfig)
+    assert (config.precision, config.seed) == ("float32", 3)
 
 
 @pytest.mark.slow
-def test_mixed_bfloat16_runs_train_with_finite_losses_and_predict_in_float32(synth_root, tmp_path):
+def test_mixed_bfloat16_runs_train_with_finite_losses_and_predict_in_float32(synth_root, tmp_path, monkeypatch):
+    from detector import scaling
     from detector.predict import load_detector
     from detector.train import DetectorConfig, train_detector
     from gan_lab.checkpoints import load_generator
     from gan_lab.train import GanConfig, train_gan
 
-    common = dict(data=str(synth_root), size=32, epochs=1, steps_per_epoch=3, batch_size=16, precision="mixed_bfloat16")
+    # "auto", on a machine where it means mixed_bfloat16: each run records what it trained in.
+    monkeypatch.setattr(scaling, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(scaling, "_has_gpu", lambda: False)
+    common = dict(data=str(synth_root), size=32, epochs=1, steps_per_epoch=3, batch_size=16, precision="auto")
     detector_dir = train_detector(DetectorConfig(**common, bn_recalibration=32), runs_dir=tmp_path, progress=False)
     gan_dir = train_gan(GanConfig(**common, diversity_n=8, grid_size=4), runs_dir=tmp_path, progress=False)
+    for run_dir in (detector_dir, gan_dir):
+        assert json.loads((run_dir / "config.json").read_text())["precision"] == "mixed_bfloat16"
+    # Resumed with "auto" where it would now mean float32, the run keeps its own precision.
+    monkeypatch.setattr(scaling, "cpu_has_bfloat16", lambda: False)
+    more = GanConfig(**{**common, "epochs": 2}, diversity_n=8, grid_size=4)
+    assert train_gan(more, runs_dir=tmp_path, resume=gan_dir, progress=False) == gan_dir
 
     detector = load_detector(detector_dir)
     assert detector.model.get_layer("conv1").compute_dtype == "bfloat16"

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from detector import lifecycle
 from detector.runs import (
@@ -71,7 +71,7 @@ class QuickstartConfig(ScalingOptions):
     """
 
     # "auto" (mixed_bfloat16 on a CPU with bfloat16 arithmetic and no GPU, else float32) or a precision as in
-    # `detector.scaling`; a quickstart's config.json records what "auto" became on the machine it started on
+    # `detector.scaling`; a quickstart's config.json records what "auto" became when it started
     precision: Precision = dataclasses.field(default="auto", kw_only=True)
 
     data: str = "synth"  # an image folder, or "synth" for SynthFaces
@@ -91,12 +91,14 @@ class QuickstartConfig(ScalingOptions):
     stress_n: int | None = None  # fresh fakes per GAN epoch in the stress test
     sweeps: bool | None = None  # robustness sweeps in the stress test
 
+    # What a config.json written before an option existed meant by leaving it out.
+    ABSENT: ClassVar[dict] = {"precision": "float32"}
+
     def resolved(self) -> QuickstartConfig:
         """A copy with every unset option taken from the preset."""
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}. Received: preset={self.preset!r}")
         values = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
-        values["precision"] = resolve_precision(self.precision)
         return QuickstartConfig(**{**PRESETS[self.preset], **values})
 
 
@@ -162,6 +164,7 @@ def _open_run(config: QuickstartConfig | None, runs_dir, resume):
         runs_dir = Path(state.get("runs_dir", runs_dir))
     else:
         config = config.resolved()
+        config = dataclasses.replace(config, precision=resolve_precision(config.precision, config.strategy))
         run_dir = create_run_dir("quickstart", config.name, runs_dir)
         write_json(run_dir / "config.json", config)
         state = {"runs_dir": os.fspath(Path(runs_dir).resolve())}

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "quickstart",
         add_help=False,  # the options, --help included, come from QuickstartConfig
-        help="Data, detector, DCGAN and stress test in one run (about 11 minutes on 2 CPU cores)",
+        help="Data, detector, DCGAN and stress test in one run (about 15 minutes on 2 CPU cores with bfloat16)",
     )
     parser.set_defaults(handler=_quickstart, takes_rest=True)
 
