@@ -45,7 +45,7 @@ def _training_dataset(split, extra_fakes: np.ndarray, size: int, crop: str, batc
     """The detector's training split mixed at random with the extra fakes (label 1), batched."""
     import tensorflow as tf
 
-    from detector.data import make_dataset
+    from detector.data import make_dataset, prefetched
 
     base = make_dataset(split, size=size, batch_size=batch_size, crop=crop, shuffle=True, seed=seed).unbatch()
     extra = tf.data.Dataset.from_tensor_slices((extra_fakes, np.ones(len(extra_fakes), dtype=np.float32)))
@@ -60,7 +60,7 @@ def _training_dataset(split, extra_fakes: np.ndarray, size: int, crop: str, batc
     )
     if head == "softmax2":
         mixed = mixed.map(lambda pixels, label: (pixels, tf.cast(label, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
-    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return prefetched(mixed.batch(batch_size))
 
 
 def recalibration_images(split, extra_fakes: np.ndarray, size: int, crop: str, count: int, seed: int) -> np.ndarray:

@@ -236,6 +236,17 @@ def test_batches_repeat_and_drop_remainder(tmp_path):
     assert sum(len(images) for images, _ in repeated.take(5)) == 20
 
 
+def test_pipelines_start_no_autotuning_thread(tmp_path):
+    """tf.data's tuning thread can hold up the end of a fit() for up to a minute: every pipeline is built without it."""
+    fill_class(tmp_path / "real", 3, 0)
+    fill_class(tmp_path / "fake", 3, 255)
+    split = index_folder(tmp_path, split=(1.0, 0.0, 0.0)).splits["train"]
+    for options in (dict(), dict(cache=True, shuffle=True, repeat=True)):
+        dataset = make_dataset(split, size=SIZE, batch_size=4, **options)
+        assert dataset.options().autotune.enabled is False
+        assert sum(len(images) for images, _ in dataset.take(2)) > 0
+
+
 def test_bad_folders_are_named(tmp_path):
     with pytest.raises(LabError, match="not found: .*missing"):
         index_folder(tmp_path / "missing")
