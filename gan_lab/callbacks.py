@@ -19,7 +19,7 @@ from gan_lab.checkpoints import save_checkpoint
 from gan_lab.diversity import build_feature_extractor, check_collapse, image_diversity
 from gan_lab.latents import DIVERSITY_STREAM, FACES_STREAM, seeded_latents
 from gan_lab.run_report import HISTORY_COLUMNS, RealReference, plot_history, write_stats
-from gan_lab.sample import generate, sample_epochs, save_grid, write_progress_gif
+from gan_lab.sample import ProgressGif, generate, sample_epochs, save_grid
 
 METRIC_NAMES = ("d_loss", "g_loss", "d_p_fake_real", "d_p_fake_fake")
 
@@ -46,6 +46,7 @@ class GanEpochEnd(keras.callbacks.Callback):
         self.extractor = build_feature_extractor()
         self.started = time.monotonic()
         self.writer = None
+        self.gif = ProgressGif()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.monotonic()
@@ -96,7 +97,7 @@ class GanEpochEnd(keras.callbacks.Callback):
     def _draw(self, number: int) -> None:
         plot_history(self.rows, self.run_dir / "plots" / "losses.png", self.reals)
         frames = [path for epoch, path in sample_epochs(self.run_dir / "samples").items() if epoch <= number]
-        write_progress_gif(frames, self.run_dir / "progress.gif")
+        self.gif.write(frames, self.run_dir / "progress.gif")
 
     def _log_to_tensorboard(self, number: int) -> None:
         """Scalars and the epoch's grid under tensorboard/ (`tensorboard --logdir runs`)."""

@@ -9,6 +9,7 @@ class: add a real/ folder beside it and the detector's data loader reads both) a
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -54,25 +55,41 @@ def sample_epochs(samples_dir: str | os.PathLike) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def write_progress_gif(frames: list[str | os.PathLike], out: str | os.PathLike, max_side: int = GIF_MAX_SIDE) -> Path:
-    """An endlessly looping GIF of the given PNG files (one frame each, in order), written atomically."""
-    import imageio.v3 as iio
-    from PIL import Image
+class ProgressGif:
+    """An endlessly looping GIF of PNG files, one frame each; a frame is read, shrunk and given its palette once.
 
-    if not frames:
-        raise ValueError("frames must name at least one image")
-    pictures = []
-    for frame in frames:
-        with Image.open(frame) as image:
-            image = image.convert("RGB")
-            scale = max_side / max(image.size)
-            if scale < 1:
-                image = image.resize(
-                    (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
-                )
-            pictures.append(np.asarray(image))
-    data = iio.imwrite("<bytes>", pictures, extension=".gif", duration=GIF_FRAME_MS, loop=0)
-    return atomic_write_bytes(out, data)
+    A run rewrites its GIF after every epoch with one frame more: remembering the finished
+    frames keeps that write proportional to one frame, not to every frame so far. A file
+    rewritten since (an epoch trained again on resume) is read again.
+    """
+
+    def __init__(self, max_side: int = GIF_MAX_SIDE):
+        self.max_side = max_side
+        self._frames: dict[tuple, object] = {}
+
+    def _frame(self, path: Path):
+        from PIL import Image
+
+        status = path.stat()
+        key = (os.fspath(path), status.st_ino, status.st_mtime_ns, status.st_size)
+        if key not in self._frames:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                scale = self.max_side / max(image.size)
+                if scale < 1:
+                    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                    image = image.resize(size, Image.Resampling.LANCZOS)
+                self._frames[key] = image.convert("P", palette=Image.Palette.ADAPTIVE)
+        return self._frames[key]
+
+    def write(self, frames: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+        """The GIF of `frames` (in order) at `out`, written atomically."""
+        if not frames:
+            raise ValueError("frames must name at least one image")
+        pictures = [self._frame(Path(frame)) for frame in frames]
+        buffer = io.BytesIO()
+        pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=GIF_FRAME_MS, loop=0)
+        return atomic_write_bytes(out, buffer.getvalue())
 
 
 def sample_latents(seed: int, epoch: int, n: int, latent_dim: int) -> np.ndarray:

@@ -67,3 +67,39 @@ def test_cli_samples_and_reports_errors(gan_run, tmp_path, capsys):
     assert main(["gan", "sample", str(gan_run), "--epoch", "9", "--out", str(tmp_path / "cli2")]) == 2
     error = capsys.readouterr().err
     assert "gan-lab: error:" in error and "[1, 2]" in error
+
+
+def _frame_colours(gif_path) -> list[tuple]:
+    from PIL import Image
+
+    with Image.open(gif_path) as gif:
+        colours = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            colours.append(gif.convert("RGB").getpixel((0, 0)))
+    return colours
+
+
+def test_progress_gif_shrinks_frames_and_rereads_a_rewritten_one(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from detector.images import save_png
+    from gan_lab.sample import ProgressGif
+
+    def frame(name: str, value: float):
+        return save_png(tmp_path / name, np.full((40, 60, 3), value, np.float32))
+
+    frames = [frame("epoch-0001.png", 0.0), frame("epoch-0002.png", 1.0)]
+    gif = ProgressGif(max_side=30)
+    gif.write(frames, tmp_path / "progress.gif")
+    with Image.open(tmp_path / "progress.gif") as written:
+        assert written.size == (30, 20) and written.info["loop"] == 0
+    assert _frame_colours(tmp_path / "progress.gif") == [(0, 0, 0), (255, 255, 255)]
+
+    frames.append(frame("epoch-0003.png", 0.0))
+    frame("epoch-0002.png", 0.5)  # epoch 2 trained again on resume: its grid is new
+    gif.write(frames, tmp_path / "progress.gif")
+    assert _frame_colours(tmp_path / "progress.gif") == [(0, 0, 0), (128, 128, 128), (0, 0, 0)]
+    with pytest.raises(ValueError, match="at least one"):
+        gif.write([], tmp_path / "empty.gif")
