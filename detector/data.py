@@ -561,7 +561,8 @@ def prefetched(dataset):
 
     tf.data's autotuning is off: its tuning thread can hold up the end of every fit() for up to
     a minute while the iterator it tunes waits for it (TensorFlow 2.21, measured 0 to 49 s at
-    random), and on 2 CPU cores it took time from training. The prefetch buffer still sizes itself.
+    random; the test suite ran in two thirds of the time without it). The prefetch buffer still
+    sizes itself.
     """
     import tensorflow as tf
 
