@@ -1,4 +1,4 @@
-"""Images per second: the detector.data tf.data pipeline (with and without augmentation) vs a plain PIL + numpy loop.
+"""Images per second: the detector.data.datasets tf.data pipeline (with and without augmentation) vs a plain PIL + numpy loop.
 
     python benchmarks/bench_data.py                 # writes a small SynthFaces folder to a temp dir
     python benchmarks/bench_data.py --data DIR      # any real-vs-fake folder
@@ -22,7 +22,7 @@ def plain_loop(paths, size, crop, batch_size):
     """The baseline: decode, convert, fit and stack batches one file at a time."""
     import numpy as np
 
-    from detector.images import fit_image, open_rgb
+    from detector.data.images import fit_image, open_rgb
 
     count = 0
     for start in range(0, len(paths), batch_size):
@@ -53,13 +53,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from detector.augment import build_augmentation
-    from detector.data import index_folder, make_dataset
+    from detector.data.augment import build_augmentation
+    from detector.data.datasets import index_folder, make_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-data-") as scratch:
         root = args.data
         if root is None:
-            from detector.synthfaces import write_dataset
+            from detector.data.synthfaces import write_dataset
 
             start = time.perf_counter()
             root = write_dataset(

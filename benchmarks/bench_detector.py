@@ -78,8 +78,8 @@ def training_rate(model_name: str, size: int, batch_size: int, steps: int, seed:
     import keras
     import tensorflow as tf
 
-    from detector.models import build_model
-    from detector.train import loss_for_head, metrics_for_head
+    from detector.models.zoo import build_model
+    from detector.training.train import loss_for_head, metrics_for_head
 
     keras.utils.set_random_seed(seed)
     model = build_model(model_name, size=size)
@@ -102,9 +102,9 @@ def training_rate(model_name: str, size: int, batch_size: int, steps: int, seed:
 
 
 def _detector(model_name: str, size: int, folder: Path):
-    from detector.models import build_model
-    from detector.predict import load_detector
-    from detector.runs import atomic_save_model, write_json
+    from detector.base.runs import atomic_save_model, write_json
+    from detector.inference.predict import load_detector
+    from detector.models.zoo import build_model
 
     run_dir = folder / f"00001-detector-bench-{size}"
     run_dir.mkdir()
@@ -124,8 +124,8 @@ def folder_rates(detector, folder: Path, loop_images: int, repeats: int) -> tupl
     """(predict_paths images/s, per-file model.predict images/s, files) on a folder of PNGs."""
     import warnings
 
-    from detector.images import fit_image, load_rgb
-    from detector.predict import predict_paths
+    from detector.data.images import fit_image, load_rgb
+    from detector.inference.predict import predict_paths
 
     files = sorted(folder.rglob("*.png"))
     predict_paths(detector, files[:2])  # warm up
@@ -165,8 +165,8 @@ def main(argv=None) -> None:
 
     import tensorflow as tf
 
-    from detector.models import build_model
-    from detector.synthfaces import write_dataset
+    from detector.data.synthfaces import write_dataset
+    from detector.models.zoo import build_model
 
     started = time.perf_counter()
     peak = matmul_peak(args.matmul_size, args.repeats)

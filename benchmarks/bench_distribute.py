@@ -24,8 +24,8 @@ TWO = ("mirrored, 2 devices", "mirrored", ("/cpu:0", "/cpu:1"))
 def _detector(scaling, size: int, jit: bool):
     import keras
 
-    from detector.models import build_model
-    from detector.train import loss_for_head, metrics_for_head
+    from detector.models.zoo import build_model
+    from detector.training.train import loss_for_head, metrics_for_head
 
     with scaling.scope():
         model = build_model("cnn3", size, head="probability")
@@ -39,8 +39,8 @@ def _detector(scaling, size: int, jit: bool):
 
 
 def _gan(scaling, config):
-    from gan_lab.dcgan import build_discriminator, build_generator
-    from gan_lab.train import make_dcgan
+    from gan_lab.gan.dcgan import build_discriminator, build_generator
+    from gan_lab.gan.train import make_dcgan
 
     with scaling.scope():
         generator, discriminator = build_generator(size=config.size), build_discriminator("cnn3", config.size)
@@ -73,8 +73,8 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from detector.scaling import Scaling
-    from gan_lab.train import GanConfig, check_config
+    from detector.training.scaling import Scaling
+    from gan_lab.gan.train import GanConfig, check_config
 
     rng = np.random.default_rng(0)
     images = rng.random((args.batch_size, args.size, args.size, 3), dtype=np.float32)

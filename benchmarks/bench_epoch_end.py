@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_epoch_end.py                       # about 10 minutes
     .venv/bin/python benchmarks/bench_epoch_end.py --gan-run runs/00003-gan-quickstart-64px
 
-fit() return: a small model fits the lab's training pipeline (`detector.data.make_dataset`,
+fit() return: a small model fits the lab's training pipeline (`detector.data.datasets.make_dataset`,
 cached, shuffled, repeated) for about `--seconds` (a sleep per batch stands in for the
 model's work), and the time from its last callback to fit() returning is printed for each
 trial, as the lab builds pipelines (tf.data autotuning off) and with autotuning on. With it
@@ -29,7 +29,7 @@ def fit_return_seconds(split, size: int, autotune: bool, seconds: float, seed: i
     import keras
     import tensorflow as tf
 
-    from detector.data import make_dataset
+    from detector.data.datasets import make_dataset
 
     dataset = make_dataset(split, size=size, batch_size=32, cache=True, shuffle=True, repeat=True, seed=seed)
     if autotune:
@@ -64,7 +64,7 @@ def fit_return_seconds(split, size: int, autotune: bool, seconds: float, seed: i
 
 def gif_seconds(samples: list, out: str) -> tuple[float, float]:
     """(seconds, kept over the run; seconds, a new writer each epoch) for one write per epoch."""
-    from gan_lab.sample import ProgressGif
+    from gan_lab.gan.sample import ProgressGif
 
     kept = ProgressGif()
     start = time.perf_counter()
@@ -86,9 +86,9 @@ def main() -> None:
     parser.add_argument("--gan-run", help="a GAN run directory whose samples/ grids to write as a GIF")
     args = parser.parse_args()
 
-    from detector.data import index_folder
-    from detector.synthfaces import write_dataset
-    from gan_lab.sample import sample_epochs
+    from detector.data.datasets import index_folder
+    from detector.data.synthfaces import write_dataset
+    from gan_lab.gan.sample import sample_epochs
 
     with tempfile.TemporaryDirectory() as scratch:
         root = write_dataset(os.path.join(scratch, "faces"), n=args.n, size=args.size, seed=0, progress=False)

@@ -104,10 +104,10 @@ def main(argv=None) -> None:
     parser.add_argument("--save", metavar="PNG", help="also save a strip of frames with both finders' boxes")
     args = parser.parse_args(argv)
 
-    from detector.console import quiet_tensorflow_startup
+    from detector.base.console import quiet_tensorflow_startup
 
     quiet_tensorflow_startup()
-    from detector.faces import FACE_FINDERS, face_finder
+    from detector.data.faces import FACE_FINDERS, face_finder
 
     clip = list(moving_face_clip(args.frames, args.width, args.height))
     finders = {name: face_finder(name, min_face=args.min_face) for name in FACE_FINDERS}

@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     if args.startup_lines == "held-back":
-        from detector.console import quiet_tensorflow_startup
+        from detector.base.console import quiet_tensorflow_startup
 
         quiet_tensorflow_startup()
 
@@ -111,7 +111,7 @@ def main(argv=None) -> None:
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    from gan_lab.dcgan import DCGAN, build_discriminator, build_generator
+    from gan_lab.gan.dcgan import DCGAN, build_discriminator, build_generator
 
     keras.utils.set_random_seed(0)
     generator = build_generator(size=args.size, preset=args.preset)

@@ -106,8 +106,8 @@ def _keras_io_models(size: int):
 def _train_reference(data: Path, size: int, batch_size: int, budget: float, seed: int):
     import keras
 
-    from detector.data import index_folder, make_dataset
-    from gan_lab.dcgan import DCGAN
+    from detector.data.datasets import index_folder, make_dataset
+    from gan_lab.gan.dcgan import DCGAN
 
     keras.utils.set_random_seed(seed)
     generator, discriminator = _keras_io_models(size)
@@ -120,7 +120,7 @@ def _train_reference(data: Path, size: int, batch_size: int, budget: float, seed
 
 
 def _score(pixels, reals, finder, inception) -> dict:
-    from gan_lab.kid import kernel_inception_distance
+    from gan_lab.metrics.kid import kernel_inception_distance
 
     row = {"face_found": float(finder.found(pixels).mean())}
     if inception is not None:
@@ -144,15 +144,15 @@ def main() -> None:
         if name == PACE or not args.variants or any(part in name for part in args.variants)
     }
 
-    from detector.data import class_images, index_folder
-    from detector.runs import read_json
-    from detector.synthfaces import write_dataset
-    from gan_lab.checkpoints import list_checkpoints, load_generator
-    from gan_lab.faces import FaceFinder
-    from gan_lab.inception import load_inception
-    from gan_lab.latents import SAMPLE_STREAM, seeded_latents
-    from gan_lab.sample import generate
-    from gan_lab.train import GanConfig, train_gan
+    from detector.base.runs import read_json
+    from detector.data.datasets import class_images, index_folder
+    from detector.data.synthfaces import write_dataset
+    from gan_lab.gan.checkpoints import list_checkpoints, load_generator
+    from gan_lab.gan.latents import SAMPLE_STREAM, seeded_latents
+    from gan_lab.gan.sample import generate
+    from gan_lab.gan.train import GanConfig, train_gan
+    from gan_lab.metrics.faces import FaceFinder
+    from gan_lab.metrics.inception import load_inception
 
     work = Path(tempfile.mkdtemp(prefix="bench-gan-quality-"))
     data = write_dataset(work / "faces", n=2000, size=args.size, seed=args.seed, progress=False)

@@ -42,9 +42,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    from detector.models import build_model
-    from detector.predict import load_detector
-    from detector.runs import atomic_save_model, write_json
+    from detector.base.runs import atomic_save_model, write_json
+    from detector.inference.predict import load_detector
+    from detector.models.zoo import build_model
 
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "00001-detector-bench"

@@ -1,7 +1,7 @@
 """Fakes generated and scored per second: the stress harness's fused pass against bare forward passes.
 
 bare: the generator's and the detector's forward passes, each its own tf.function, run one
-after the other per batch (what any harness must do at least). harness: gan_lab.stress's
+after the other per batch (what any harness must do at least). harness: gan_lab.stress.run's
 one-graph scorer (latents -> generator -> detector P(fake) + penultimate features), with
 and without the epoch's discriminator, through `generate_and_score`. harness + measures: the
 same, then every registered per-epoch metric (rates with Wilson intervals, AP/ROC-AUC/balanced
@@ -52,11 +52,11 @@ def main() -> None:
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    from detector.models import build_model, outputs_to_p_fake
-    from gan_lab.dcgan import build_discriminator, build_generator
-    from gan_lab.latents import SCORING_STREAM, seeded_latents
-    from gan_lab.stress import build_fused_scorer, generate_and_score
-    from gan_lab.stress_metrics import EpochScores, compute_metrics
+    from detector.models.zoo import build_model, outputs_to_p_fake
+    from gan_lab.gan.dcgan import build_discriminator, build_generator
+    from gan_lab.gan.latents import SCORING_STREAM, seeded_latents
+    from gan_lab.stress.epoch_metrics import EpochScores, compute_metrics
+    from gan_lab.stress.run import build_fused_scorer, generate_and_score
 
     generator = build_generator(size=args.size)
     detector = build_model("cnn3", size=args.size)
@@ -117,7 +117,7 @@ def main() -> None:
         lambda: harness_with_measures(scorer=fused), args.n, args.repeats
     )
     rates["harness + measures (Inception off)"] = best_rate(harness_with_measures, args.n, args.repeats)
-    from gan_lab.faces import FaceFinder
+    from gan_lab.metrics.faces import FaceFinder
 
     finder = FaceFinder()
     rates["harness + measures + MTCNN faces"] = best_rate(lambda: harness_with_measures(finder), args.n, args.repeats)

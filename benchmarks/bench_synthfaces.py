@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from detector.synthfaces import render_faces, write_dataset
+    from detector.data.synthfaces import render_faces, write_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1024, help="images per figure (default: 1024)")

@@ -128,8 +128,8 @@ def _worst(url: str, max_decode_mb: float) -> None:
 
 
 def _untrained_run(folder: str) -> Path:
-    from detector.models import build_model
-    from detector.runs import atomic_save_model, write_json
+    from detector.base.runs import atomic_save_model, write_json
+    from detector.models.zoo import build_model
 
     run_dir = Path(folder) / "00001-detector-bench"
     run_dir.mkdir()

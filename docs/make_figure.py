@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from detector.runs import atomic_write_bytes, read_json, require_run_dir  # noqa: E402
-from gan_lab.run_report import best_faces_epoch, read_history  # noqa: E402
+from detector.base.runs import atomic_write_bytes, read_json, require_run_dir  # noqa: E402
+from gan_lab.gan.report import best_faces_epoch, read_history  # noqa: E402
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
     """A small SynthFaces folder (32 px, easy) in the 140k layout."""
-    from detector.synthfaces import write_dataset
+    from detector.data.synthfaces import write_dataset
 
     return write_dataset(
         tmp_path_factory.mktemp("synth") / "faces", n=240, size=32, seed=0, difficulty="easy", progress=False
@@ -30,7 +30,7 @@ def runs_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def detector_run(synth_root, runs_dir):
     """A cnn3 detector trained for two epochs at 32 px."""
-    from detector.train import DetectorConfig, train_detector
+    from detector.training.train import DetectorConfig, train_detector
 
     config = DetectorConfig(data=str(synth_root), size=32, epochs=2, batch_size=32, name="tiny", seed=0)
     return train_detector(config, runs_dir=runs_dir, progress=False)
@@ -44,7 +44,7 @@ def gan_run(synth_root, runs_dir):
     fool the tiny detector often enough for hardening to have something to catch (with the
     defaults, that detector already catches every one).
     """
-    from gan_lab.train import GanConfig, train_gan
+    from gan_lab.gan.train import GanConfig, train_gan
 
     config = GanConfig(
         data=str(synth_root),

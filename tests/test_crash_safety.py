@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from detector.failpoints import EXIT_CODE, FAILPOINTS
-from detector.runs import committed_epochs, list_runs, read_history, read_json
+from detector.base.failpoints import EXIT_CODE, FAILPOINTS
+from detector.base.runs import committed_epochs, list_runs, read_history, read_json
 
 pytestmark = pytest.mark.slow
 EPOCHS = 2
@@ -44,9 +44,9 @@ def _leftovers(run_dir):
 def _check_detector_run(run_dir):
     import keras
 
-    from detector.scaling import Scaling
-    from detector.train import DetectorConfig as Config
-    from detector.train import _datasets, _index, check_config, loss_for_head
+    from detector.training.scaling import Scaling
+    from detector.training.train import DetectorConfig as Config
+    from detector.training.train import _datasets, _index, check_config, loss_for_head
 
     rows = read_history(run_dir / "history.csv")
     assert [row["epoch"] for row in rows] == list(range(1, EPOCHS + 1))
@@ -67,7 +67,7 @@ def _check_detector_run(run_dir):
 
 
 def _check_gan_run(run_dir):
-    from gan_lab.checkpoints import list_checkpoints, load_discriminator, load_generator
+    from gan_lab.gan.checkpoints import list_checkpoints, load_discriminator, load_generator
 
     rows = read_history(run_dir / "history.csv")
     assert [row["epoch"] for row in rows] == list(range(1, EPOCHS + 1))
@@ -87,11 +87,11 @@ def _check_gan_run(run_dir):
 
 def _resume(kind, run_dir):
     if kind == "detector":
-        from detector.train import train_detector
+        from detector.training.train import train_detector
 
         train_detector(None, resume=run_dir, progress=False)
     else:
-        from gan_lab.train import train_gan
+        from gan_lab.gan.train import train_gan
 
         train_gan(None, resume=run_dir, progress=False)
 

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from detector import FAKE
-from detector.images import fit_image, load_rgb, open_rgb
-from detector.runs import read_json, write_json
+from detector.base.runs import read_json, write_json
+from detector.data.images import fit_image, load_rgb, open_rgb
 
 # Scores from the same pixels through the same model differ only by float rounding.
 TOLERANCE = 1e-5
@@ -86,10 +86,10 @@ def _page_results(client, path) -> tuple[float, np.ndarray, str]:
 
 @pytest.mark.parametrize("mode", ["resize", "crop"])
 def test_every_path_scores_the_runs_own_view(runs, wide_image, data_folder, mode):
-    from detector.data import Split, class_images, index_folder
-    from detector.evaluate import score_split
-    from detector.explain import explain
-    from detector.predict import load_detector, predict_paths
+    from detector.data.datasets import Split, class_images, index_folder
+    from detector.inference.evaluate import score_split
+    from detector.inference.explain import explain
+    from detector.inference.predict import load_detector, predict_paths
     from gan_lab.apps.video import score_faces
     from gan_lab.apps.web import create_app
 
@@ -130,8 +130,8 @@ def test_every_path_scores_the_runs_own_view(runs, wide_image, data_folder, mode
 
 
 def test_an_explicit_crop_overrides_the_runs_own(runs, wide_image):
-    from detector.explain import explain
-    from detector.predict import load_detector, predict_paths
+    from detector.inference.explain import explain
+    from detector.inference.predict import load_detector, predict_paths
 
     detector = load_detector(runs[1]["resize"])
     expected = _reference(detector, wide_image, "crop")
@@ -141,7 +141,7 @@ def test_an_explicit_crop_overrides_the_runs_own(runs, wide_image):
 
 
 def test_the_web_page_follows_the_run_it_switches_to(runs, wide_image):
-    from detector.predict import load_detector
+    from detector.inference.predict import load_detector
     from gan_lab.apps.web import create_app
 
     runs_dir, run_dirs = runs

@@ -8,16 +8,16 @@ import time
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from detector import lifecycle
-from detector.runs import (
+from detector.base.runs import (
     atomic_write_text,
     create_run_dir,
     list_runs,
     read_json,
     write_json,
 )
-from detector.scaling import Precision, ScalingOptions, resolve_precision, run_scaling
-from detector.synthfaces import Difficulty
+from detector.data.synthfaces import Difficulty
+from detector.training import lifecycle
+from detector.training.scaling import Precision, ScalingOptions, resolve_precision, run_scaling
 
 # What each preset trains. "default" takes about 15 minutes on 2 CPU cores with bfloat16 arithmetic
 # (22 in float32 on the same cores; see the README); "full" is the published setting (128 px, the
@@ -66,12 +66,12 @@ QUICKSTART_FACES_N = 256  # as many as the GAN's own faces_found watch looks at 
 class QuickstartConfig(ScalingOptions):
     """Every option of a quickstart; those left None come from the preset.
 
-    Beside these: strategy, devices and jit for both trainings (see `detector.scaling`); the
+    Beside these: strategy, devices and jit for both trainings (see `detector.training.scaling`); the
     stress test scores on the chief, with "mirrored" on its devices.
     """
 
     # "auto" (mixed_bfloat16 on a CPU with bfloat16 arithmetic and no GPU, else float32) or a precision as in
-    # `detector.scaling`; a quickstart's config.json records what "auto" became when it started
+    # `detector.training.scaling`; a quickstart's config.json records what "auto" became when it started
     precision: Precision = dataclasses.field(default="auto", kw_only=True)
 
     data: str = "synth"  # an image folder, or "synth" for SynthFaces
@@ -103,9 +103,9 @@ class QuickstartConfig(ScalingOptions):
 
 
 def _step_configs(config: QuickstartConfig, data: str):
-    from detector.train import DetectorConfig
-    from gan_lab.stress import StressConfig
-    from gan_lab.train import GanConfig
+    from detector.training.train import DetectorConfig
+    from gan_lab.gan.train import GanConfig
+    from gan_lab.stress.run import StressConfig
 
     distribute = dict(strategy=config.strategy, devices=config.devices, jit=config.jit)
     detector = DetectorConfig(
@@ -179,9 +179,9 @@ def _train_beside_the_chief(config: QuickstartConfig | None, runs_dir, resume, p
     one reads the chief's state and data (on the file system the cluster shares, as the runs are)."""
     import tempfile
 
-    from detector.synthfaces import resolve_data
-    from detector.train import train_detector
-    from gan_lab.train import train_gan
+    from detector.data.synthfaces import resolve_data
+    from detector.training.train import train_detector
+    from gan_lab.gan.train import train_gan
 
     state = {}
     if resume is not None:
@@ -215,10 +215,10 @@ def run_quickstart(
     every worker runs this with the same options: the chief runs every step and returns the
     quickstart directory, the others train in step with it and return None.
     """
-    from detector.synthfaces import resolve_data
-    from detector.train import train_detector
-    from gan_lab.stress import run_stress
-    from gan_lab.train import train_gan
+    from detector.data.synthfaces import resolve_data
+    from detector.training.train import train_detector
+    from gan_lab.gan.train import train_gan
+    from gan_lab.stress.run import run_stress
 
     scaling = run_scaling("quickstart", QuickstartConfig, config, resume)
     if not scaling.is_chief:
@@ -291,7 +291,7 @@ def _relative(path: Path, start: Path) -> str:
 
 def _most_faces_lines(run_dir: Path, gan_run: Path) -> list[str]:
     """The GAN epoch whose samples MTCNN found most faces in, when it is not the last: the one to sample from."""
-    from gan_lab.run_report import best_faces_epoch, read_history
+    from gan_lab.gan.report import best_faces_epoch, read_history
 
     rows = read_history(gan_run)
     best = best_faces_epoch(rows)
@@ -316,7 +316,7 @@ def write_report(
     run_dir: Path, config: QuickstartConfig, detector_run: Path, gan_run: Path, stress_run: Path, minutes: float
 ) -> Path:
     """report.md: the three runs' headline figures and pictures, linked relative to the report."""
-    from gan_lab.stress_report import summary_lines
+    from gan_lab.stress.report import summary_lines
 
     metrics = read_json(detector_run / "metrics.json")
     stress_rows = read_json(stress_run / "results.json")

@@ -1,6 +1,6 @@
 """Classify the faces in a video or camera stream, frame by frame, with a detector run.
 
-Faces are found by `detector.faces` (MTCNN or OpenCV's Haar cascade), classified in one
+Faces are found by `detector.data.faces` (MTCNN or OpenCV's Haar cascade), classified in one
 batch per frame, and their P(fake) averaged over the last frames of each face's track, so a
 verdict does not flicker. Writes an annotated video and a CSV of per-frame results.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.errors import LabError
-from detector.faces import DEFAULT_MARGIN, DEFAULT_MIN_FACE, VIDEO_FACE_FINDER, face_finder, square_around
-from detector.runs import atomic_write_text
+from detector.base.errors import LabError
+from detector.base.runs import atomic_write_text
+from detector.data.faces import DEFAULT_MARGIN, DEFAULT_MIN_FACE, VIDEO_FACE_FINDER, face_finder, square_around
 
 CSV_COLUMNS = ("frame", "track", "x", "y", "w", "h", "p_fake", "p_fake_smoothed", "verdict")
 # BGR colours for the boxes.
@@ -31,7 +31,7 @@ FAKE_COLOUR = (40, 40, 220)
 def crop_face(frame_bgr: np.ndarray, box: tuple, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """The face in `box` with a margin around it, as uint8 RGB at the frame's own resolution.
 
-    The square of `detector.faces.crop_face` (the web page and `detector predict --faces` cut
+    The square of `detector.data.faces.crop_face` (the web page and `detector predict --faces` cut
     the same), turned from OpenCV's BGR into the RGB every detector was trained on. Fitting
     it to the model's input is left to `score_faces`, which fits it as the run's training did.
     """
@@ -176,7 +176,7 @@ class _FaceClassifier:
     """Finds, classifies and follows the faces of every `every`-th frame; keeps the CSV rows so far."""
 
     def __init__(self, detector, every: int, smooth: int, margin: float, finder):
-        from detector.predict import SYNTHFACES_WARNING
+        from detector.inference.predict import SYNTHFACES_WARNING
 
         self.detector = detector
         self.every = every
@@ -284,11 +284,11 @@ def classify_video(
 ) -> dict:
     """Find and classify the faces in every `every`-th frame; write an annotated video and a CSV.
 
-    run_dir_or_detector: a detector run directory or a loaded `detector.predict.Detector`.
+    run_dir_or_detector: a detector run directory or a loaded `detector.inference.predict.Detector`.
     source: a camera index ("0") or a video file.
     out, csv_path: default to the run's videos/ folder.
     smooth: P(fake) is averaged over a face's last `smooth` classified frames.
-    faces: the face finder, "mtcnn" or "haar" (see `detector.faces`).
+    faces: the face finder, "mtcnn" or "haar" (see `detector.data.faces`).
     Returns a summary: frames read, frames with faces, tracks, mean P(fake), verdict counts, paths.
     A camera is read until it stops, `max_frames`, or Ctrl-C; what was seen is still written.
     """
@@ -318,7 +318,7 @@ def classify_video(
 def _as_detector(run_dir_or_detector):
     if hasattr(run_dir_or_detector, "score"):
         return run_dir_or_detector
-    from detector.predict import load_detector
+    from detector.inference.predict import load_detector
 
     return load_detector(run_dir_or_detector)
 
@@ -350,7 +350,7 @@ def _annotate_frames(capture, classifier, video, max_frames, show, progress, tot
 
     Ctrl-C ends a camera normally, keeping what was recorded; any other error discards the video.
     """
-    from detector.console import progress_bar
+    from detector.base.console import progress_bar
 
     frames = 0
     bar = progress_bar(total=total, unit="frame", desc="Classifying faces", disable=not progress)

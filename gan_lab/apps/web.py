@@ -1,7 +1,7 @@
 """A small web page that classifies an uploaded face with a detector run and shows its Grad-CAM.
 
 `create_app(run_dir)` returns a Flask app; `gan-lab serve RUN_DIR` runs it. The face in the
-photo is found (MTCNN by default, `detector.faces`) and its crop classified, as `detector
+photo is found (MTCNN by default, `detector.data.faces`) and its crop classified, as `detector
 predict --faces` and the video tool do; with no face found the whole photo is. Uploads are
 decoded from memory and never written to disk; answers carry images as data URIs.
 
@@ -40,11 +40,11 @@ from PIL import Image
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from detector.errors import LabError
-from detector.faces import DEFAULT_MARGIN, FACE_FINDERS, PHOTO_FACE_FINDER
-from detector.images import READ_FORMATS, decoded_bytes, open_rgb
-from detector.lifecycle import is_number
-from detector.runs import list_runs, read_json, require_run_dir
+from detector.base.errors import LabError
+from detector.base.runs import list_runs, read_json, require_run_dir
+from detector.data.faces import DEFAULT_MARGIN, FACE_FINDERS, PHOTO_FACE_FINDER
+from detector.data.images import READ_FORMATS, decoded_bytes, open_rgb
+from detector.training.lifecycle import is_number
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
 UPLOAD_FIELD = "file"
@@ -117,7 +117,7 @@ class DetectorRegistry:
 
     def get(self, name: str | None = None):
         """The loaded detector for run `name` (the selected one by default). Call under `lock`."""
-        from detector.predict import load_detector
+        from detector.inference.predict import load_detector
 
         path = self.path(name or self.current)
         if path not in self._loaded:
@@ -126,7 +126,7 @@ class DetectorRegistry:
 
     def finder(self, name: str | None):
         """The face finder `name` ("haar", "mtcnn"), made on first use and kept; None for none. Call under `lock`."""
-        from detector.faces import face_finder
+        from detector.data.faces import face_finder
 
         if name is None:
             return None
@@ -361,7 +361,7 @@ def _classify(for_page: bool) -> dict:
 def _classify_upload(
     registry: DetectorRegistry, name: str, data: bytes, faces: str | None, max_bytes: int, for_page: bool
 ) -> dict:
-    from detector.predict import SYNTHFACES_WARNING
+    from detector.inference.predict import SYNTHFACES_WARNING
 
     image = _decode_upload(data, name, max_bytes)
     with registry.lock:
@@ -392,7 +392,7 @@ def _classify_upload(
 
 def _gradcam_overlay(detector, pixels: np.ndarray) -> dict:
     """Grad-CAM over the model's input; a model Grad-CAM cannot handle gets a note, the verdict stands."""
-    from detector.explain import gradcam, overlay
+    from detector.inference.explain import gradcam, overlay
 
     try:
         return {"overlay_uri": _data_uri(overlay(pixels, gradcam(detector.model, pixels)))}
@@ -524,7 +524,7 @@ def serve(
     max_concurrent: int = MAX_CONCURRENT,
 ) -> None:
     """Load the detector and the face finder, then serve the page until interrupted."""
-    from detector.predict import SYNTHFACES_WARNING
+    from detector.inference.predict import SYNTHFACES_WARNING
 
     limit_allocator_arenas()
     app = create_app(

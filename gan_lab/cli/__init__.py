@@ -1,4 +1,4 @@
-"""The `gan-lab` command line: subcommands that call the Python API.
+"""The `gan-lab` command line: subcommands that call the Python API (the top layer; nothing imports it).
 
 Commands that start a run (detector train, gan train, stress, quickstart) take every field
 of their config dataclass as an option (see `gan_lab.cli.options`): argparse picks the
@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detector.console import quiet_tensorflow_startup
-    from detector.errors import LabError
+    from detector.base.console import quiet_tensorflow_startup
+    from detector.base.errors import LabError
 
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)

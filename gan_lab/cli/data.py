@@ -6,7 +6,7 @@ import argparse
 
 from gan_lab.cli.common import add_seed, positive_int
 
-# The same tuple as detector.synthfaces.DIFFICULTIES, spelled out so `--help` needs no imports.
+# The same tuple as detector.data.synthfaces.DIFFICULTIES, spelled out so `--help` needs no imports.
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
@@ -78,10 +78,10 @@ def register(subparsers) -> None:
 
 
 def _synth(args) -> int:
-    from detector.data import SPLIT_NAMES
-    from detector.errors import LabError
-    from detector.images import is_image_file
-    from detector.synthfaces import write_dataset
+    from detector.base.errors import LabError
+    from detector.data.datasets import SPLIT_NAMES
+    from detector.data.images import is_image_file
+    from detector.data.synthfaces import write_dataset
 
     try:
         out = write_dataset(
@@ -109,7 +109,7 @@ def _synth(args) -> int:
 
 
 def _inspect(args) -> int:
-    from detector.inspect import format_inspection, inspect_folder
+    from detector.data.inspect import format_inspection, inspect_folder
 
     result = inspect_folder(args.folder, args.out, seed=args.seed, progress=args.progress, size=args.size)
     print(format_inspection(result))

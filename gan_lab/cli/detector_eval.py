@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from detector.images import FIT_MODES
+from detector.data.images import FIT_MODES
 from gan_lab.cli.common import positive_int
 
 FIT_DESCRIPTIONS = {"resize": "stretched to the model's input", "crop": "centre-cropped to a square"}
@@ -58,7 +58,7 @@ def register(subparsers) -> None:
 
 def add_faces(parser: argparse.ArgumentParser, default: str, allow_none: bool = True) -> None:
     """--faces and --face-margin, spelled the same by `detector predict`, `serve` and `video`."""
-    from detector.faces import DEFAULT_MARGIN, FACE_FINDERS
+    from detector.data.faces import DEFAULT_MARGIN, FACE_FINDERS
 
     parser.add_argument(
         "--faces",
@@ -98,7 +98,7 @@ def _add_crop(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from detector.evaluate import evaluate_run, format_table
+    from detector.inference.evaluate import evaluate_run, format_table
 
     metrics = evaluate_run(args.run_dir, data=args.data, progress=not args.quiet)
     print(format_table(metrics))
@@ -117,7 +117,7 @@ def _default_predictions_path(run_dir: Path) -> Path:
 def run_predict(args: argparse.Namespace) -> int:
     import warnings
 
-    from detector.predict import SYNTHFACES_WARNING, load_detector, predict_paths, write_predictions_csv
+    from detector.inference.predict import SYNTHFACES_WARNING, load_detector, predict_paths, write_predictions_csv
 
     detector = load_detector(args.run_dir)
     faces = faces_option(args)
@@ -152,7 +152,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from detector.explain import explain_image
+    from detector.inference.explain import explain_image
 
     written = explain_image(args.run_dir, args.image, out_dir=args.out, crop=args.crop)
     for path in written:

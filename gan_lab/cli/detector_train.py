@@ -34,9 +34,9 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from detector.evaluate import format_table
-    from detector.runs import read_json
-    from detector.train import DetectorConfig, train_detector
+    from detector.base.runs import read_json
+    from detector.inference.evaluate import format_table
+    from detector.training.train import DetectorConfig, train_detector
     from gan_lab.cli.options import parse_run_command
 
     config, run = parse_run_command(
@@ -54,7 +54,7 @@ def parameter_counts(size: int = 64, head: str = "probability") -> list[dict]:
     """Each registered architecture's name and parameter counts at `size` px (None where it cannot be built)."""
     import keras
 
-    from detector.models import MODELS, TRANSFER_MODELS, build_model
+    from detector.models.zoo import MODELS, TRANSFER_MODELS, build_model
 
     rows = []
     for name in MODELS:

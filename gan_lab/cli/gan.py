@@ -43,7 +43,7 @@ TRAIN_DESCRIPTION = (
 
 def run_train(args: argparse.Namespace) -> int:
     from gan_lab.cli.options import parse_run_command
-    from gan_lab.train import GanConfig, train_gan
+    from gan_lab.gan.train import GanConfig, train_gan
 
     config, run = parse_run_command(GanConfig, args.rest, "gan-lab gan train", TRAIN_DESCRIPTION, kind="gan")
     run_dir = train_gan(config, runs_dir=run.runs_dir, resume=run.resume, progress=not run.quiet)
@@ -53,7 +53,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from gan_lab.sample import sample_run
+    from gan_lab.gan.sample import sample_run
 
     out = sample_run(
         args.run_dir, n=args.n, seed=args.seed, out=args.out, epoch=args.epoch, grid=args.grid, raw=args.raw

@@ -18,8 +18,8 @@ from typing import Annotated, Any
 
 import tyro
 
-from detector.errors import LabError
-from detector.runs import require_run_dir
+from detector.base.errors import LabError
+from detector.base.runs import require_run_dir
 
 
 @dataclasses.dataclass

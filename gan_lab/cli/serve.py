@@ -23,7 +23,7 @@ def _megabytes(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    from detector.faces import PHOTO_FACE_FINDER
+    from detector.data.faces import PHOTO_FACE_FINDER
     from gan_lab.apps.web import MAX_CONCURRENT, MAX_DECODE_MB, SLOT_WAIT_SECONDS
 
     parser = subparsers.add_parser(

@@ -9,7 +9,7 @@ from gan_lab.cli.detector_eval import add_faces
 
 
 def register(subparsers) -> None:
-    from detector.faces import VIDEO_FACE_FINDER
+    from detector.data.faces import VIDEO_FACE_FINDER
 
     parser = subparsers.add_parser(
         "video",

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from detector.runs import list_runs
+from detector.base.runs import list_runs
 from gan_lab.apps.quickstart import PRESETS, QuickstartConfig
 from gan_lab.cli import main
 
@@ -51,7 +51,7 @@ def test_tiny_quickstart_writes_every_promised_output(tmp_path, capsys):
     assert [row["epoch"] for row in metrics["stress"]] == [1, 2]
     assert 0.0 <= metrics["detector"]["accuracy"] <= 1.0
     # The default precision "auto" is recorded as what it became here, by the quickstart and both trainings.
-    from detector.scaling import resolve_precision
+    from detector.training.scaling import resolve_precision
 
     for recorded in (run, detector_run, gan_run):
         assert json.loads((recorded / "config.json").read_text())["precision"] == resolve_precision("auto")
@@ -63,7 +63,7 @@ def test_tiny_quickstart_writes_every_promised_output(tmp_path, capsys):
 
 
 def test_the_report_shows_the_epoch_with_the_most_faces_when_it_is_not_the_last(tmp_path):
-    from detector.runs import write_history, write_json
+    from detector.base.runs import write_history, write_json
     from gan_lab.apps.quickstart import _most_faces_lines
 
     gan_run = tmp_path / "00002-gan-quickstart-64px"

@@ -9,9 +9,9 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 
-from detector.errors import LabError
-from detector.images import fit_image
-from detector.runs import read_json, write_json
+from detector.base.errors import LabError
+from detector.base.runs import read_json, write_json
+from detector.data.images import fit_image
 from gan_lab.apps.video import IouTracker, box_iou, classify_video, crop_face, score_faces
 
 FRAMES, WIDTH, HEIGHT = 30, 320, 240
@@ -119,7 +119,7 @@ def test_crop_face_keeps_a_margin_and_stays_inside_the_frame():
 
 
 def test_score_faces_fits_each_face_as_the_run_was_trained(video_run):
-    from detector.predict import load_detector
+    from detector.inference.predict import load_detector
 
     detector = load_detector(video_run)
     rng = np.random.default_rng(0)
@@ -242,7 +242,7 @@ def test_mtcnn_and_haar_on_a_moving_turning_face(moving_clip, video_run, tmp_pat
 
 
 def test_a_synthfaces_run_says_so_on_every_frame(face_video, detector_run, video_run, tmp_path):
-    from detector.predict import SYNTHFACES_WARNING
+    from detector.inference.predict import SYNTHFACES_WARNING
 
     synth_run = shutil.copytree(detector_run, tmp_path / detector_run.name)
     warned = classify_video(synth_run, face_video, out=tmp_path / "warned.mp4", max_frames=3, progress=False)

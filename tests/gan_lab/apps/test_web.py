@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.errors import LabError
-from detector.images import save_png
-from detector.runs import read_json, write_json
+from detector.base.errors import LabError
+from detector.base.runs import read_json, write_json
+from detector.data.images import save_png
 from gan_lab.apps.web import create_app
 
 ANSWER_FACE_FIELDS = {"faces", "face", "faces_found", "note", "trained_on_synthfaces", "warning"}
@@ -410,9 +410,9 @@ def test_serve_command_is_registered():
 
 def _reference_p_fake(web_runs, image: Image.Image, box=None, margin=0.25) -> float:
     """P(fake) of the face square around `box` (or of the whole image), computed without the page."""
-    from detector.faces import crop_face
-    from detector.images import fit_image
-    from detector.predict import load_detector
+    from detector.data.faces import crop_face
+    from detector.data.images import fit_image
+    from detector.inference.predict import load_detector
 
     detector = load_detector(web_runs[1])
     pixels = np.asarray(image)
@@ -439,7 +439,7 @@ def test_api_classifies_the_face_it_found_and_says_which(client, web_runs):
 
 
 def test_a_photo_without_a_face_is_classified_whole_and_says_so(client, web_runs):
-    from detector.predict import NO_FACE_NOTE
+    from detector.inference.predict import NO_FACE_NOTE
 
     wall = Image.fromarray(np.tile(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], (150, 1, 3)))
     answer = client.post("/api/predict", data=_upload(_encode(wall, "PNG"), "wall.png")).json
@@ -476,7 +476,7 @@ def test_an_unknown_face_finder_is_refused(client):
 
 
 def test_synthfaces_runs_warn_on_the_page_and_in_the_json(web_runs, tmp_path):
-    from detector.predict import SYNTHFACES_WARNING
+    from detector.inference.predict import SYNTHFACES_WARNING
 
     runs_dir, first, _ = web_runs
     real_data = shutil.copytree(first, tmp_path / "00001-detector-real-data")

@@ -1,0 +1,712 @@
+"""The stress test: score a detector on fresh, never-seen fakes from every GAN epoch.
+
+For each saved GAN epoch, latents from a seed stream of their own (never the training
+grid's) go through generator -> detector in one graph, giving P(fake) and the detector's
+penultimate features in the same pass. Per-epoch figures are registered metric functions
+(`gan_lab.stress.epoch_metrics`), kept apart from the loop as in StyleGAN2-ADA's metric registry.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector import FAKE
+from detector.base.errors import LabError
+from detector.base.runs import atomic_write_text, create_run_dir, read_json, require_run_dir, write_json
+from detector.data.datasets import class_images, run_index
+from detector.inference.predict import load_detector
+from detector.training.scaling import DistributeOptions, Scaling
+from gan_lab.gan.checkpoints import load_discriminator, load_generator, require_gan_run
+from gan_lab.gan.latents import (
+    EXPORT_SHUFFLE_STREAM,
+    SCORING_STREAM,
+    check_not_grid,
+    describe_streams,
+    seeded_latents,
+    stream_rng,
+)
+from gan_lab.metrics.intervals import BOOTSTRAP_RESAMPLES
+from gan_lab.stress.epoch_metrics import EpochScores, compute_metrics, detection_figures
+from gan_lab.stress.harden import harden_detector
+from gan_lab.stress.report import write_outputs
+
+GALLERY_SIZE = 8
+# 400 images give a rate's 95% Wilson interval a half-width of at most 4.9 points (at a rate of 50%).
+DEFAULT_N = 400
+
+
+@dataclasses.dataclass
+class StressConfig(DistributeOptions):
+    """Every option of a stress run; the run's config.json holds them resolved.
+
+    Beside these: strategy ("default" or "mirrored": each batch of fakes generated and scored
+    across the replicas), devices and jit (see `detector.training.scaling`).
+    """
+
+    detector: str = ""  # a detector run directory: the one scored epoch by epoch
+    # More detector runs: with `detector`, the rows of the generalisation matrix (matrix.csv).
+    detectors: tuple[str, ...] = ()
+    # A GAN run directory, scored epoch by epoch; RUN_DIR@EPOCHS picks its matrix columns (default: its last epoch).
+    gan: str = ""
+    # More GAN runs as matrix columns: RUN_DIR (its last epoch) or RUN_DIR@EPOCHS ("all", "last" or "1,5,10").
+    gans: tuple[str, ...] = ()
+    # Folders of fake images, each a matrix column (a StyleGAN's or a diffusion model's, say).
+    fakes: tuple[str, ...] = ()
+    epochs: str | tuple[int, ...] = "all"  # GAN epochs to score: "all", "last", "1,5,10", or epoch numbers
+    n: int = DEFAULT_N  # fresh fakes per epoch, and real test images (400: a rate's 95% interval within ±5 points)
+    seed: int = 0  # the same seed gives the same fakes, the same real images and the same intervals
+    batch_size: int = 256  # generation and scoring batch
+    sweeps: bool = True  # robustness sweeps (JPEG, blur, rescaling, noise) at the strongest and the last epoch
+    inception: bool = True  # FID and KID in InceptionV3 features (ImageNet weights: Keras cache, downloaded once)
+    inception_n: int = 256  # fakes per epoch (and real images) the InceptionV3 measures use
+    faces: bool = True  # the share of images in which MTCNN finds a face
+    faces_n: int = DEFAULT_N  # fakes per epoch (and real images) the face detector looks at
+    allow_overlap: bool = False  # keep real test images a GAN trained on (the report warns); else they are left out
+    bootstrap: int = BOOTSTRAP_RESAMPLES  # bootstrap resamples over images for the AP and ROC-AUC intervals
+    export_fakes: str | None = None  # also write the fakes as PNGs in the detector's folder layout here
+    harden: bool = False  # fine-tune a copy of the detector on extra fakes and score it too
+    harden_epochs: str | tuple[int, ...] | None = None  # GAN epochs whose fakes hardening trains on; None: all scored
+    harden_fine_tune_epochs: int = 1  # fine-tuning epochs of hardening
+    name: str = ""  # run directory suffix
+
+
+# --------------------------------------------------------------------------- epochs
+
+
+def select_epochs(epochs: str | list | tuple | None, available: list[int], option: str = "--epochs") -> list[int]:
+    """Parse "all", "last", "1,5,10" or a list of ints into epochs that have checkpoints (LabError otherwise)."""
+    available = sorted(available)
+    if epochs is None or (isinstance(epochs, str) and epochs.strip().lower() in ("all", "")):
+        return available
+    if isinstance(epochs, str) and epochs.strip().lower() == "last":
+        return available[-1:]
+    if isinstance(epochs, str):
+        try:
+            wanted = [int(part) for part in epochs.split(",") if part.strip()]
+        except ValueError:
+            raise LabError(
+                f"{option} takes 'all', 'last' or comma-separated epoch numbers such as 1,5,10. Received: {epochs!r}"
+            ) from None
+    elif isinstance(epochs, int):
+        wanted = [epochs]
+    else:
+        wanted = [int(epoch) for epoch in epochs]
+    missing = [epoch for epoch in wanted if epoch not in available]
+    if missing or not wanted:
+        raise LabError(f"{option}: no checkpoint for epoch(s) {missing or wanted}; the GAN run has epochs {available}")
+    return sorted(set(wanted))
+
+
+def split_gan_option(text: str) -> tuple[str, str | None]:
+    """ "RUN_DIR@EPOCHS" -> (RUN_DIR, EPOCHS); a plain RUN_DIR -> (RUN_DIR, None)."""
+    path, at, epochs = str(text).rpartition("@")
+    if at and (epochs in ("all", "last") or all(part.strip().isdigit() for part in epochs.split(","))):
+        return path, epochs
+    return str(text), None
+
+
+# --------------------------------------------------------------------------- the fused pass
+
+
+def _fused_forward(generator, two_outputs, discriminator, latents):
+    pixels = generator(latents, training=False)
+    outputs, features = two_outputs(pixels, training=False)
+    result = {"pixels": pixels, "outputs": outputs, "features": features}
+    if discriminator is not None:
+        result["discriminator"] = discriminator(pixels, training=False)
+    return result
+
+
+def build_fused_scorer(
+    generator, detector_model, feature_layer=None, discriminator=None, jit: bool = False, strategy=None
+):
+    """One tf.function: latents -> generator -> detector (outputs and penultimate features) [-> discriminator].
+
+    Returns a callable taking float32 latents (B, latent_dim) and returning a dict of
+    tensors: pixels, outputs (raw detector head), features, and discriminator (raw logit).
+    jit: compile it with XLA. strategy: a tf.distribute strategy (its models made in its scope)
+    whose replicas each take a share of every batch, in order.
+    """
+    import keras
+    import tensorflow as tf
+
+    feature_layer = feature_layer or detector_model.layers[-2]
+    two_outputs = keras.Model(
+        detector_model.inputs, [detector_model.outputs[0], feature_layer.output], name="detector_and_features"
+    )
+    latent_dim = int(generator.input_shape[-1])
+    signature = [tf.TensorSpec((None, latent_dim), tf.float32)]
+    # A partial, not a closure per call: each scorer keeps its own trace.
+    forward = functools.partial(_fused_forward, generator, two_outputs, discriminator)
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return tf.function(forward, input_signature=signature, jit_compile=jit)
+    step = tf.function(functools.partial(strategy.run, tf.function(forward, jit_compile=jit)))
+    return functools.partial(_on_replicas, step, strategy)
+
+
+def _on_replicas(step, strategy, latents: np.ndarray) -> dict:
+    """`step` (strategy.run of the scorer) on `latents`, each replica taking its share in order."""
+    import tensorflow as tf
+
+    shares = np.array_split(np.asarray(latents, dtype=np.float32), strategy.num_replicas_in_sync)
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(shares[context.replica_id_in_sync_group])
+    )
+    results = step(args=(per_replica,))
+    return {
+        key: np.concatenate([np.asarray(part) for part in strategy.experimental_local_results(value)])
+        for key, value in results.items()
+    }
+
+
+@dataclasses.dataclass
+class GeneratedEpoch:
+    pixels: np.ndarray
+    p_fake: np.ndarray
+    features: np.ndarray
+    discriminator_p_fake: np.ndarray | None
+    latents: np.ndarray
+
+
+def generate_and_score(scorer, latents: np.ndarray, head: str, batch_size: int = 256, progress=None) -> GeneratedEpoch:
+    """Run the fused scorer over `latents` in batches; `progress` (a progress bar) is advanced per image."""
+    from detector.models.zoo import outputs_to_p_fake
+
+    parts: dict[str, list[np.ndarray]] = {"pixels": [], "outputs": [], "features": [], "discriminator": []}
+    for start in range(0, len(latents), batch_size):
+        result = scorer(latents[start : start + batch_size])
+        for key, value in result.items():
+            parts[key].append(np.asarray(value))
+        if progress is not None:
+            progress.update(min(batch_size, len(latents) - start))
+    outputs = np.concatenate(parts["outputs"])
+    features = np.concatenate(parts["features"])
+    return GeneratedEpoch(
+        pixels=np.clip(np.concatenate(parts["pixels"]), 0.0, 1.0).astype(np.float32),
+        p_fake=outputs_to_p_fake(outputs, head),
+        features=features.reshape(len(features), -1),
+        discriminator_p_fake=outputs_to_p_fake(np.concatenate(parts["discriminator"]), "logit")
+        if parts["discriminator"]
+        else None,
+        latents=latents,
+    )
+
+
+# --------------------------------------------------------------------------- data
+
+
+def export_fakes(pixels: np.ndarray, out: str | os.PathLike, epoch: int, layout: str | None, seed: int = 0) -> Path:
+    """Write fakes as PNGs in the detector's folder layout.
+
+    "140k": out/{train,valid,test}/fake/ (80/10/10); "ciplab": out/training_fake/; otherwise out/fake/.
+    """
+    from detector.data.images import save_png
+
+    out = Path(out)
+    if layout == "140k":
+        # 80/10/10 like the synthetic data sets, by a fixed shuffle of the batch.
+        order = stream_rng(seed, epoch, EXPORT_SHUFFLE_STREAM).permutation(len(pixels))
+        cut_train, cut_valid = int(round(0.8 * len(pixels))), int(round(0.9 * len(pixels)))
+        splits = {"train": order[:cut_train], "valid": order[cut_train:cut_valid], "test": order[cut_valid:]}
+        for split, indices in splits.items():
+            for index in indices:
+                save_png(out / split / "fake" / f"gan-epoch-{epoch:04d}-{index:05d}.png", pixels[index])
+    else:
+        folder = out / ("training_fake" if layout == "ciplab" else "fake")
+        for index, image in enumerate(pixels):
+            save_png(folder / f"gan-epoch-{epoch:04d}-{index:05d}.png", image)
+    return out
+
+
+def write_scores_csv(path: Path, real_p_fake, fake_p_fake, real_discriminator=None, fake_discriminator=None) -> Path:
+    """One row per scored image: label (0 real, 1 fake), the detector's P(fake), the discriminator's."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["index", "label", "p_fake", "discriminator_p_fake"])
+    for label, scores, disc in ((0, real_p_fake, real_discriminator), (1, fake_p_fake, fake_discriminator)):
+        for index, value in enumerate(scores):
+            disc_value = "" if disc is None else repr(float(disc[index]))
+            writer.writerow([index, label, repr(float(value)), disc_value])
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def read_scores_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays written by `write_scores_csv`: labels, p_fake, discriminator_p_fake (nan if absent)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {
+        "labels": np.array([int(row["label"]) for row in rows]),
+        "p_fake": np.array([float(row["p_fake"]) for row in rows]),
+        "discriminator_p_fake": np.array([float(row["discriminator_p_fake"] or "nan") for row in rows]),
+    }
+
+
+# --------------------------------------------------------------------------- the harness
+
+
+@dataclasses.dataclass
+class _Pass:
+    """Everything one scoring pass (a detector over all chosen epochs) produces."""
+
+    rows: list[dict]
+    spectra: dict[int, np.ndarray]
+    fooled: dict[int, tuple[np.ndarray, np.ndarray]]  # epoch -> (pixels, p_fake) of the lowest-scored fakes
+    latest_pixels: np.ndarray | None
+
+
+@dataclasses.dataclass
+class _Reference:
+    """What every epoch is compared with: the real images, their scores and features, once per detector."""
+
+    pixels: np.ndarray
+    p_fake: np.ndarray
+    features: np.ndarray
+    inception: np.ndarray | None = None
+
+
+def _epoch_scores(
+    config: StressConfig, detector, epoch: int, generated, reference: _Reference, real_discriminator, probe
+):
+    return EpochScores(
+        epoch=epoch,
+        threshold=detector.threshold,
+        fake_p_fake=generated.p_fake,
+        real_p_fake=reference.p_fake,
+        fake_features=generated.features,
+        real_features=reference.features,
+        discriminator_fake_p_fake=generated.discriminator_p_fake,
+        discriminator_real_p_fake=real_discriminator,
+        seed=config.seed,
+        resamples=config.bootstrap,
+        fake_inception=None if probe is None else probe.inception_features(generated.pixels),
+        real_inception=reference.inception,
+        fake_faces=None if probe is None else probe.faces_found(generated.pixels),
+    )
+
+
+def _keep_first_pass_outputs(scored: _Pass, generated, epoch: int, config: StressConfig, layout) -> None:
+    from gan_lab.metrics.spectra import power_spectrum
+
+    scored.spectra[epoch] = power_spectrum(generated.pixels)
+    lowest = np.argsort(generated.p_fake, kind="mergesort")[:GALLERY_SIZE]
+    scored.fooled[epoch] = (generated.pixels[lowest], generated.p_fake[lowest])
+    if config.export_fakes:
+        export_fakes(generated.pixels, config.export_fakes, epoch, layout, config.seed)
+
+
+def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run_dir: Path, probe, progress: bool):
+    """Generate and score every chosen epoch's fakes with one detector; write its scores files.
+
+    probe: the detector-independent quality measures (first pass only), or None.
+    """
+    from detector.inference.predict import compiled_forward, in_batches
+    from detector.models.zoo import outputs_to_p_fake
+
+    first_pass = probe is not None
+    bar = None
+    if progress:
+        from detector.base.console import progress_bar
+
+        bar = progress_bar(total=len(inputs.epochs) * config.n, unit="fake", desc=f"Scoring fakes ({label})")
+    reference = _Reference(inputs.real, detector.score(inputs.real), detector.features(inputs.real))
+    if first_pass:
+        reference.inception = probe.inception_features(inputs.real)
+    scored = _Pass(rows=[], spectra={}, fooled={}, latest_pixels=None)
+    scaling = Scaling.of(config)
+    try:
+        for epoch in inputs.epochs:
+            with scaling.scope():
+                generator = load_generator(inputs.gan_dir, epoch)
+                discriminator_model = load_discriminator(inputs.gan_dir, epoch)
+            output_shape = tuple(generator.output_shape[1:])
+            if output_shape != (detector.size, detector.size, 3):
+                raise LabError(
+                    f"The generator of {inputs.gan_dir} (epoch {epoch}) makes {output_shape} images but the detector "
+                    f"{detector.run_dir} takes ({detector.size}, {detector.size}, 3)"
+                )
+            latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
+            check_not_grid(latents, inputs.gan_dir)
+            scorer = build_fused_scorer(
+                generator, detector.model, detector.feature_layer(), discriminator_model, config.jit, scaling.strategy
+            )
+            generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar)
+            real_logits = in_batches(
+                compiled_forward(discriminator_model, detector.size), inputs.real, config.batch_size
+            )
+            real_discriminator = outputs_to_p_fake(real_logits, "logit")
+            scores = _epoch_scores(config, detector, epoch, generated, reference, real_discriminator, probe)
+            scored.rows.append({"kind": "epoch", "detector": label, "epoch": epoch, **compute_metrics(scores)})
+            write_scores_csv(
+                run_dir / ("scores" if first_pass else f"scores-{label}") / f"epoch-{epoch:04d}.csv",
+                reference.p_fake,
+                generated.p_fake,
+                real_discriminator,
+                generated.discriminator_p_fake,
+            )
+            if first_pass:
+                _keep_first_pass_outputs(scored, generated, epoch, config, inputs.index.layout)
+            if epoch == inputs.epochs[-1]:
+                scored.latest_pixels = generated.pixels
+    finally:
+        if bar is not None:
+            bar.close()
+    return scored
+
+
+def _reals_row(detector, label: str, inputs: _Inputs, probe) -> dict:
+    """The real comparison images' own figures: face-found rate and diversity, the references for the fakes'."""
+    from gan_lab.metrics.diversity import mean_pairwise_distance
+    from gan_lab.metrics.intervals import rate_with_interval
+
+    row = {"kind": "real", "detector": label, "n_real": len(inputs.real)}
+    row["diversity"] = float(mean_pairwise_distance(detector.features(inputs.real)))
+    faces = probe.faces_found(inputs.real) if probe is not None else None
+    if faces is not None:
+        row.update({**rate_with_interval("faces_found", faces), "n_faces": len(faces)})
+    return row
+
+
+def sweep_rows(
+    detector,
+    label: str,
+    real: np.ndarray,
+    fakes: np.ndarray,
+    epoch: int,
+    seed: int = 0,
+    points=None,
+    resamples: int = 200,
+) -> list[dict]:
+    """Fakes caught, reals called fake and AP on perturbed real images and fakes, one row per (perturbation, level)."""
+    from gan_lab.stress.perturb import DEFAULT_SWEEP, perturb
+
+    rows = []
+    for name, level in points or DEFAULT_SWEEP:
+        # Real images and fakes get different noise draws, both fixed by the seed.
+        real_p_fake = detector.score(perturb(real, name, level, seed=seed))
+        fake_p_fake = detector.score(perturb(fakes, name, level, seed=seed + 1))
+        rows.append(
+            {
+                "kind": "sweep",
+                "detector": label,
+                "epoch": epoch,
+                "perturbation": name,
+                "level": level,
+                "threshold": detector.threshold,
+                "n_fake": len(fake_p_fake),
+                "n_real": len(real_p_fake),
+                **detection_figures(fake_p_fake, real_p_fake, detector.threshold, [seed, epoch], resamples),
+            }
+        )
+    return rows
+
+
+def strongest_epoch(rows: list[dict]) -> int:
+    """The epoch whose fakes the detector separated best from real images (AP, then fakes caught; earliest on ties)."""
+    epochs = [row for row in rows if row["kind"] == "epoch"]
+    return max(epochs, key=lambda row: (row["average_precision"], row["detection_rate"], -row["epoch"]))["epoch"]
+
+
+def _fakes_of_epoch(inputs: _Inputs, config: StressConfig, epoch: int) -> np.ndarray:
+    """The scored fakes of an epoch again (the same latents give the same images)."""
+    from gan_lab.gan.sample import generate
+
+    generator = load_generator(inputs.gan_dir, epoch)
+    latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
+    return generate(generator, latents, config.batch_size)
+
+
+def _sweeps(detector, label: str, inputs: _Inputs, config: StressConfig, scored: _Pass, sweep_epochs: list[int]):
+    rows = []
+    for epoch in sweep_epochs:
+        fakes = scored.latest_pixels if epoch == inputs.epochs[-1] else _fakes_of_epoch(inputs, config, epoch)
+        rows += sweep_rows(
+            detector, label, inputs.real, fakes, epoch, config.seed, resamples=min(config.bootstrap, 200)
+        )
+    return rows
+
+
+def _validate(config: StressConfig) -> None:
+    from detector.training.lifecycle import is_int
+
+    for option, least in (("n", 2), ("batch_size", 1), ("harden_fine_tune_epochs", 1), ("bootstrap", 1)):
+        value = getattr(config, option)
+        if not is_int(value) or value < least:
+            raise ValueError(f"{option} must be an integer of at least {least}. Received: {option}={value!r}")
+    for option in ("inception_n", "faces_n"):
+        value = getattr(config, option)
+        if not is_int(value) or value < 0:
+            raise ValueError(f"{option} must be a non-negative integer. Received: {option}={value!r}")
+    for option in ("detectors", "gans", "fakes"):
+        if isinstance(getattr(config, option), str):
+            raise ValueError(
+                f"{option} must be a list of paths, not one string. Received: {option}={getattr(config, option)!r}"
+            )
+    Scaling.of(config)  # LabError for a bad strategy, devices or jit
+    if config.strategy == "multiworker":
+        raise LabError(
+            "stress scores on one machine: use strategy 'mirrored' for its GPUs (multiworker is for training)"
+        )
+    if not config.detector and not config.detectors:
+        raise LabError("No detector run given: pass --detector RUN_DIR (a runs/NNNNN-detector-... directory)")
+    if not config.gan and not config.gans:
+        raise LabError("No GAN run given: pass --gan RUN_DIR (a runs/NNNNN-gan-... directory)")
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """What a stress run scores, checked before its directory exists."""
+
+    detector: Any
+    gan_dir: Path
+    epochs: list[int]
+    harden_epochs: list[int]
+    index: Any
+    real: np.ndarray
+    training_fakes: np.ndarray
+    leakage: Any  # gan_lab.stress.leakage.LeakageCheck of the real images above
+    others: list  # the further detectors of the matrix: (label, Detector, RealImages)
+    sources: list  # the matrix columns (gan_lab.stress.matrix.Source)
+    indexes: dict  # data folder -> its index, for "data" sources
+
+
+def _detector_label(run_dir, taken: set[str]) -> str:
+    label, number = Path(run_dir).name, 2
+    while label in taken:
+        label, number = f"{Path(run_dir).name} ({number})", number + 1
+    taken.add(label)
+    return label
+
+
+def _gan_runs(config: StressConfig) -> list[tuple[Path, str | None, dict]]:
+    """(run dir, its @EPOCHS or None, checkpoints) of every GAN run given, the epoch-by-epoch one first."""
+    runs, seen = [], set()
+    for text in ([config.gan] if config.gan else []) + list(config.gans):
+        path, epochs = split_gan_option(text)
+        gan_dir, checkpoints = require_gan_run(path)
+        if gan_dir.resolve() not in seen:
+            seen.add(gan_dir.resolve())
+            runs.append((gan_dir, epochs, checkpoints))
+    return runs
+
+
+def _check_sizes(gan_dir: Path, detector) -> None:
+    gan_config = read_json(gan_dir / "config.json")
+    if gan_config.get("size") not in (None, detector.size):
+        raise LabError(
+            f"Image sizes differ: {gan_dir / 'config.json'} makes {gan_config['size']} px fakes but the detector "
+            f"{detector.run_dir} takes {detector.size} px; train both at one size"
+        )
+
+
+def _matrix_sources(config: StressConfig, runs, epochs: list[int], detectors: list) -> tuple[list, dict]:
+    from gan_lab.stress.matrix import data_source, folder_source, gan_sources
+
+    sources, indexes = [], {}
+    for position, (gan_dir, chosen, checkpoints) in enumerate(runs):
+        if chosen is None:
+            picked = epochs[-1:] if position == 0 else select_epochs("last", list(checkpoints))
+        else:
+            picked = select_epochs(chosen, list(checkpoints), f"--gans {gan_dir}@")
+        sources += gan_sources(gan_dir, picked)
+    for detector in detectors:
+        index = run_index(detector.config, Path(detector.run_dir) / "config.json")
+        if Path(index.root) not in indexes and any(FAKE in split.labels for split in index.splits.values()):
+            indexes[Path(index.root)] = index
+            sources.append(data_source(index))
+    sources += [folder_source(folder) for folder in config.fakes]
+    return sources, indexes
+
+
+def _gather_inputs(config: StressConfig) -> _Inputs:
+    """The detectors, the GAN runs' chosen epochs and the real images, or a LabError saying what is wrong."""
+    from gan_lab.stress.leakage import comparison_reals
+
+    _validate(config)
+    paths = list(dict.fromkeys([path for path in (config.detector, *config.detectors) if path]))
+    with Scaling.of(config).scope():  # on the strategy's devices, to score there
+        detectors = [load_detector(require_run_dir(path, "detector")) for path in paths]
+    detector = detectors[0]
+    runs = _gan_runs(config)
+    gan_dir, _, checkpoints = runs[0]
+    _check_sizes(gan_dir, detector)
+    epochs = select_epochs(config.epochs, list(checkpoints))
+    harden_epochs = []
+    if config.harden:  # by default hardening trains on fakes of every scored epoch
+        chosen = config.harden_epochs
+        harden_epochs = epochs if chosen is None else select_epochs(chosen, list(checkpoints), "--harden-epochs")
+    sources, indexes = _matrix_sources(config, runs, epochs, detectors)
+    gan_dirs = [run[0] for run in runs]
+    reals, taken = [], set()
+    for each in detectors:
+        index = run_index(each.config, Path(each.run_dir) / "config.json")
+        real = comparison_reals(
+            index, each.size, each.crop, config.n, config.seed, gan_dirs, config.allow_overlap, f"{each.run_dir}'s data"
+        )
+        reals.append((_detector_label(each.run_dir, taken), each, real, index))
+    _, _, primary, index = reals[0]
+    training_fakes = class_images(index, "train", FAKE, detector.size, detector.crop, config.n, seed=config.seed)
+    return _Inputs(
+        detector=detector,
+        gan_dir=gan_dir,
+        epochs=epochs,
+        harden_epochs=harden_epochs,
+        index=index,
+        real=primary.pixels,
+        training_fakes=training_fakes,
+        leakage=primary.check,
+        others=[(label, each, real) for label, each, real, _ in reals],
+        sources=sources,
+        indexes=indexes,
+    )
+
+
+def _start_run_dir(config: StressConfig, inputs: _Inputs, runs_dir) -> tuple[Path, StressConfig, dict]:
+    """The stress run directory with its config.json: (run_dir, resolved config, what was resolved besides)."""
+    run_dir = create_run_dir("stress", config.name, runs_dir)
+    others = [os.fspath(Path(each.run_dir).resolve()) for _, each, _ in inputs.others[1:]]
+    resolved = dataclasses.replace(
+        config,
+        detector=os.fspath(Path(inputs.detector.run_dir).resolve()),
+        detectors=tuple(others),
+        gan=os.fspath(inputs.gan_dir.resolve()),
+        gans=tuple(
+            f"{os.fspath(source.path.resolve())}@{source.epoch}"
+            for source in inputs.sources
+            if source.kind == "gan" and source.path != inputs.gan_dir
+        ),
+        fakes=tuple(os.fspath(Path(folder).resolve()) for folder in config.fakes),
+        epochs=tuple(inputs.epochs),
+        harden_epochs=tuple(inputs.harden_epochs) or None,
+        export_fakes=os.fspath(Path(config.export_fakes).resolve()) if config.export_fakes else None,
+    )
+    feature_layer = inputs.detector.feature_layer()
+    context = {
+        "detector_threshold": inputs.detector.threshold,
+        "feature_layer": feature_layer.name,
+        "feature_width": int(np.prod(feature_layer.output.shape[1:])),
+        "n_real_test": int(len(inputs.real)),
+        "data": os.fspath(inputs.index.root),
+        "layout": inputs.index.layout,
+        "latent_streams": describe_streams(),
+        "leakage": dataclasses.asdict(inputs.leakage),
+        "matrix_sources": [source.label for source in inputs.sources],
+    }
+    write_json(run_dir / "config.json", {**dataclasses.asdict(resolved), "resolved": context})
+    return run_dir, resolved, context
+
+
+def _detector_rows(detector, label: str, inputs: _Inputs, config: StressConfig, run_dir: Path, probe, progress: bool):
+    """One detector's pass over every chosen epoch, then its robustness sweeps at the strongest and last epochs."""
+    scored = _score_pass(detector, label, inputs, config, run_dir, probe, progress)
+    rows = list(scored.rows)
+    if probe is not None:
+        rows.insert(0, _reals_row(detector, label, inputs, probe))
+    return scored, rows
+
+
+def _harden(inputs: _Inputs, config: StressConfig, run_dir: Path, progress: bool):
+    """(the hardened detector, what hardening did) after fine-tuning a copy on fresh fakes."""
+    hardened_dir = harden_detector(
+        inputs.detector.run_dir,
+        inputs.gan_dir,
+        inputs.harden_epochs,
+        run_dir / "hardened",
+        n=config.n,
+        seed=config.seed,
+        fine_tune_epochs=config.harden_fine_tune_epochs,
+        batch_size=min(config.batch_size, 64),
+        progress=progress,
+    )
+    hardening = {
+        "run_dir": hardened_dir,
+        "epochs": inputs.harden_epochs,
+        "metrics": read_json(hardened_dir / "metrics.json"),
+    }
+    return load_detector(hardened_dir), hardening
+
+
+def _spectra(inputs: _Inputs, per_epoch: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    from gan_lab.metrics.spectra import power_spectrum
+
+    spectra = {"real (test split)": power_spectrum(inputs.real)}
+    if len(inputs.training_fakes):
+        spectra["detector's training fakes"] = power_spectrum(inputs.training_fakes)
+    spectra.update({f"GAN epoch {epoch}": spectrum for epoch, spectrum in per_epoch.items()})
+    return spectra
+
+
+def _matrix_rows(inputs: _Inputs, config: StressConfig, hardened, progress: bool) -> list[dict]:
+    """Every detector (and the hardened one) against every source: the generalisation matrix's cells."""
+    from gan_lab.stress.matrix import SourceFakes, matrix_cell, with_means
+
+    fakes = SourceFakes(config.n, config.seed, config.batch_size, inputs.indexes)
+    detectors = [(label, each, real.pixels) for label, each, real in inputs.others]
+    if hardened is not None:
+        detectors.insert(1, (f"{detectors[0][0]} (hardened)", hardened, inputs.real))
+    rows = []
+    for position, (label, detector, real) in enumerate(detectors):
+        real_p_fake = detector.score(real)
+        for column, source in enumerate(inputs.sources):
+            fake_p_fake = detector.score(fakes.for_detector(source, detector))
+            seed = [config.seed, position, column]
+            rows.append(
+                matrix_cell(label, source, fake_p_fake, real_p_fake, detector.threshold, seed, config.bootstrap)
+            )
+    if progress:
+        print(f"[stress] generalisation matrix: {len(detectors)} detectors x {len(inputs.sources)} sources", flush=True)
+    return with_means(rows)
+
+
+def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True) -> Path:
+    """Stress-test detector runs against fresh fakes from GAN runs' epochs (and other sources); returns the run directory."""
+    from gan_lab.metrics.quality import open_probe
+
+    inputs = _gather_inputs(config)
+    run_dir, resolved, context = _start_run_dir(config, inputs, runs_dir)
+    if progress:
+        print(
+            f"[stress] {Path(inputs.detector.run_dir).name} against {inputs.gan_dir.name}, epochs {inputs.epochs}, "
+            f"{config.n} fakes each -> {run_dir}",
+            flush=True,
+        )
+    probe = open_probe(config.inception, config.faces, config.inception_n, config.faces_n)
+    context["quality"] = dict(probe.notes)
+    write_json(run_dir / "config.json", {**dataclasses.asdict(resolved), "resolved": context})
+    if progress:
+        for note in probe.notes.values():
+            print(f"[stress] {note}", flush=True)
+    original, rows = _detector_rows(inputs.detector, "original", inputs, config, run_dir, probe, progress)
+    sweep_epochs = sorted({strongest_epoch(rows), inputs.epochs[-1]})
+    if config.sweeps:
+        rows += _sweeps(inputs.detector, "original", inputs, config, original, sweep_epochs)
+    hardening = hardened = None
+    if config.harden:
+        hardened, hardening = _harden(inputs, config, run_dir, progress)
+        scored, hardened_rows = _detector_rows(hardened, "hardened", inputs, config, run_dir, None, progress)
+        rows += hardened_rows
+        if config.sweeps:
+            rows += _sweeps(hardened, "hardened", inputs, config, scored, sweep_epochs)
+    matrix = _matrix_rows(inputs, config, hardened, progress)
+    write_outputs(
+        run_dir,
+        resolved,
+        rows,
+        context,
+        gan_dir=inputs.gan_dir,
+        spectra=_spectra(inputs, original.spectra),
+        size=inputs.detector.size,
+        fooled=original.fooled,
+        hardening=hardening,
+        matrix=matrix,
+    )
+    if progress:
+        print(f"[stress] wrote {run_dir / 'report.md'}", flush=True)
+    return run_dir
