@@ -8,6 +8,7 @@ reliability diagram, score histogram, most confident mistakes) and report.md.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -172,6 +173,66 @@ def split_metrics(labels, scores, threshold: float) -> dict:
     return metrics
 
 
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """What an evaluation scores and where it writes: the run's own test split, or another folder's."""
+
+    data_root: Path
+    out_dir: Path
+    other: bool  # another folder than the run's own data
+    run_root: Path | None  # the run's own data folder, when it is still on this machine
+
+
+def _target(run_dir: Path, config: dict, data) -> _Target:
+    run_data = config.get("data")
+    if not run_data or run_data == "synth" or not Path(run_data).is_dir():
+        if data is None:
+            raise LabError(
+                f"{run_dir}/config.json names data={run_data!r}, which is not a folder on this machine; "
+                "pass the data folder to evaluate on (--data DIR)"
+            )
+    run_root = Path(run_data) if run_data and Path(run_data).is_dir() else None
+    other = data is not None and (run_root is None or Path(data).resolve() != run_root.resolve())
+    if not other:
+        return _Target(run_root, run_dir, False, run_root)
+    data_root = Path(data)
+    if not data_root.is_dir():
+        raise LabError(f"Data folder not found: {data_root}")
+    return _Target(data_root, run_dir / "evaluations" / _slug(data_root.resolve().name), True, run_root)
+
+
+def _threshold(detector, target: _Target, index, config: dict, progress: bool) -> tuple[float, dict]:
+    """The threshold and where it came from: always the run's own validation split, never the test split."""
+    if not target.other:
+        return _choose_threshold(detector, index, progress)
+    if target.run_root is not None:
+        return _choose_threshold(detector, _index(target.run_root, config), progress)
+    # The run's own data is gone: fall back to its recorded threshold, never the new test split.
+    return detector.threshold, {"threshold_source": f"{detector.run_dir / 'metrics.json'} (run data not found)"}
+
+
+def _score_test_split(detector, index, data_root: Path, progress: bool):
+    test = index.splits.get("test")
+    if test is None or len(test.paths) == 0:
+        raise LabError(f"{data_root} has no test images to evaluate on (layout {index.layout!r})")
+    scores, labels, paths = score_split(detector, test, progress)
+    if len(scores) == 0:
+        raise LabError(f"None of the {len(test.paths)} test images in {data_root} could be read")
+    return scores, labels, paths
+
+
+def _write_metrics(target: _Target, metrics: dict) -> None:
+    metrics_path = target.out_dir / "metrics.json"
+    previous = {}
+    if not target.other and metrics_path.is_file():
+        # Keep what training recorded there (best epoch, ...); every evaluation key is replaced.
+        try:
+            previous = read_json(metrics_path)
+        except LabError:
+            previous = {}
+    write_json(metrics_path, {**previous, **metrics})
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     data: str | os.PathLike | None = None,
@@ -189,46 +250,14 @@ def evaluate_run(
     run_dir = require_run_dir(run_dir, "detector")
     detector = load_detector(run_dir)
     config = detector.config
-    run_data = config.get("data")
-    if not run_data or run_data == "synth" or not Path(run_data).is_dir():
-        if data is None:
-            raise LabError(
-                f"{run_dir}/config.json names data={run_data!r}, which is not a folder on this machine; "
-                "pass the data folder to evaluate on (--data DIR)"
-            )
-    run_root = Path(run_data) if run_data else None
-    other = data is not None and (
-        run_root is None or not run_root.is_dir() or Path(data).resolve() != run_root.resolve()
-    )
-    if other:
-        data_root = Path(data)
-        if not data_root.is_dir():
-            raise LabError(f"Data folder not found: {data_root}")
-        out_dir = run_dir / "evaluations" / _slug(data_root.resolve().name)
-    else:
-        data_root, out_dir = run_root, run_dir
-    index = _index(data_root, config)
-
-    if other and run_root is not None and run_root.is_dir():
-        threshold, threshold_info = _choose_threshold(detector, _index(run_root, config), progress)
-    elif other:
-        # The run's own data is gone: fall back to its recorded threshold, never the new test split.
-        threshold = detector.threshold
-        threshold_info = {"threshold_source": f"{run_dir / 'metrics.json'} (run data not found)"}
-    else:
-        threshold, threshold_info = _choose_threshold(detector, index, progress)
-
-    test = index.splits.get("test")
-    if test is None or len(test.paths) == 0:
-        raise LabError(f"{data_root} has no test images to evaluate on (layout {index.layout!r})")
-    scores, labels, paths = score_split(detector, test, progress)
-    if len(scores) == 0:
-        raise LabError(f"None of the {len(test.paths)} test images in {data_root} could be read")
-
+    target = _target(run_dir, config, data)
+    index = _index(target.data_root, config)
+    threshold, threshold_info = _threshold(detector, target, index, config, progress)
+    scores, labels, paths = _score_test_split(detector, index, target.data_root, progress)
     metrics = {
         **split_metrics(labels, scores, threshold),
         **threshold_info,
-        "data": str(data_root),
+        "data": str(target.data_root),
         "layout": index.layout,
         "split": "test",
         "model": config.get("model"),
@@ -236,21 +265,13 @@ def evaluate_run(
         "head": detector.head,
         "crop": detector.crop,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / "metrics.json"
-    previous = {}
-    if not other and metrics_path.is_file():
-        # Keep what training recorded there (best epoch, ...); every evaluation key is replaced.
-        try:
-            previous = read_json(metrics_path)
-        except LabError:
-            previous = {}
-    write_json(metrics_path, {**previous, **metrics})
-    _write_scores(out_dir / "test_scores.csv", paths, labels, scores)
-    plot_dir = out_dir / "plots"
-    write_plots(plot_dir, labels, scores, threshold, paths, detector)
-    _write_report(out_dir, run_dir, metrics, training_plots=[] if other else _training_plots(run_dir))
-    return {**metrics, "out_dir": str(out_dir)}
+    target.out_dir.mkdir(parents=True, exist_ok=True)
+    _write_metrics(target, metrics)
+    _write_scores(target.out_dir / "test_scores.csv", paths, labels, scores)
+    write_plots(target.out_dir / "plots", labels, scores, threshold, paths, detector)
+    training_plots = [] if target.other else _training_plots(run_dir)
+    _write_report(target.out_dir, run_dir, metrics, training_plots=training_plots)
+    return {**metrics, "out_dir": str(target.out_dir)}
 
 
 def _write_scores(path: Path, paths, labels, scores) -> None:
@@ -277,15 +298,9 @@ def _figure(width: float = 5.0, height: float = 4.0, rows: int = 1, columns: int
     return figure, axes
 
 
-def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detector=None) -> list[Path]:
-    """Write every evaluation plot (see PLOTS) into plot_dir and return their paths."""
-    labels = np.asarray(labels)
-    scores = np.asarray(scores, dtype=np.float64)
-    both_classes = labels.min() != labels.max()
-    written = []
-
+def _roc_figure(labels, scores, threshold: float):
     figure, axes = _figure()
-    if both_classes:
+    if labels.min() != labels.max():  # both classes
         fpr, tpr, _ = roc_curve(labels, scores)
         axes.plot(fpr, tpr, label=f"AUC = {roc_auc(labels, scores):.3f}")
         axes.legend(loc="lower right")
@@ -295,8 +310,10 @@ def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detecto
     axes.set(
         xlabel="False positive rate (real called fake)", ylabel="True positive rate (fake caught)", title="ROC curve"
     )
-    written.append(save_figure(figure, plot_dir / "roc.png"))
+    return figure
 
+
+def _precision_recall_figure(labels, scores, threshold: float):
     figure, axes = _figure()
     if labels.any():
         precision, recall, _ = precision_recall_curve(labels, scores)
@@ -306,8 +323,10 @@ def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detecto
     else:
         axes.text(0.5, 0.5, "No fake images", ha="center")
     axes.set(xlabel="Recall (fake)", ylabel="Precision (fake)", title="Precision-recall curve", ylim=(0, 1.02))
-    written.append(save_figure(figure, plot_dir / "precision_recall.png"))
+    return figure
 
+
+def _confusion_figure(labels, scores, threshold: float):
     figure, axes_grid = _figure(9.0, 4.0, 1, 2)
     for axes, cut, title in (
         (axes_grid[0][0], 0.5, "threshold 0.5"),
@@ -327,8 +346,10 @@ def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detecto
             ylabel="True",
             title=title,
         )
-    written.append(save_figure(figure, plot_dir / "confusion_matrix.png"))
+    return figure
 
+
+def _reliability_figure(labels, scores, threshold: float):
     figure, axes = _figure()
     table = calibration_bins(labels, scores, CALIBRATION_BINS)
     centres = (table["edges"][:-1] + table["edges"][1:]) / 2
@@ -346,8 +367,10 @@ def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detecto
     ece = expected_calibration_error(labels, scores, CALIBRATION_BINS)
     axes.set(xlabel="P(fake)", ylabel="Fraction fake", title=f"Reliability (ECE = {ece:.3f})", xlim=(0, 1), ylim=(0, 1))
     axes.legend(loc="upper left")
-    written.append(save_figure(figure, plot_dir / "reliability.png"))
+    return figure
 
+
+def _histogram_figure(labels, scores, threshold: float):
     figure, axes = _figure()
     bins = np.linspace(0, 1, 21)
     for label, name in enumerate(CLASS_NAMES):
@@ -355,8 +378,24 @@ def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detecto
     axes.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
     axes.set(xlabel="P(fake)", ylabel="Images", title="P(fake) by true class")
     axes.legend()
-    written.append(save_figure(figure, plot_dir / "score_histogram.png"))
+    return figure
 
+
+# Each plot's file name and the function that draws it, in the order write_plots writes them.
+_FIGURES = (
+    ("roc.png", _roc_figure),
+    ("precision_recall.png", _precision_recall_figure),
+    ("confusion_matrix.png", _confusion_figure),
+    ("reliability.png", _reliability_figure),
+    ("score_histogram.png", _histogram_figure),
+)
+
+
+def write_plots(plot_dir: Path, labels, scores, threshold: float, paths, detector=None) -> list[Path]:
+    """Write every evaluation plot (see PLOTS) into plot_dir and return their paths."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    written = [save_figure(draw(labels, scores, threshold), plot_dir / name) for name, draw in _FIGURES]
     written.append(_mistakes_gallery(plot_dir / "mistakes.png", labels, scores, threshold, paths, detector))
     return written
 

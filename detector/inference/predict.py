@@ -299,37 +299,46 @@ def predict_paths(
     files, problems = expand_paths(paths)
     if not files and not problems:
         raise LabError("No image paths given")
-    rows: dict[Path, dict] = {}
-    pending: dict[Path, np.ndarray] = {}
-    found_faces: dict[Path, dict] = {}
-
-    def score_pending() -> None:
-        scores = detector.score(np.stack(list(pending.values())))
-        for path, p_fake in zip(pending, scores):
-            rows[path] = {"file": str(path), "p_fake": float(p_fake), "verdict": detector.verdict(p_fake)}
-            if finder is not None:
-                rows[path]["face"] = _face_text(found_faces.pop(path))
-        pending.clear()
-
+    scorer = _BatchScorer(detector, batch_size, with_faces=finder is not None)
     for path in _progress(files, progress):
         try:
-            pending[path], found_faces[path] = detector.prepare_photo(
-                open_rgb(path), finder, margin, crop=crop, name=str(path)
-            )
+            pixels, face = detector.prepare_photo(open_rgb(path), finder, margin, crop=crop, name=str(path))
         except LabError as error:
-            rows[path] = _error_row(str(path), str(error))
+            scorer.rows[path] = _error_row(str(path), str(error))
             continue
-        # Full batches only (but the last): failed files do not shrink model calls.
-        if len(pending) == batch_size:
-            score_pending()
-    if pending:
-        score_pending()
+        scorer.add(path, pixels, face)
+    scorer.flush()
+    rows = scorer.rows
     failed = sum(1 for row in rows.values() if row["p_fake"] is None) + len(problems)
     if failed:
         warnings.warn(
             f"{failed} of {len(files) + len(problems)} paths could not be scored; see their rows", stacklevel=2
         )
     return [rows[path] for path in files] + problems
+
+
+class _BatchScorer:
+    """Prepared images gathered into full batches (but the last), so failed files do not shrink model calls."""
+
+    def __init__(self, detector: Detector, batch_size: int, with_faces: bool):
+        self.detector, self.batch_size, self.with_faces = detector, batch_size, with_faces
+        self.rows: dict[Path, dict] = {}
+        self._pending: dict[Path, tuple[np.ndarray, dict]] = {}
+
+    def add(self, path: Path, pixels: np.ndarray, face: dict) -> None:
+        self._pending[path] = (pixels, face)
+        if len(self._pending) == self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        scores = self.detector.score(np.stack([pixels for pixels, _ in self._pending.values()]))
+        for (path, (_, face)), p_fake in zip(self._pending.items(), scores):
+            self.rows[path] = {"file": str(path), "p_fake": float(p_fake), "verdict": self.detector.verdict(p_fake)}
+            if self.with_faces:
+                self.rows[path]["face"] = _face_text(face)
+        self._pending.clear()
 
 
 def _progress(files: list[Path], show: bool) -> Iterable[Path]:

@@ -105,7 +105,7 @@ class QuickstartConfig(ScalingOptions):
 def _step_configs(config: QuickstartConfig, data: str):
     from detector.training.train import DetectorConfig
     from gan_lab.gan.train import GanConfig
-    from gan_lab.stress.run import StressConfig
+    from gan_lab.stress.inputs import StressConfig
 
     distribute = dict(strategy=config.strategy, devices=config.devices, jit=config.jit)
     detector = DetectorConfig(
@@ -226,63 +226,68 @@ def run_quickstart(
         return None
     run_dir, config, state, runs_dir = _open_run(config, runs_dir, resume)
 
-    def say(message: str) -> None:
-        if progress:
-            print(f"[quickstart] {message}", flush=True)
-
+    steps = _Steps(run_dir, runs_dir, state, progress)
     started = time.monotonic()
     data = os.fspath(
         resolve_data(
             config.data, runs_dir, size=config.size, n=config.synth_n, seed=config.seed, difficulty=config.difficulty
         )
     )
-    say(f"data: {data}")
+    steps.say(f"data: {data}")
     detector_config, gan_config, stress_config = _step_configs(config, data)
-
-    def step(key: str, title: str, kind: str, start) -> Path:
-        """Run one step into its own run directory, unless an earlier attempt finished it."""
-        if state.get(f"{key}_complete"):
-            say(f"{title}: already done in {state[key]}")
-            return Path(state[key])
-        say(f"{title} ...")
-        before = set(list_runs(runs_dir, kind))
-        try:
-            with lifecycle.interruptible(run_dir):  # Ctrl-C names the quickstart to resume, not its step
-                run = start(state.get(key))
-        finally:
-            # Record the step's run directory even when interrupted, so --resume continues it.
-            new = [path for path in list_runs(runs_dir, kind) if path not in before]
-            if new and key not in state:
-                state[key] = os.fspath(new[-1].resolve())
-                write_json(run_dir / "state.json", state)
-        state[key], state[f"{key}_complete"] = os.fspath(Path(run).resolve()), True
-        write_json(run_dir / "state.json", state)
-        say(f"{title}: wrote {run}")
-        return Path(run)
-
-    detector_run = step(
+    detector_run = steps.run(
         "detector",
         "1/3 training the cnn3 detector",
-        "detector",
         lambda resume: train_detector(detector_config, runs_dir=runs_dir, resume=resume, progress=progress),
     )
-    gan_run = step(
+    gan_run = steps.run(
         "gan",
         "2/3 training the DCGAN",
-        "gan",
         lambda resume: train_gan(gan_config, runs_dir=runs_dir, resume=resume, progress=progress),
     )
     stress_config.detector, stress_config.gan = os.fspath(detector_run), os.fspath(gan_run)
-    stress_run = step(
+    stress_run = steps.run(
         "stress",
         "3/3 stress-testing the detector on every GAN epoch",
-        "stress",
         lambda resume: run_stress(stress_config, runs_dir=runs_dir, progress=progress),
     )
     minutes = (time.monotonic() - started) / 60
     report = write_report(run_dir, config, detector_run, gan_run, stress_run, minutes)
-    say(f"done in {minutes:.1f} min. Report: {report}")
+    steps.say(f"done in {minutes:.1f} min. Report: {report}")
     return run_dir
+
+
+class _Steps:
+    """The quickstart's steps, each into a run directory of its own (detector, gan, stress), recorded in state.json."""
+
+    def __init__(self, run_dir: Path, runs_dir, state: dict, progress: bool):
+        self.run_dir, self.runs_dir, self.state, self.progress = run_dir, runs_dir, state, progress
+
+    def say(self, message: str) -> None:
+        if self.progress:
+            print(f"[quickstart] {message}", flush=True)
+
+    def run(self, kind: str, title: str, start) -> Path:
+        """Run one step, unless an earlier attempt finished it; `start(resume)` returns its run directory."""
+        state = self.state
+        if state.get(f"{kind}_complete"):
+            self.say(f"{title}: already done in {state[kind]}")
+            return Path(state[kind])
+        self.say(f"{title} ...")
+        before = set(list_runs(self.runs_dir, kind))
+        try:
+            with lifecycle.interruptible(self.run_dir):  # Ctrl-C names the quickstart to resume, not its step
+                run = start(state.get(kind))
+        finally:
+            # Record the step's run directory even when interrupted, so --resume continues it.
+            new = [path for path in list_runs(self.runs_dir, kind) if path not in before]
+            if new and kind not in state:
+                state[kind] = os.fspath(new[-1].resolve())
+                write_json(self.run_dir / "state.json", state)
+        state[kind], state[f"{kind}_complete"] = os.fspath(Path(run).resolve()), True
+        write_json(self.run_dir / "state.json", state)
+        self.say(f"{title}: wrote {run}")
+        return Path(run)
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -312,47 +317,57 @@ def _most_faces_lines(run_dir: Path, gan_run: Path) -> list[str]:
     ]
 
 
+DETECTOR_FIGURES = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
 def write_report(
     run_dir: Path, config: QuickstartConfig, detector_run: Path, gan_run: Path, stress_run: Path, minutes: float
 ) -> Path:
-    """report.md: the three runs' headline figures and pictures, linked relative to the report."""
+    """report.md and metrics.json: the three runs' headline figures and pictures, linked relative to the report."""
     from gan_lab.stress.report import summary_lines
 
     metrics = read_json(detector_run / "metrics.json")
-    stress_rows = read_json(stress_run / "results.json")
-    epoch_rows = [
-        row for row in stress_rows if row.get("kind", "epoch") == "epoch" and row.get("detector") == "original"
-    ]
-    samples = sorted((gan_run / "samples").glob("epoch-*.png"))
     lines = [
         "# gan-lab quickstart",
         "",
         f"Preset `{config.preset}`: {config.size} px, data `{config.data}`, seed {config.seed}; "
         f"finished in {minutes:.1f} minutes.",
         "",
-        "| step | run | report |",
-        "| --- | --- | --- |",
-    ]
-    for title, run in (("detector", detector_run), ("DCGAN", gan_run), ("stress test", stress_run)):
-        report = run / "report.md"
-        link = f"[report.md]({_relative(report, run_dir)})" if report.is_file() else "-"
-        lines.append(f"| {title} | `{_relative(run, run_dir)}` | {link} |")
-    lines += [
+        *_steps_table(run_dir, detector_run, gan_run, stress_run),
         "",
         "## The detector on its own test split",
         "",
         "| accuracy | precision | recall | F1 | ROC-AUC |",
         "| --- | --- | --- | --- | --- |",
-        "| "
-        + " | ".join(
-            f"{metrics.get(key, float('nan')):.3f}" for key in ("accuracy", "precision", "recall", "f1", "roc_auc")
-        )
-        + " |",
+        "| " + " | ".join(f"{metrics.get(key, float('nan')):.3f}" for key in DETECTOR_FIGURES) + " |",
         "",
         "## The detector against fresh fakes from each GAN epoch",
         "",
         *summary_lines(stress_run),
+        *_picture_lines(run_dir, gan_run, stress_run),
     ]
+    stress_rows = read_json(stress_run / "results.json")
+    epoch_rows = [
+        row for row in stress_rows if row.get("kind", "epoch") == "epoch" and row.get("detector") == "original"
+    ]
+    detector_figures = {key: metrics.get(key) for key in (*DETECTOR_FIGURES, "threshold")}
+    write_json(run_dir / "metrics.json", {"detector": detector_figures, "stress": epoch_rows})
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+
+
+def _steps_table(run_dir: Path, detector_run: Path, gan_run: Path, stress_run: Path) -> list[str]:
+    lines = ["| step | run | report |", "| --- | --- | --- |"]
+    for title, run in (("detector", detector_run), ("DCGAN", gan_run), ("stress test", stress_run)):
+        report = run / "report.md"
+        link = f"[report.md]({_relative(report, run_dir)})" if report.is_file() else "-"
+        lines.append(f"| {title} | `{_relative(run, run_dir)}` | {link} |")
+    return lines
+
+
+def _picture_lines(run_dir: Path, gan_run: Path, stress_run: Path) -> list[str]:
+    """The last epoch's grid, the most-faces epoch's, the progress GIF and the stress plots."""
+    lines = []
+    samples = sorted((gan_run / "samples").glob("epoch-*.png"))
     if samples:
         lines += [
             "",
@@ -366,13 +381,4 @@ def write_report(
         lines += ["", f"Training progress, one frame per epoch: ![progress]({_relative(gif, run_dir)})"]
     for plot in sorted((stress_run / "plots").glob("*.png")):
         lines += ["", f"![{plot.stem}]({_relative(plot, run_dir)})"]
-    write_json(
-        run_dir / "metrics.json",
-        {
-            "detector": {
-                key: metrics.get(key) for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "threshold")
-            },
-            "stress": epoch_rows,
-        },
-    )
-    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    return lines

@@ -24,7 +24,8 @@ def register(subparsers) -> None:
 
 def _stress(args) -> int:
     from gan_lab.cli.options import parse_run_command
-    from gan_lab.stress.run import StressConfig, run_stress
+    from gan_lab.stress.inputs import StressConfig
+    from gan_lab.stress.run import run_stress
 
     config, run = parse_run_command(StressConfig, args.rest, "gan-lab stress", DESCRIPTION)
     run_dir = run_stress(config, runs_dir=run.runs_dir, progress=not run.quiet)

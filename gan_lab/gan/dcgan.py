@@ -393,6 +393,71 @@ def diff_augment(images, policy: tuple[str, ...], seed):
     return images
 
 
+def _check_options(label_smoothing, label_noise, augment, ema_kimg, r1_gamma, r1_interval) -> None:
+    if not r1_gamma >= 0:
+        raise ValueError(f"r1_gamma must be 0 (no penalty) or positive. Received: r1_gamma={r1_gamma!r}")
+    if isinstance(r1_interval, bool) or not (isinstance(r1_interval, int) and r1_interval >= 1):
+        raise ValueError(f"r1_interval must be a whole number of steps, at least 1. Received: {r1_interval!r}")
+    if not ema_kimg >= 0:
+        raise ValueError(f"ema_kimg must be 0 (no EMA) or positive. Received: ema_kimg={ema_kimg!r}")
+    unknown = [name for name in augment if name not in AUGMENT_POLICIES]
+    if unknown:
+        raise ValueError(f"augment takes names from {AUGMENT_POLICIES}. Received: augment={tuple(augment)!r}")
+    for option, value in (("label_smoothing", label_smoothing), ("label_noise", label_noise)):
+        if not 0.0 <= value < 0.5:
+            raise ValueError(f"{option} must be in [0, 0.5). Received: {option}={value!r}")
+
+
+def update_ema(generator, generator_ema, decay) -> None:
+    """Move the EMA's weights towards the generator's (statistics such as BatchNorm's are copied)."""
+    trainable = {id(variable) for variable in generator.trainable_weights}
+    for weight, average in zip(generator.weights, generator_ema.weights):
+        if id(weight) in trainable:
+            average.assign(decay * average + (1.0 - decay) * weight)
+        else:
+            average.assign(weight)
+
+
+class GlobalBatch:
+    """One global batch over a strategy's replicas: random numbers and losses as one device would have them.
+
+    Random numbers are drawn for the global batch and each replica takes its rows; a loss is
+    the sum over the replica's images divided by the global batch, so the replicas' summed
+    gradients are the global batch's. Without a strategy: one replica, the whole batch.
+    """
+
+    def __init__(self, seed_generator):
+        self.seed_generator = seed_generator
+        # Per image: each replica sums its images' losses and divides by the global batch.
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+
+    @staticmethod
+    def replicas():
+        """(this replica's index, replicas in sync): (0, 1) without a strategy."""
+        context = tf.distribute.get_replica_context()
+        return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+    def _slice_of_global(self, draw, shape):
+        """`draw(shape)` made for the global batch, then this replica's rows: the numbers one device would use."""
+        replica, replicas = self.replicas()
+        values = draw((shape[0] * replicas, *shape[1:]))
+        if replicas == 1:
+            return values
+        return tf.gather(ops.reshape(values, (replicas, shape[0], *shape[1:])), replica)
+
+    def normal(self, shape):
+        return self._slice_of_global(lambda full: keras.random.normal(full, seed=self.seed_generator), shape)
+
+    def uniform(self, shape, low=0.0, high=1.0):
+        return self._slice_of_global(
+            lambda full: keras.random.uniform(full, low, high, seed=self.seed_generator), shape
+        )
+
+    def loss(self, targets, logits, global_batch):
+        """The replica's share of the global batch's mean loss (replica shares sum to it)."""
+        return ops.sum(self.loss_fn(targets, logits)) / ops.cast(global_batch, "float32")
+
+
 class DCGAN(keras.Model):
     """A generator and a discriminator trained against each other by `fit()` on batches of real images.
 
@@ -430,33 +495,21 @@ class DCGAN(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not r1_gamma >= 0:
-            raise ValueError(f"r1_gamma must be 0 (no penalty) or positive. Received: r1_gamma={r1_gamma!r}")
-        if isinstance(r1_interval, bool) or not (isinstance(r1_interval, int) and r1_interval >= 1):
-            raise ValueError(f"r1_interval must be a whole number of steps, at least 1. Received: {r1_interval!r}")
+        _check_options(label_smoothing, label_noise, augment, ema_kimg, r1_gamma, r1_interval)
         self.r1_gamma = float(r1_gamma)
         self.r1_interval = r1_interval
-        if not ema_kimg >= 0:
-            raise ValueError(f"ema_kimg must be 0 (no EMA) or positive. Received: ema_kimg={ema_kimg!r}")
         self.ema_half_life = float(ema_kimg) * 1000.0
         if ema_kimg and generator_ema is None:
             generator_ema = ema_copy(generator)
         self.generator_ema = generator_ema if ema_kimg else None
-        unknown = [name for name in augment if name not in AUGMENT_POLICIES]
-        if unknown:
-            raise ValueError(f"augment takes names from {AUGMENT_POLICIES}. Received: augment={tuple(augment)!r}")
         self.augment = tuple(augment)
-        for option, value in (("label_smoothing", label_smoothing), ("label_noise", label_noise)):
-            if not 0.0 <= value < 0.5:
-                raise ValueError(f"{option} must be in [0, 0.5). Received: {option}={value!r}")
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.input_shape[-1])
         self.label_smoothing = float(label_smoothing)
         self.label_noise = float(label_noise)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        # Per image: each replica sums its images' losses and divides by the global batch.
-        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+        self.global_batch = GlobalBatch(self.seed_generator)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.p_fake_real_tracker = keras.metrics.Mean(name="d_p_fake_real")
@@ -484,34 +537,6 @@ class DCGAN(keras.Model):
     def call(self, latents, training=False):
         return self.generator(latents, training=training)
 
-    # ----------------------------------------------------------------- one global batch over replicas
-
-    @staticmethod
-    def _replica():
-        """(this replica's index, replicas in sync): (0, 1) without a strategy."""
-        context = tf.distribute.get_replica_context()
-        return context.replica_id_in_sync_group, context.num_replicas_in_sync
-
-    def _slice_of_global(self, draw, shape):
-        """`draw(shape)` made for the global batch, then this replica's rows: the numbers one device would use."""
-        replica, replicas = self._replica()
-        values = draw((shape[0] * replicas, *shape[1:]))
-        if replicas == 1:
-            return values
-        return tf.gather(ops.reshape(values, (replicas, shape[0], *shape[1:])), replica)
-
-    def _normal(self, shape):
-        return self._slice_of_global(lambda full: keras.random.normal(full, seed=self.seed_generator), shape)
-
-    def _uniform(self, shape, low=0.0, high=1.0):
-        return self._slice_of_global(
-            lambda full: keras.random.uniform(full, low, high, seed=self.seed_generator), shape
-        )
-
-    def _loss(self, targets, logits, global_batch):
-        """The replica's share of the global batch's mean loss (replica shares sum to it)."""
-        return ops.sum(self.loss_fn(targets, logits)) / ops.cast(global_batch, "float32")
-
     # ----------------------------------------------------------------- the step
 
     def _targets(self, fake: bool, batch_size):
@@ -519,18 +544,7 @@ class DCGAN(keras.Model):
         if not self.label_noise:
             return hard
         toward_half = -1.0 if fake else 1.0
-        return hard + toward_half * self.label_noise * self._uniform((batch_size, 1))
-
-    def _update_ema(self, global_batch) -> None:
-        """Move the EMA's weights towards the generator's (statistics such as BatchNorm's are copied)."""
-        shown = ops.cast(self.g_optimizer.iterations, "float32") * global_batch
-        decay = ema_decay(shown, global_batch, self.ema_half_life)
-        trainable = {id(variable) for variable in self.generator.trainable_weights}
-        for weight, average in zip(self.generator.weights, self.generator_ema.weights):
-            if id(weight) in trainable:
-                average.assign(decay * average + (1.0 - decay) * weight)
-            else:
-                average.assign(weight)
+        return hard + toward_half * self.label_noise * self.global_batch.uniform((batch_size, 1))
 
     def _r1_penalty(self, reals, global_batch):
         """r1_gamma / 2 times the squared slope of the logit at each real image: the replica's share.
@@ -552,44 +566,18 @@ class DCGAN(keras.Model):
         return tf.cond(due, lambda: self.r1_interval * self._r1_penalty(reals, global_batch), lambda: tf.constant(0.0))
 
     def _augmented(self, images):
-        return diff_augment(images, self.augment, self._uniform) if self.augment else images
+        return diff_augment(images, self.augment, self.global_batch.uniform) if self.augment else images
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
         batch_size = ops.shape(real)[0]  # this replica's share of the global batch
-        global_batch = batch_size * self._replica()[1]
-
-        # The discriminator runs in inference mode, in both steps: its BatchNorm layers apply
-        # their fixed statistics (an affine map with trainable scale and offset) and its dropout
-        # is off. With batch statistics, BatchNorm just before the linear head gives every batch
-        # the same mean logit, and its max-pooling CNN teaches the generator stripes long before
-        # faces: on 64 px SynthFaces, 400 steps make face-like samples this way and grey noise
-        # the other. The saved discriminator also scores images exactly as it did in training.
-        fakes = self.generator(self._normal((batch_size, self.latent_dim)), training=True)
-        with tf.GradientTape() as tape:
-            # Fakes and reals are augmented apart, so each image gets the draw it would get on one device.
-            shown = ops.concatenate([self._augmented(fakes), self._augmented(real)], axis=0)
-            logits = self.discriminator(shown, training=False)
-            fake_logits, real_logits = logits[:batch_size], logits[batch_size:]
-            d_loss = 0.5 * (
-                self._loss(self._targets(True, batch_size), fake_logits, global_batch)
-                + self._loss(self._targets(False, batch_size), real_logits, global_batch)
-            )
-            if self.r1_gamma:
-                d_loss = d_loss + self._lazy_r1_penalty(shown[batch_size:], global_batch)
-            scaled = self.d_optimizer.scale_loss(d_loss)  # under mixed_float16: against float16 underflow
-        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
-
-        latents = self._normal((batch_size, self.latent_dim))
-        with tf.GradientTape() as tape:
-            g_logits = self.discriminator(self._augmented(self.generator(latents, training=True)), training=False)
-            g_loss = self._loss(ops.zeros((batch_size, 1)), g_logits, global_batch)  # "real" = 0
-            scaled = self.g_optimizer.scale_loss(g_loss)
-        gradients = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+        global_batch = batch_size * self.global_batch.replicas()[1]
+        d_loss, fake_logits, real_logits = self._discriminator_step(real, batch_size, global_batch)
+        g_loss = self._generator_step(batch_size, global_batch)
         if self.generator_ema is not None:
-            self._update_ema(ops.cast(global_batch, "float32"))
+            shown = ops.cast(self.g_optimizer.iterations, "float32") * ops.cast(global_batch, "float32")
+            decay = ema_decay(shown, ops.cast(global_batch, "float32"), self.ema_half_life)
+            update_ema(self.generator, self.generator_ema, decay)
 
         # Each replica's mean: the metrics average them over replicas into the global batch's mean.
         share = ops.cast(global_batch, "float32") / ops.cast(batch_size, "float32")
@@ -598,3 +586,41 @@ class DCGAN(keras.Model):
         self.p_fake_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
         self.p_fake_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
         return {metric.name: metric.result() for metric in self.metrics}
+
+    def _discriminator_step(self, real, batch_size, global_batch):
+        """One step of the discriminator on fresh fakes (label 1) and the reals (label 0); its loss and logits.
+
+        The discriminator runs in inference mode, in both steps: its BatchNorm layers apply
+        their fixed statistics (an affine map with trainable scale and offset) and its dropout
+        is off. With batch statistics, BatchNorm just before the linear head gives every batch
+        the same mean logit, and its max-pooling CNN teaches the generator stripes long before
+        faces: on 64 px SynthFaces, 400 steps make face-like samples this way and grey noise
+        the other. The saved discriminator also scores images exactly as it did in training.
+        """
+        fakes = self.generator(self.global_batch.normal((batch_size, self.latent_dim)), training=True)
+        with tf.GradientTape() as tape:
+            # Fakes and reals are augmented apart, so each image gets the draw it would get on one device.
+            shown = ops.concatenate([self._augmented(fakes), self._augmented(real)], axis=0)
+            logits = self.discriminator(shown, training=False)
+            fake_logits, real_logits = logits[:batch_size], logits[batch_size:]
+            d_loss = 0.5 * (
+                self.global_batch.loss(self._targets(True, batch_size), fake_logits, global_batch)
+                + self.global_batch.loss(self._targets(False, batch_size), real_logits, global_batch)
+            )
+            if self.r1_gamma:
+                d_loss = d_loss + self._lazy_r1_penalty(shown[batch_size:], global_batch)
+            scaled = self.d_optimizer.scale_loss(d_loss)  # under mixed_float16: against float16 underflow
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
+        return d_loss, fake_logits, real_logits
+
+    def _generator_step(self, batch_size, global_batch):
+        """One step of the generator towards fakes the discriminator calls real (the non-saturating loss)."""
+        latents = self.global_batch.normal((batch_size, self.latent_dim))
+        with tf.GradientTape() as tape:
+            g_logits = self.discriminator(self._augmented(self.generator(latents, training=True)), training=False)
+            g_loss = self.global_batch.loss(ops.zeros((batch_size, 1)), g_logits, global_batch)  # "real" = 0
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        gradients = tape.gradient(scaled, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+        return g_loss

@@ -14,103 +14,21 @@ import functools
 import io
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from detector import FAKE
 from detector.base.errors import LabError
-from detector.base.runs import atomic_write_text, create_run_dir, read_json, require_run_dir, write_json
-from detector.data.datasets import class_images, run_index
+from detector.base.runs import atomic_write_text, create_run_dir, read_json, write_json
 from detector.inference.predict import load_detector
-from detector.training.scaling import DistributeOptions, Scaling
-from gan_lab.gan.checkpoints import load_discriminator, load_generator, require_gan_run
-from gan_lab.gan.latents import (
-    EXPORT_SHUFFLE_STREAM,
-    SCORING_STREAM,
-    check_not_grid,
-    describe_streams,
-    seeded_latents,
-    stream_rng,
-)
-from gan_lab.metrics.intervals import BOOTSTRAP_RESAMPLES
+from detector.training.scaling import Scaling
+from gan_lab.gan.checkpoints import load_discriminator, load_generator
+from gan_lab.gan.latents import EXPORT_SHUFFLE_STREAM, SCORING_STREAM, check_not_grid, seeded_latents, stream_rng
 from gan_lab.stress.epoch_metrics import EpochScores, compute_metrics, detection_figures
 from gan_lab.stress.harden import harden_detector
+from gan_lab.stress.inputs import StressConfig, StressInputs, resolve_inputs
 from gan_lab.stress.report import write_outputs
 
 GALLERY_SIZE = 8
-# 400 images give a rate's 95% Wilson interval a half-width of at most 4.9 points (at a rate of 50%).
-DEFAULT_N = 400
-
-
-@dataclasses.dataclass
-class StressConfig(DistributeOptions):
-    """Every option of a stress run; the run's config.json holds them resolved.
-
-    Beside these: strategy ("default" or "mirrored": each batch of fakes generated and scored
-    across the replicas), devices and jit (see `detector.training.scaling`).
-    """
-
-    detector: str = ""  # a detector run directory: the one scored epoch by epoch
-    # More detector runs: with `detector`, the rows of the generalisation matrix (matrix.csv).
-    detectors: tuple[str, ...] = ()
-    # A GAN run directory, scored epoch by epoch; RUN_DIR@EPOCHS picks its matrix columns (default: its last epoch).
-    gan: str = ""
-    # More GAN runs as matrix columns: RUN_DIR (its last epoch) or RUN_DIR@EPOCHS ("all", "last" or "1,5,10").
-    gans: tuple[str, ...] = ()
-    # Folders of fake images, each a matrix column (a StyleGAN's or a diffusion model's, say).
-    fakes: tuple[str, ...] = ()
-    epochs: str | tuple[int, ...] = "all"  # GAN epochs to score: "all", "last", "1,5,10", or epoch numbers
-    n: int = DEFAULT_N  # fresh fakes per epoch, and real test images (400: a rate's 95% interval within ±5 points)
-    seed: int = 0  # the same seed gives the same fakes, the same real images and the same intervals
-    batch_size: int = 256  # generation and scoring batch
-    sweeps: bool = True  # robustness sweeps (JPEG, blur, rescaling, noise) at the strongest and the last epoch
-    inception: bool = True  # FID and KID in InceptionV3 features (ImageNet weights: Keras cache, downloaded once)
-    inception_n: int = 256  # fakes per epoch (and real images) the InceptionV3 measures use
-    faces: bool = True  # the share of images in which MTCNN finds a face
-    faces_n: int = DEFAULT_N  # fakes per epoch (and real images) the face detector looks at
-    allow_overlap: bool = False  # keep real test images a GAN trained on (the report warns); else they are left out
-    bootstrap: int = BOOTSTRAP_RESAMPLES  # bootstrap resamples over images for the AP and ROC-AUC intervals
-    export_fakes: str | None = None  # also write the fakes as PNGs in the detector's folder layout here
-    harden: bool = False  # fine-tune a copy of the detector on extra fakes and score it too
-    harden_epochs: str | tuple[int, ...] | None = None  # GAN epochs whose fakes hardening trains on; None: all scored
-    harden_fine_tune_epochs: int = 1  # fine-tuning epochs of hardening
-    name: str = ""  # run directory suffix
-
-
-# --------------------------------------------------------------------------- epochs
-
-
-def select_epochs(epochs: str | list | tuple | None, available: list[int], option: str = "--epochs") -> list[int]:
-    """Parse "all", "last", "1,5,10" or a list of ints into epochs that have checkpoints (LabError otherwise)."""
-    available = sorted(available)
-    if epochs is None or (isinstance(epochs, str) and epochs.strip().lower() in ("all", "")):
-        return available
-    if isinstance(epochs, str) and epochs.strip().lower() == "last":
-        return available[-1:]
-    if isinstance(epochs, str):
-        try:
-            wanted = [int(part) for part in epochs.split(",") if part.strip()]
-        except ValueError:
-            raise LabError(
-                f"{option} takes 'all', 'last' or comma-separated epoch numbers such as 1,5,10. Received: {epochs!r}"
-            ) from None
-    elif isinstance(epochs, int):
-        wanted = [epochs]
-    else:
-        wanted = [int(epoch) for epoch in epochs]
-    missing = [epoch for epoch in wanted if epoch not in available]
-    if missing or not wanted:
-        raise LabError(f"{option}: no checkpoint for epoch(s) {missing or wanted}; the GAN run has epochs {available}")
-    return sorted(set(wanted))
-
-
-def split_gan_option(text: str) -> tuple[str, str | None]:
-    """ "RUN_DIR@EPOCHS" -> (RUN_DIR, EPOCHS); a plain RUN_DIR -> (RUN_DIR, None)."""
-    path, at, epochs = str(text).rpartition("@")
-    if at and (epochs in ("all", "last") or all(part.strip().isdigit() for part in epochs.split(","))):
-        return path, epochs
-    return str(text), None
 
 
 # --------------------------------------------------------------------------- the fused pass
@@ -302,7 +220,7 @@ def _keep_first_pass_outputs(scored: _Pass, generated, epoch: int, config: Stres
         export_fakes(generated.pixels, config.export_fakes, epoch, layout, config.seed)
 
 
-def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run_dir: Path, probe, progress: bool):
+def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig, run_dir: Path, probe, progress: bool):
     """Generate and score every chosen epoch's fakes with one detector; write its scores files.
 
     probe: the detector-independent quality measures (first pass only), or None.
@@ -361,7 +279,7 @@ def _score_pass(detector, label: str, inputs: _Inputs, config: StressConfig, run
     return scored
 
 
-def _reals_row(detector, label: str, inputs: _Inputs, probe) -> dict:
+def _reals_row(detector, label: str, inputs: StressInputs, probe) -> dict:
     """The real comparison images' own figures: face-found rate and diversity, the references for the fakes'."""
     from gan_lab.metrics.diversity import mean_pairwise_distance
     from gan_lab.metrics.intervals import rate_with_interval
@@ -414,7 +332,7 @@ def strongest_epoch(rows: list[dict]) -> int:
     return max(epochs, key=lambda row: (row["average_precision"], row["detection_rate"], -row["epoch"]))["epoch"]
 
 
-def _fakes_of_epoch(inputs: _Inputs, config: StressConfig, epoch: int) -> np.ndarray:
+def _fakes_of_epoch(inputs: StressInputs, config: StressConfig, epoch: int) -> np.ndarray:
     """The scored fakes of an epoch again (the same latents give the same images)."""
     from gan_lab.gan.sample import generate
 
@@ -423,7 +341,7 @@ def _fakes_of_epoch(inputs: _Inputs, config: StressConfig, epoch: int) -> np.nda
     return generate(generator, latents, config.batch_size)
 
 
-def _sweeps(detector, label: str, inputs: _Inputs, config: StressConfig, scored: _Pass, sweep_epochs: list[int]):
+def _sweeps(detector, label: str, inputs: StressInputs, config: StressConfig, scored: _Pass, sweep_epochs: list[int]):
     rows = []
     for epoch in sweep_epochs:
         fakes = scored.latest_pixels if epoch == inputs.epochs[-1] else _fakes_of_epoch(inputs, config, epoch)
@@ -433,177 +351,17 @@ def _sweeps(detector, label: str, inputs: _Inputs, config: StressConfig, scored:
     return rows
 
 
-def _validate(config: StressConfig) -> None:
-    from detector.training.lifecycle import is_int
-
-    for option, least in (("n", 2), ("batch_size", 1), ("harden_fine_tune_epochs", 1), ("bootstrap", 1)):
-        value = getattr(config, option)
-        if not is_int(value) or value < least:
-            raise ValueError(f"{option} must be an integer of at least {least}. Received: {option}={value!r}")
-    for option in ("inception_n", "faces_n"):
-        value = getattr(config, option)
-        if not is_int(value) or value < 0:
-            raise ValueError(f"{option} must be a non-negative integer. Received: {option}={value!r}")
-    for option in ("detectors", "gans", "fakes"):
-        if isinstance(getattr(config, option), str):
-            raise ValueError(
-                f"{option} must be a list of paths, not one string. Received: {option}={getattr(config, option)!r}"
-            )
-    Scaling.of(config)  # LabError for a bad strategy, devices or jit
-    if config.strategy == "multiworker":
-        raise LabError(
-            "stress scores on one machine: use strategy 'mirrored' for its GPUs (multiworker is for training)"
-        )
-    if not config.detector and not config.detectors:
-        raise LabError("No detector run given: pass --detector RUN_DIR (a runs/NNNNN-detector-... directory)")
-    if not config.gan and not config.gans:
-        raise LabError("No GAN run given: pass --gan RUN_DIR (a runs/NNNNN-gan-... directory)")
-
-
-@dataclasses.dataclass
-class _Inputs:
-    """What a stress run scores, checked before its directory exists."""
-
-    detector: Any
-    gan_dir: Path
-    epochs: list[int]
-    harden_epochs: list[int]
-    index: Any
-    real: np.ndarray
-    training_fakes: np.ndarray
-    leakage: Any  # gan_lab.stress.leakage.LeakageCheck of the real images above
-    others: list  # the further detectors of the matrix: (label, Detector, RealImages)
-    sources: list  # the matrix columns (gan_lab.stress.matrix.Source)
-    indexes: dict  # data folder -> its index, for "data" sources
-
-
-def _detector_label(run_dir, taken: set[str]) -> str:
-    label, number = Path(run_dir).name, 2
-    while label in taken:
-        label, number = f"{Path(run_dir).name} ({number})", number + 1
-    taken.add(label)
-    return label
-
-
-def _gan_runs(config: StressConfig) -> list[tuple[Path, str | None, dict]]:
-    """(run dir, its @EPOCHS or None, checkpoints) of every GAN run given, the epoch-by-epoch one first."""
-    runs, seen = [], set()
-    for text in ([config.gan] if config.gan else []) + list(config.gans):
-        path, epochs = split_gan_option(text)
-        gan_dir, checkpoints = require_gan_run(path)
-        if gan_dir.resolve() not in seen:
-            seen.add(gan_dir.resolve())
-            runs.append((gan_dir, epochs, checkpoints))
-    return runs
-
-
-def _check_sizes(gan_dir: Path, detector) -> None:
-    gan_config = read_json(gan_dir / "config.json")
-    if gan_config.get("size") not in (None, detector.size):
-        raise LabError(
-            f"Image sizes differ: {gan_dir / 'config.json'} makes {gan_config['size']} px fakes but the detector "
-            f"{detector.run_dir} takes {detector.size} px; train both at one size"
-        )
-
-
-def _matrix_sources(config: StressConfig, runs, epochs: list[int], detectors: list) -> tuple[list, dict]:
-    from gan_lab.stress.matrix import data_source, folder_source, gan_sources
-
-    sources, indexes = [], {}
-    for position, (gan_dir, chosen, checkpoints) in enumerate(runs):
-        if chosen is None:
-            picked = epochs[-1:] if position == 0 else select_epochs("last", list(checkpoints))
-        else:
-            picked = select_epochs(chosen, list(checkpoints), f"--gans {gan_dir}@")
-        sources += gan_sources(gan_dir, picked)
-    for detector in detectors:
-        index = run_index(detector.config, Path(detector.run_dir) / "config.json")
-        if Path(index.root) not in indexes and any(FAKE in split.labels for split in index.splits.values()):
-            indexes[Path(index.root)] = index
-            sources.append(data_source(index))
-    sources += [folder_source(folder) for folder in config.fakes]
-    return sources, indexes
-
-
-def _gather_inputs(config: StressConfig) -> _Inputs:
-    """The detectors, the GAN runs' chosen epochs and the real images, or a LabError saying what is wrong."""
-    from gan_lab.stress.leakage import comparison_reals
-
-    _validate(config)
-    paths = list(dict.fromkeys([path for path in (config.detector, *config.detectors) if path]))
-    with Scaling.of(config).scope():  # on the strategy's devices, to score there
-        detectors = [load_detector(require_run_dir(path, "detector")) for path in paths]
-    detector = detectors[0]
-    runs = _gan_runs(config)
-    gan_dir, _, checkpoints = runs[0]
-    _check_sizes(gan_dir, detector)
-    epochs = select_epochs(config.epochs, list(checkpoints))
-    harden_epochs = []
-    if config.harden:  # by default hardening trains on fakes of every scored epoch
-        chosen = config.harden_epochs
-        harden_epochs = epochs if chosen is None else select_epochs(chosen, list(checkpoints), "--harden-epochs")
-    sources, indexes = _matrix_sources(config, runs, epochs, detectors)
-    gan_dirs = [run[0] for run in runs]
-    reals, taken = [], set()
-    for each in detectors:
-        index = run_index(each.config, Path(each.run_dir) / "config.json")
-        real = comparison_reals(
-            index, each.size, each.crop, config.n, config.seed, gan_dirs, config.allow_overlap, f"{each.run_dir}'s data"
-        )
-        reals.append((_detector_label(each.run_dir, taken), each, real, index))
-    _, _, primary, index = reals[0]
-    training_fakes = class_images(index, "train", FAKE, detector.size, detector.crop, config.n, seed=config.seed)
-    return _Inputs(
-        detector=detector,
-        gan_dir=gan_dir,
-        epochs=epochs,
-        harden_epochs=harden_epochs,
-        index=index,
-        real=primary.pixels,
-        training_fakes=training_fakes,
-        leakage=primary.check,
-        others=[(label, each, real) for label, each, real, _ in reals],
-        sources=sources,
-        indexes=indexes,
-    )
-
-
-def _start_run_dir(config: StressConfig, inputs: _Inputs, runs_dir) -> tuple[Path, StressConfig, dict]:
+def _start_run_dir(config: StressConfig, inputs: StressInputs, runs_dir) -> tuple[Path, StressConfig, dict]:
     """The stress run directory with its config.json: (run_dir, resolved config, what was resolved besides)."""
     run_dir = create_run_dir("stress", config.name, runs_dir)
-    others = [os.fspath(Path(each.run_dir).resolve()) for _, each, _ in inputs.others[1:]]
-    resolved = dataclasses.replace(
-        config,
-        detector=os.fspath(Path(inputs.detector.run_dir).resolve()),
-        detectors=tuple(others),
-        gan=os.fspath(inputs.gan_dir.resolve()),
-        gans=tuple(
-            f"{os.fspath(source.path.resolve())}@{source.epoch}"
-            for source in inputs.sources
-            if source.kind == "gan" and source.path != inputs.gan_dir
-        ),
-        fakes=tuple(os.fspath(Path(folder).resolve()) for folder in config.fakes),
-        epochs=tuple(inputs.epochs),
-        harden_epochs=tuple(inputs.harden_epochs) or None,
-        export_fakes=os.fspath(Path(config.export_fakes).resolve()) if config.export_fakes else None,
-    )
-    feature_layer = inputs.detector.feature_layer()
-    context = {
-        "detector_threshold": inputs.detector.threshold,
-        "feature_layer": feature_layer.name,
-        "feature_width": int(np.prod(feature_layer.output.shape[1:])),
-        "n_real_test": int(len(inputs.real)),
-        "data": os.fspath(inputs.index.root),
-        "layout": inputs.index.layout,
-        "latent_streams": describe_streams(),
-        "leakage": dataclasses.asdict(inputs.leakage),
-        "matrix_sources": [source.label for source in inputs.sources],
-    }
+    resolved, context = inputs.resolved_config(config), inputs.context()
     write_json(run_dir / "config.json", {**dataclasses.asdict(resolved), "resolved": context})
     return run_dir, resolved, context
 
 
-def _detector_rows(detector, label: str, inputs: _Inputs, config: StressConfig, run_dir: Path, probe, progress: bool):
+def _detector_rows(
+    detector, label: str, inputs: StressInputs, config: StressConfig, run_dir: Path, probe, progress: bool
+):
     """One detector's pass over every chosen epoch, then its robustness sweeps at the strongest and last epochs."""
     scored = _score_pass(detector, label, inputs, config, run_dir, probe, progress)
     rows = list(scored.rows)
@@ -612,12 +370,12 @@ def _detector_rows(detector, label: str, inputs: _Inputs, config: StressConfig, 
     return scored, rows
 
 
-def _harden(inputs: _Inputs, config: StressConfig, run_dir: Path, progress: bool):
+def _harden(inputs: StressInputs, config: StressConfig, run_dir: Path, progress: bool):
     """(the hardened detector, what hardening did) after fine-tuning a copy on fresh fakes."""
     hardened_dir = harden_detector(
         inputs.detector.run_dir,
         inputs.gan_dir,
-        inputs.harden_epochs,
+        list(inputs.harden_epochs),
         run_dir / "hardened",
         n=config.n,
         seed=config.seed,
@@ -627,13 +385,13 @@ def _harden(inputs: _Inputs, config: StressConfig, run_dir: Path, progress: bool
     )
     hardening = {
         "run_dir": hardened_dir,
-        "epochs": inputs.harden_epochs,
+        "epochs": list(inputs.harden_epochs),
         "metrics": read_json(hardened_dir / "metrics.json"),
     }
     return load_detector(hardened_dir), hardening
 
 
-def _spectra(inputs: _Inputs, per_epoch: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+def _spectra(inputs: StressInputs, per_epoch: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
     from gan_lab.metrics.spectra import power_spectrum
 
     spectra = {"real (test split)": power_spectrum(inputs.real)}
@@ -643,12 +401,12 @@ def _spectra(inputs: _Inputs, per_epoch: dict[int, np.ndarray]) -> dict[str, np.
     return spectra
 
 
-def _matrix_rows(inputs: _Inputs, config: StressConfig, hardened, progress: bool) -> list[dict]:
+def _matrix_rows(inputs: StressInputs, config: StressConfig, hardened, progress: bool) -> list[dict]:
     """Every detector (and the hardened one) against every source: the generalisation matrix's cells."""
     from gan_lab.stress.matrix import SourceFakes, matrix_cell, with_means
 
     fakes = SourceFakes(config.n, config.seed, config.batch_size, inputs.indexes)
-    detectors = [(label, each, real.pixels) for label, each, real in inputs.others]
+    detectors = [(each.label, each.detector, each.reals.pixels) for each in inputs.detectors]
     if hardened is not None:
         detectors.insert(1, (f"{detectors[0][0]} (hardened)", hardened, inputs.real))
     rows = []
@@ -669,7 +427,7 @@ def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progr
     """Stress-test detector runs against fresh fakes from GAN runs' epochs (and other sources); returns the run directory."""
     from gan_lab.metrics.quality import open_probe
 
-    inputs = _gather_inputs(config)
+    inputs = resolve_inputs(config)
     run_dir, resolved, context = _start_run_dir(config, inputs, runs_dir)
     if progress:
         print(

@@ -13,7 +13,7 @@ from gan_lab.apps.quickstart import QuickstartConfig
 from gan_lab.cli import main
 from gan_lab.cli.options import config_flags, parse_run_command
 from gan_lab.gan.train import GanConfig
-from gan_lab.stress.run import StressConfig
+from gan_lab.stress.inputs import StressConfig
 
 COMMANDS = {
     DetectorConfig: ["detector", "train"],

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from detector.base.runs import read_json
+from gan_lab.stress.inputs import StressConfig
 from gan_lab.stress.matrix import read_matrix_csv
-from gan_lab.stress.run import StressConfig, run_stress
+from gan_lab.stress.run import run_stress
 
 N = 16
 

@@ -1,15 +1,14 @@
 import csv
-import shutil
 
 import numpy as np
 import pytest
 
-from detector.base.errors import LabError
-from detector.base.runs import read_json, write_json
+from detector.base.runs import read_json
 from gan_lab.gan.checkpoints import list_checkpoints, load_discriminator, load_generator
 from gan_lab.gan.latents import SCORING_STREAM, check_not_grid, seeded_latents
 from gan_lab.stress.epoch_metrics import COLUMNS, EpochScores, compute_metrics
-from gan_lab.stress.run import StressConfig, read_scores_csv, run_stress, select_epochs
+from gan_lab.stress.inputs import StressConfig
+from gan_lab.stress.run import read_scores_csv, run_stress
 
 N = 24
 
@@ -215,51 +214,6 @@ def test_same_seed_same_scores_through_the_cli_and_offline_inception_leaves_colu
     assert rows[1]["fid_inception"] is None and rows[1]["faces_found"] is None
     report = (run_dir / "report.md").read_text()
     assert report.count("no InceptionV3 weights") == 1 and "download failed" in report
-
-
-def _copy_run(source, destination, keep_checkpoints=True):
-    shutil.copytree(source, destination, ignore=None if keep_checkpoints else shutil.ignore_patterns("checkpoints"))
-    return destination
-
-
-def test_mismatched_or_missing_runs_give_clear_errors(detector_run, gan_run, tmp_path, capsys):
-    from gan_lab.cli import main
-
-    runs = tmp_path / "runs"
-    with pytest.raises(LabError, match="detector run, not a gan run"):
-        run_stress(StressConfig(detector=str(detector_run), gan=str(detector_run)), runs_dir=runs, progress=False)
-    with pytest.raises(LabError, match="not found"):
-        run_stress(
-            StressConfig(detector=str(detector_run), gan=str(tmp_path / "nowhere")), runs_dir=runs, progress=False
-        )
-    empty = _copy_run(gan_run, tmp_path / "00001-gan-empty", keep_checkpoints=False)
-    with pytest.raises(LabError, match="no complete GAN checkpoints"):
-        run_stress(StressConfig(detector=str(detector_run), gan=str(empty)), runs_dir=runs, progress=False)
-    big = _copy_run(gan_run, tmp_path / "00002-gan-big")
-    write_json(big / "config.json", {**read_json(big / "config.json"), "size": 64})
-    with pytest.raises(LabError, match="sizes differ.*64 px.*32 px"):
-        run_stress(StressConfig(detector=str(detector_run), gan=str(big)), runs_dir=runs, progress=False)
-    with pytest.raises(LabError, match=r"epoch\(s\) \[7\].*\[1, 2\]"):
-        run_stress(
-            StressConfig(detector=str(detector_run), gan=str(gan_run), epochs="7"), runs_dir=runs, progress=False
-        )
-    assert not runs.exists() or not any(runs.iterdir())  # nothing half-written for a refused run
-    assert main(["stress", "--detector", str(detector_run), "--gan", str(detector_run), "--runs-dir", str(runs)]) == 2
-    assert "not a gan run" in capsys.readouterr().err
-
-
-def test_select_epochs_parses_all_last_and_lists():
-    from gan_lab.stress.run import split_gan_option
-
-    assert split_gan_option("runs/00003-gan@1,5") == ("runs/00003-gan", "1,5")
-    assert split_gan_option("runs/a@b/00003-gan") == ("runs/a@b/00003-gan", None)
-    assert split_gan_option("runs/00003-gan@last") == ("runs/00003-gan", "last")
-    assert select_epochs("all", [3, 1, 2]) == [1, 2, 3]
-    assert select_epochs("2, 1", [1, 2, 3]) == [1, 2]
-    assert select_epochs([3], [1, 2, 3]) == [3]
-    assert select_epochs("last", [1, 3, 2]) == [3]
-    with pytest.raises(LabError, match="comma-separated"):
-        select_epochs("latest", [1])
 
 
 def test_registered_metrics_on_separable_scores():
