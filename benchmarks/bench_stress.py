@@ -6,7 +6,9 @@ one-graph scorer (latents -> generator -> detector P(fake) + penultimate feature
 and without the epoch's discriminator, through `generate_and_score`. harness + measures: the
 same, then every registered per-epoch metric (rates with Wilson intervals, AP/ROC-AUC/balanced
 accuracy with 1000 bootstrap resamples, KID and diversity in the detector's features, against
---reals real images), Inception off; and once more with MTCNN's face test on every fake.
+--reals real images), Inception off; and once more with MTCNN's face test on every fake. Last, the
+same cnn3 exported to ONNX and imported (`gan-lab detector import`), through the harness against
+the generator and a bare onnxruntime session on the same fakes.
 Untrained weights: speed does not depend on them (MTCNN's own weights ship with it).
 
     .venv/bin/python benchmarks/bench_stress.py --size 64 --n 1024
@@ -125,6 +127,46 @@ def main() -> None:
     print(f"size {args.size} px, n {args.n}, batch {args.batch_size}, best of {args.repeats}")
     for name, rate in rates.items():
         print(f"{name:38s} {rate:9.1f} fakes/s  ({rate / reference:6.1%} of bare generator + detector)")
+    onnx_rates = imported_onnx_rates(generator, detector, generate, latents, args)
+    print("An imported ONNX detector (the cnn3 above, exported), on the same fakes (goal: at least 90%):")
+    bare = onnx_rates["bare generator + onnxruntime"]
+    for name, rate in onnx_rates.items():
+        print(f"{name:38s} {rate:9.1f} fakes/s  ({rate / bare:6.1%} of bare generator + onnxruntime)")
+
+
+def imported_onnx_rates(generator, detector_model, generate, latents, args) -> dict[str, float]:
+    """The harness with an imported ONNX detector against generator + onnxruntime with nothing around them."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import onnxruntime
+
+    from detector.inference.imported import ImportConfig, import_detector
+    from detector.inference.predict import load_detector
+    from detector.models.interchange import export_model
+    from gan_lab.stress.run import build_fused_scorer, generate_and_score
+
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = export_model(detector_model, "probability", Path(folder) / "cnn3.onnx", "onnx")
+        run = import_detector(ImportConfig(model=str(onnx_path), size=args.size), runs_dir=Path(folder) / "runs")
+        imported = load_detector(run)
+        session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        pixels_only = build_fused_scorer(generator, None)
+
+        def bare():
+            for start in range(0, args.n, args.batch_size):
+                pixels = np.asarray(generate(latents[start : start + args.batch_size]))
+                session.run(None, {name: pixels})
+
+        def harness():
+            generate_and_score(pixels_only, latents, "probability", args.batch_size, detector=imported)
+
+        return {
+            "bare generator + onnxruntime": best_rate(bare, args.n, args.repeats),
+            "harness, imported ONNX detector": best_rate(harness, args.n, args.repeats),
+        }
 
 
 if __name__ == "__main__":

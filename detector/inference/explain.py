@@ -256,6 +256,7 @@ def explain(detector, image, crop: str | None = None, name: str = "image") -> Ex
     The image is fitted as the run's training fitted its images (`Detector.prepare`),
     unless `crop` ("resize" or "crop") overrides it.
     """
+    model, model_input = gradient_model(detector)
     pixels = detector.prepare(image, crop=crop, name=name)
     p_fake = float(detector.score(pixels[None])[0])
     verdict = detector.verdict(p_fake)
@@ -265,9 +266,33 @@ def explain(detector, image, crop: str | None = None, name: str = "image") -> Ex
         p_fake=p_fake,
         verdict=verdict,
         target=target,
-        heatmap=gradcam(detector.model, pixels, target=target),
-        maps=activation_maps(detector.model, pixels),
+        heatmap=gradcam(model, model_input(pixels), target=target),
+        maps=activation_maps(model, model_input(pixels)),
     )
+
+
+def gradient_model(detector):
+    """(the Keras model Grad-CAM differentiates, pixels [0, 1] -> its input); LabError when there is none.
+
+    A lab run's model takes the pixels as they are. An imported .keras model in NHWC layout whose
+    output the lab reads as its own (one logit or probability, or two softmax outputs, fake second)
+    takes them through its adaptor's normalisation; ONNX and SavedModel graphs give no gradients here.
+    """
+    if not detector.imported:
+        return detector.model, lambda pixels: pixels
+    outside = detector.outside
+    adaptor = outside.adaptor
+    if outside.format != "keras":
+        raise LabError(
+            f"{detector.run_dir} is an imported {outside.format} model: Grad-CAM and activation maps need a "
+            "Keras model's layers and gradients, which the lab cannot reach in it"
+        )
+    if adaptor.layout != "nhwc" or (adaptor.output == "softmax" and adaptor.fake_index != 1):
+        raise LabError(
+            f"{detector.run_dir}: Grad-CAM reads NHWC Keras models whose fake output is their only or second one; "
+            f"this one is {adaptor.layout.upper()} with --output {adaptor.output}"
+        )
+    return outside.backend.model, lambda pixels: adaptor.inputs(pixels[None])[0]
 
 
 def explain_image(

@@ -65,6 +65,7 @@ class Detector:
     run_dir: Path | None = None
     config: dict = dataclasses.field(default_factory=dict)
     batch_size: int = SCORE_BATCH_SIZE
+    outside: Any = None  # an imported model (detector.models.interchange.OutsideModel); `model` is then None
     _forward: Any = dataclasses.field(default=None, init=False, repr=False)
     _feature_forward: Any = dataclasses.field(default=None, init=False, repr=False)
 
@@ -82,7 +83,9 @@ class Detector:
         return images.astype(np.float32, copy=False)
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Raw model outputs for one batch of float32 pixels (one graph call)."""
+        """Raw model outputs for one batch of float32 pixels (one graph call); P(fake) (N, 1) for an imported model."""
+        if self.outside is not None:
+            return self.outside(batch)[:, None]
         if self._forward is None:
             self._forward = compiled_forward(self.model, self.size)
         return np.asarray(self._forward(batch))
@@ -97,14 +100,21 @@ class Detector:
         outputs = in_batches(self.predict_batch, images, self.batch_size)
         return outputs_to_p_fake(outputs, self.head)
 
-    def feature_layer(self):
-        """The layer just before the head, whose output `features` returns."""
-        return self.model.layers[-2]
+    @property
+    def imported(self) -> bool:
+        """Whether the model came from outside the lab (`gan-lab detector import`): no layers, no gradients here."""
+        return self.outside is not None
 
-    def features(self, images) -> np.ndarray:
-        """Penultimate-layer outputs (N, D), flattened, for a batch of pixels."""
+    def feature_layer(self):
+        """The layer just before the head, whose output `features` returns (None for an imported model)."""
+        return None if self.imported else self.model.layers[-2]
+
+    def features(self, images) -> np.ndarray | None:
+        """Penultimate-layer outputs (N, D), flattened, for a batch of pixels (None for an imported model)."""
         import keras
 
+        if self.imported:
+            return None
         images = self._check_images(images)
         if self._feature_forward is None:
             extractor = keras.Model(self.model.inputs, self.feature_layer().output, name="features")
@@ -197,10 +207,12 @@ def load_detector(run_dir: str | os.PathLike) -> Detector:
     )
 
     run_dir = require_run_dir(run_dir, "detector")
+    config = read_json(run_dir / "config.json")
+    if "imported" in config:
+        return _load_imported(run_dir, config)
     model_path = run_dir / "model.keras"
     if not model_path.is_file():
         raise LabError(f"{run_dir} has no model.keras: has training finished at least one epoch?")
-    config = read_json(run_dir / "config.json")
     try:
         model = keras.models.load_model(model_path, compile=False)
     except Exception as error:  # Keras raises many types for a corrupt or foreign file
@@ -213,20 +225,47 @@ def load_detector(run_dir: str | os.PathLike) -> Detector:
     crop = config.get("crop", "resize")
     if crop not in FIT_MODES:
         raise LabError(f"{run_dir}/config.json says crop={crop!r}; expected one of {FIT_MODES}")
+    return Detector(
+        model=model,
+        size=size,
+        head=head,
+        crop=crop,
+        threshold=_recorded_threshold(run_dir),
+        run_dir=run_dir,
+        config=config,
+    )
+
+
+def _recorded_threshold(run_dir: Path) -> float:
+    """The threshold in the run's metrics.json (chosen on its validation split), else 0.5."""
     threshold = 0.5
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         threshold = read_json(metrics_path).get("threshold", 0.5)
         if threshold is None or not math.isfinite(threshold):
             threshold = 0.5
+    return float(threshold)
+
+
+def _load_imported(run_dir: Path, config: dict) -> Detector:
+    """A run made by `gan-lab detector import`: the outside model behind its recorded adaptor."""
+    from detector.models.interchange import Adaptor, OutsideModel
+
+    imported = config["imported"]
+    adaptor = Adaptor(**imported["adaptor"])
+    outside = OutsideModel(run_dir / imported["model_file"], adaptor, imported["format"])
+    crop = config.get("crop", "resize")
+    if crop not in FIT_MODES:
+        raise LabError(f"{run_dir}/config.json says crop={crop!r}; expected one of {FIT_MODES}")
     return Detector(
-        model=model,
-        size=size,
-        head=head,
+        model=None,
+        size=adaptor.size,
+        head="probability",
         crop=crop,
-        threshold=float(threshold),
+        threshold=_recorded_threshold(run_dir),
         run_dir=run_dir,
         config=config,
+        outside=outside,
     )
 
 

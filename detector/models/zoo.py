@@ -53,6 +53,15 @@ class ReplicaDropout(layers.Dropout):
         return inputs * mask
 
 
+def dropout_layer(rate: float, name: str):
+    """Keras' Dropout; built under a strategy of several replicas, `ReplicaDropout`.
+
+    A model built on one device then saves with Keras' own layers only, so its model.keras
+    loads with `keras.models.load_model` and nothing of the lab's imported.
+    """
+    return ReplicaDropout(rate, name=name) if _replicas() > 1 else layers.Dropout(rate, name=name)
+
+
 def _check_head(head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
@@ -83,11 +92,11 @@ def build_cnn3(size: int = 64, head: str = "probability") -> keras.Model:
         x = batch_norm_layer(f"bn{index + 1}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{index + 1}")(x)
         if dropout:
-            x = ReplicaDropout(dropout, name=f"dropout{index + 1}")(x)
+            x = dropout_layer(dropout, name=f"dropout{index + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="dense")(x)
     x = batch_norm_layer("bn_dense")(x)
-    x = ReplicaDropout(0.2, name="dropout_dense")(x)
+    x = dropout_layer(0.2, name="dropout_dense")(x)
     return keras.Model(inputs, _head(x, head), name="cnn3")
 
 
@@ -104,9 +113,9 @@ def build_alexnet(size: int = 128, head: str = "probability") -> keras.Model:
     x = layers.MaxPooling2D(2, strides=2, name="pool3")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(512, activation="relu", name="dense1")(x)
-    x = ReplicaDropout(0.5, name="dropout1")(x)
+    x = dropout_layer(0.5, name="dropout1")(x)
     x = layers.Dense(512, activation="relu", name="dense2")(x)
-    x = ReplicaDropout(0.5, name="dropout2")(x)
+    x = dropout_layer(0.5, name="dropout2")(x)
     return keras.Model(inputs, _head(x, head), name="alexnet")
 
 
@@ -119,7 +128,7 @@ def build_small_cnn(size: int = 64, head: str = "probability", dense_units: int 
         x = layers.MaxPooling2D(2, name=f"pool{index + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
-    x = ReplicaDropout(0.5, name="dropout")(x)
+    x = dropout_layer(0.5, name="dropout")(x)
     return keras.Model(inputs, _head(x, head), name="small_cnn")
 
 
@@ -255,7 +264,7 @@ def build_transfer(
     x = base(x, training=False) if trainable_layers == 0 else base(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
-    x = ReplicaDropout(0.5, name="dropout")(x)
+    x = dropout_layer(0.5, name="dropout")(x)
     return keras.Model(inputs, _head(x, head), name=backbone)
 
 

@@ -392,10 +392,11 @@ def _classify_upload(
 
 def _gradcam_overlay(detector, pixels: np.ndarray) -> dict:
     """Grad-CAM over the model's input; a model Grad-CAM cannot handle gets a note, the verdict stands."""
-    from detector.inference.explain import gradcam, overlay
+    from detector.inference.explain import gradcam, gradient_model, overlay
 
     try:
-        return {"overlay_uri": _data_uri(overlay(pixels, gradcam(detector.model, pixels)))}
+        model, model_input = gradient_model(detector)
+        return {"overlay_uri": _data_uri(overlay(pixels, gradcam(model, model_input(pixels))))}
     except LabError as error:
         return {"gradcam_error": str(error)}
 

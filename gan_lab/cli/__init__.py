@@ -17,7 +17,7 @@ GROUPS = {
     "data": ("Make and inspect image folders", ("gan_lab.cli.data",)),
     "detector": (
         "Train, evaluate, run and explain detectors",
-        ("gan_lab.cli.detector_train", "gan_lab.cli.detector_eval"),
+        ("gan_lab.cli.detector_train", "gan_lab.cli.detector_eval", "gan_lab.cli.detector_io"),
     ),
     "gan": ("Train a DCGAN and sample from it", ("gan_lab.cli.gan",)),
 }

@@ -319,6 +319,10 @@ def copy_detector_weights(discriminator: keras.Model, detector_run: str | os.Pat
     from detector.inference.predict import load_detector
 
     detector = load_detector(detector_run)
+    if detector.imported:
+        raise LabError(
+            f"{detector.run_dir} was imported from outside the lab: a discriminator starts from a lab detector's Keras layers"
+        )
     source = detector.model
     size = int(discriminator.input_shape[1])
     if detector.size != size:

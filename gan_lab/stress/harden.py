@@ -149,6 +149,10 @@ def harden_detector(
         raise ValueError(f"epochs must name at least one GAN epoch. Received: epochs={epochs!r}")
     keras.utils.set_random_seed(seed)
     detector = load_detector(detector_dir)
+    if detector.imported:
+        raise LabError(
+            f"{detector.run_dir} was imported from outside the lab: hardening fine-tunes a Keras model of the lab's"
+        )
     index = run_index(detector.config, Path(detector.run_dir) / "config.json")
     train = index.splits.get("train")
     if train is None or not len(train.paths):

@@ -202,11 +202,11 @@ class StressInputs:
 
     def context(self) -> dict:
         """What was resolved besides the options: threshold, feature layer, reals, data, streams, leakage, columns."""
-        feature_layer = self.detector.feature_layer()
+        feature_layer = self.detector.feature_layer()  # None: an imported detector, its features out of reach
         return {
             "detector_threshold": self.detector.threshold,
-            "feature_layer": feature_layer.name,
-            "feature_width": int(np.prod(feature_layer.output.shape[1:])),
+            "feature_layer": None if feature_layer is None else feature_layer.name,
+            "feature_width": None if feature_layer is None else int(np.prod(feature_layer.output.shape[1:])),
             "n_real_test": int(len(self.real)),
             "data": os.fspath(self.index.root),
             "layout": self.index.layout,
@@ -220,6 +220,8 @@ def resolve_inputs(config: StressConfig) -> StressInputs:
     """The detectors, the GAN runs' chosen epochs, the reals and the fake sources, or a LabError saying what is wrong."""
     _validate(config)
     detectors = _load_detectors(config)
+    if config.harden and detectors[0].imported:
+        raise LabError(f"--harden fine-tunes a lab-trained detector; {detectors[0].run_dir} was imported")
     gans = _gan_runs(config)
     _check_sizes(gans[0].path, detectors[0])
     epochs = tuple(select_epochs(config.epochs, list(gans[0].checkpoints)))
@@ -277,6 +279,11 @@ def _harden_epochs(config: StressConfig, epochs: tuple[int, ...], gan: GanRun) -
 
 
 def _detector_index(detector: Detector) -> DatasetIndex:
+    if detector.imported and not detector.config.get("data"):
+        raise LabError(
+            f"{detector.run_dir} was imported without --calibrate: it names no real/fake folder for the real "
+            "comparison images; import it again with --calibrate DATA_DIR"
+        )
     return run_index(detector.config, Path(detector.run_dir) / "config.json")
 
 

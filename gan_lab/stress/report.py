@@ -344,13 +344,24 @@ def _measures_note(config, context: dict) -> list[str]:
         "",
         f"Faces found: {quality.get('faces', '')}.",
         "",
+        _detector_features_note(context),
+    ]
+
+
+def _detector_features_note(context: dict) -> str:
+    if context.get("feature_layer") is None:
+        return (
+            "KID (as the detector sees them) and diversity: not available, the detector was imported and the lab "
+            "cannot reach its layers. Per-image scores: `scores/epoch-NNNN.csv`."
+        )
+    return (
         f"KID (as the detector sees them): unbiased, cubic polynomial kernel (Binkowski et al., 2018), {KID_SUBSETS} "
         f"subsets of up to {KID_MAX_SUBSET_SIZE}, in the detector's penultimate-layer features (layer "
         f"`{context['feature_layer']}`, {context['feature_width']} values, each standardised by the real test images' "
         "mean and standard deviation): it falls when the fakes get better and also when the detector stops seeing "
         "what tells them apart. Diversity: mean pairwise distance in the same features (the real images' own on the "
-        "first line). Per-image scores: `scores/epoch-NNNN.csv`.",
-    ]
+        "first line). Per-image scores: `scores/epoch-NNNN.csv`."
+    )
 
 
 def _samples_section(run_dir: Path, samples: list[Path]) -> list[str]:

@@ -36,8 +36,9 @@ GALLERY_SIZE = 8
 
 def _fused_forward(generator, two_outputs, discriminator, latents):
     pixels = generator(latents, training=False)
-    outputs, features = two_outputs(pixels, training=False)
-    result = {"pixels": pixels, "outputs": outputs, "features": features}
+    result = {"pixels": pixels}
+    if two_outputs is not None:
+        result["outputs"], result["features"] = two_outputs(pixels, training=False)
     if discriminator is not None:
         result["discriminator"] = discriminator(pixels, training=False)
     return result
@@ -50,16 +51,19 @@ def build_fused_scorer(
 
     Returns a callable taking float32 latents (B, latent_dim) and returning a dict of
     tensors: pixels, outputs (raw detector head), features, and discriminator (raw logit).
+    detector_model None (an imported detector, outside Keras): pixels and discriminator only.
     jit: compile it with XLA. strategy: a tf.distribute strategy (its models made in its scope)
     whose replicas each take a share of every batch, in order.
     """
     import keras
     import tensorflow as tf
 
-    feature_layer = feature_layer or detector_model.layers[-2]
-    two_outputs = keras.Model(
-        detector_model.inputs, [detector_model.outputs[0], feature_layer.output], name="detector_and_features"
-    )
+    two_outputs = None
+    if detector_model is not None:
+        feature_layer = feature_layer or detector_model.layers[-2]
+        two_outputs = keras.Model(
+            detector_model.inputs, [detector_model.outputs[0], feature_layer.output], name="detector_and_features"
+        )
     latent_dim = int(generator.input_shape[-1])
     signature = [tf.TensorSpec((None, latent_dim), tf.float32)]
     # A partial, not a closure per call: each scorer keeps its own trace.
@@ -89,28 +93,33 @@ def _on_replicas(step, strategy, latents: np.ndarray) -> dict:
 class GeneratedEpoch:
     pixels: np.ndarray
     p_fake: np.ndarray
-    features: np.ndarray
+    features: np.ndarray | None  # None for an imported detector
     discriminator_p_fake: np.ndarray | None
     latents: np.ndarray
 
 
-def generate_and_score(scorer, latents: np.ndarray, head: str, batch_size: int = 256, progress=None) -> GeneratedEpoch:
-    """Run the fused scorer over `latents` in batches; `progress` (a progress bar) is advanced per image."""
+def generate_and_score(scorer, latents: np.ndarray, head: str, batch_size: int = 256, progress=None, detector=None):
+    """Run the fused scorer over `latents` in batches; `progress` (a progress bar) is advanced per image.
+
+    detector: an imported detector, scoring each batch's pixels after the fused pass (which then has no outputs).
+    """
     from detector.models.zoo import outputs_to_p_fake
 
     parts: dict[str, list[np.ndarray]] = {"pixels": [], "outputs": [], "features": [], "discriminator": []}
     for start in range(0, len(latents), batch_size):
-        result = scorer(latents[start : start + batch_size])
+        result = {key: np.asarray(value) for key, value in scorer(latents[start : start + batch_size]).items()}
+        if detector is not None:
+            result["outputs"] = detector.predict_batch(np.clip(result["pixels"], 0.0, 1.0).astype(np.float32))
         for key, value in result.items():
-            parts[key].append(np.asarray(value))
+            parts[key].append(value)
         if progress is not None:
             progress.update(min(batch_size, len(latents) - start))
     outputs = np.concatenate(parts["outputs"])
-    features = np.concatenate(parts["features"])
+    features = np.concatenate(parts["features"]) if parts["features"] else None
     return GeneratedEpoch(
         pixels=np.clip(np.concatenate(parts["pixels"]), 0.0, 1.0).astype(np.float32),
         p_fake=outputs_to_p_fake(outputs, head),
-        features=features.reshape(len(features), -1),
+        features=None if features is None else features.reshape(len(features), -1),
         discriminator_p_fake=outputs_to_p_fake(np.concatenate(parts["discriminator"]), "logit")
         if parts["discriminator"]
         else None,
@@ -186,7 +195,7 @@ class _Reference:
 
     pixels: np.ndarray
     p_fake: np.ndarray
-    features: np.ndarray
+    features: np.ndarray | None
     inception: np.ndarray | None = None
 
 
@@ -255,7 +264,8 @@ def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig
             scorer = build_fused_scorer(
                 generator, detector.model, detector.feature_layer(), discriminator_model, config.jit, scaling.strategy
             )
-            generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar)
+            outside = detector if detector.imported else None
+            generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar, outside)
             real_logits = in_batches(
                 compiled_forward(discriminator_model, detector.size), inputs.real, config.batch_size
             )
@@ -285,7 +295,9 @@ def _reals_row(detector, label: str, inputs: StressInputs, probe) -> dict:
     from gan_lab.metrics.intervals import rate_with_interval
 
     row = {"kind": "real", "detector": label, "n_real": len(inputs.real)}
-    row["diversity"] = float(mean_pairwise_distance(detector.features(inputs.real)))
+    features = detector.features(inputs.real)
+    if features is not None:  # an imported detector's features are out of reach
+        row["diversity"] = float(mean_pairwise_distance(features))
     faces = probe.faces_found(inputs.real) if probe is not None else None
     if faces is not None:
         row.update({**rate_with_interval("faces_found", faces), "n_faces": len(faces)})
