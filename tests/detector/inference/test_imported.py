@@ -241,24 +241,38 @@ def test_every_scoring_path_takes_an_imported_run(imported_runs, outside_models,
     assert metrics["n_test"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
 
 
-def test_a_stress_run_scores_imported_detectors(imported_runs, gan_run, tmp_path):
+def test_a_stress_run_scores_imported_detectors(imported_runs, outside_models, synth_root, gan_run, tmp_path):
     from gan_lab.stress.inputs import StressConfig
     from gan_lab.stress.run import run_stress
 
+    savedmodel = import_detector(
+        ImportConfig(
+            model=str(outside_models / "softmax_savedmodel"),
+            size=SIZE,
+            normalize="symmetric",
+            output="softmax",
+            fake_index=0,
+            calibrate=str(synth_root),
+        ),
+        runs_dir=tmp_path / "imports",
+    )
     config = StressConfig(
         detector=str(imported_runs["onnx"]),
+        detectors=(str(savedmodel),),
         gan=str(gan_run),
         n=16,
         batch_size=16,
-        sweeps=False,
         inception=False,
         faces=False,
         bootstrap=50,
     )
     stress = run_stress(config, runs_dir=tmp_path, progress=False)
-    rows = [row for row in read_json(stress / "results.json") if row["kind"] == "epoch"]
+    results = read_json(stress / "results.json")
+    rows = [row for row in results if row["kind"] == "epoch"]
     assert len(rows) == 2 and all(0.0 <= row["detection_rate"] <= 1.0 for row in rows)
     assert rows[0]["kid_detector"] is None
+    assert any(row["kind"] == "sweep" for row in results)
+    assert (stress / "matrix.csv").read_text().count(savedmodel.name) >= 1  # the SavedModel's row of the matrix
     assert "not available, the detector was imported" in (stress / "report.md").read_text()
     with pytest.raises(LabError, match="imported without --calibrate"):
         run_stress(StressConfig(detector=str(imported_runs["savedmodel"]), gan=str(gan_run)), runs_dir=tmp_path)
