@@ -20,7 +20,7 @@ from detector.base.errors import LabError
 FACE_FINDERS = ("haar", "mtcnn")
 # For one photo (the web page and its API) speed hardly matters: the finder that misses least.
 PHOTO_FACE_FINDER = "mtcnn"
-# For video: see the README (benchmarks/bench_faces.py measures both on a moving face).
+# For video too: benchmarks/bench_faces.py measures how often each finder finds a moving face, and how fast.
 VIDEO_FACE_FINDER = "mtcnn"
 # Around the face box, this share of its side on each side: the hair, chin and ears, as face data sets crop.
 DEFAULT_MARGIN = 0.25

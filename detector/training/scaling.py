@@ -116,7 +116,7 @@ def _cluster() -> dict:
         raise LabError(
             "strategy 'multiworker' needs the cluster in the TF_CONFIG environment variable, e.g. "
             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}} '
-            "(see the README's Scaling out)"
+            "(see docs/scaling.md)"
         )
     try:
         tf_config = json.loads(raw)

@@ -20,7 +20,7 @@ from detector.training import lifecycle
 from detector.training.scaling import Precision, ScalingOptions, resolve_precision, run_scaling
 
 # What each preset trains. "default" takes about 15 minutes on 2 CPU cores with bfloat16 arithmetic
-# (22 in float32 on the same cores; see the README); "full" is the published setting (128 px, the
+# (22 in float32 on the same cores; see docs/performance.md); "full" is the published setting (128 px, the
 # seed128 generator) for a GPU or a long night; "tiny" is for tests and for checking an install in a minute.
 PRESETS = {
     "tiny": dict(

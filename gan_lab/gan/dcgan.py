@@ -203,7 +203,7 @@ class RampDown(keras.optimizers.schedules.LearningRateSchedule):
 
     A common stabiliser for the end of a run: the weights settle instead of moving at full
     rate. `GanConfig.lr_rampdown` sets the fraction; it is off by default because on the
-    quickstart's 12 epochs it did not raise the last epochs' face-found rate (README).
+    quickstart's 12 epochs it did not raise the last epochs' face-found rate (docs/gan.md).
     """
 
     def __init__(self, rate: float, total_steps: int, fraction: float):
