@@ -2,8 +2,10 @@
 
     python benchmarks/bench_web.py [--run RUN_DIR] [--requests 200] [--clients 4]
 
-Serves the app as `gan-lab serve` makes it (MTCNN, default limits) with werkzeug's threaded
-server on 127.0.0.1, then: ordinary uploads (a 512x600 portrait JPEG) from `--clients` client
+First the lab's pages: a runs folder of 100 runs (25 copies of a `--preset tiny` quickstart's
+four), the index and a stress page requested one at a time (p50 and p95; goal: p95 under 200 ms).
+Then the upload page, served as `gan-lab serve` serves it (waitress, MTCNN, default limits) on
+127.0.0.1: ordinary uploads (a 512x600 portrait JPEG) from `--clients` client
 threads, with MTCNN and as whole photos (p50 and p95 latency, requests per second); and 8
 uploads at once of the worst image the server accepts (a 16-bit PNG of the most pixels the
 decode cap allows), with the server's peak RSS growth. Without --run, an untrained cnn3 at 64 px
@@ -18,6 +20,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -138,24 +141,68 @@ def _untrained_run(folder: str) -> Path:
     return run_dir
 
 
+def _lab_runs(folder: str, copies: int) -> Path:
+    """A runs folder of `copies` x 4 runs: a `--preset tiny` quickstart's detector, GAN, stress and quickstart runs."""
+    from detector.base.runs import list_runs
+    from gan_lab.apps.quickstart import QuickstartConfig, run_quickstart
+
+    made = Path(folder) / "made"
+    run_quickstart(QuickstartConfig(preset="tiny"), runs_dir=made, progress=False)
+    runs = Path(folder) / "lab-runs"
+    runs.mkdir()
+    number = 0
+    for _ in range(copies):
+        for path in list_runs(made):
+            number += 1
+            shutil.copytree(path, runs / f"{number:05d}-{path.name.split('-', 1)[1]}")
+    return runs
+
+
+def _lab_pages(base: str, runs: Path, requests: int) -> None:
+    """p50 and p95 of the index and of a stress page, one request at a time."""
+    from detector.base.runs import list_runs
+
+    stress = list_runs(runs, "stress")[-1].name
+    print(f"the lab over {len(list_runs(runs))} runs")
+    print(f"{'page':<12} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, path in (("index", "/lab/"), ("stress page", f"/lab/runs/{stress}/")):
+        times = []
+        for _ in range(requests):
+            start = time.perf_counter()
+            with urllib.request.urlopen(base + path, timeout=60) as response:
+                response.read()
+            times.append(time.perf_counter() - start)
+        times.sort()
+        p50, p95 = times[len(times) // 2], times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+        print(f"{name:<12} {requests:>8} {1000 * p50:>8.1f} {1000 * p95:>8.1f}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="detector run directory (default: an untrained cnn3 at 64 px)")
     parser.add_argument("--requests", type=int, default=200, help="ordinary uploads per face-finding choice")
     parser.add_argument("--clients", type=int, default=4, help="client threads sending them (default: 4)")
+    parser.add_argument("--lab-copies", type=int, default=25, help="copies of a tiny quickstart's 4 runs for the lab")
+    parser.add_argument("--lab-requests", type=int, default=100, help="requests per lab page (default: 100)")
     args = parser.parse_args(argv)
 
-    from werkzeug.serving import make_server
+    from gan_lab.apps.web import MAX_CONCURRENT, MAX_DECODE_MB, create_app, production_server
 
-    from gan_lab.apps.web import MAX_CONCURRENT, MAX_DECODE_MB, create_app
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("waitress").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as folder:
+        lab = production_server(create_app(None, runs_dir=_lab_runs(folder, args.lab_copies)), "127.0.0.1", 0)
+        lab_thread = threading.Thread(target=lab.run, daemon=True)
+        lab_thread.start()
+        try:
+            _lab_pages(f"http://127.0.0.1:{lab.effective_port}", Path(folder) / "lab-runs", args.lab_requests)
+        finally:
+            lab.close()
+            lab_thread.join(timeout=30)
         run_dir = Path(args.run) if args.run else _untrained_run(folder)
-        http = make_server("127.0.0.1", 0, create_app(run_dir, runs_dir=run_dir.parent, faces="mtcnn"), threaded=True)
-        thread = threading.Thread(target=http.serve_forever, daemon=True)
+        http = production_server(create_app(run_dir, runs_dir=run_dir.parent, faces="mtcnn"), "127.0.0.1", 0)
+        thread = threading.Thread(target=http.run, daemon=True)
         thread.start()
-        url = f"http://127.0.0.1:{http.server_port}/api/predict"
+        url = f"http://127.0.0.1:{http.effective_port}/api/predict"
         try:
             for faces in ("mtcnn", "none"):  # warm up: the model, MTCNN and their compiled graphs
                 _post(url, _encode(_photo(), "JPEG"), "warm-up.jpg", faces)
@@ -167,9 +214,8 @@ def main(argv=None) -> None:
                 _ordinary(url, args.requests, args.clients, faces)
             _worst(url, MAX_DECODE_MB)
         finally:
-            http.shutdown()
+            http.close()
             thread.join(timeout=30)
-            http.server_close()
 
 
 if __name__ == "__main__":

@@ -59,3 +59,13 @@ def gan_run(synth_root, runs_dir):
         g_learning_rate=2e-4,
     )
     return train_gan(config, runs_dir=runs_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def lab_runs(tmp_path_factory):
+    """A runs folder with one run of each kind: a `--preset tiny` quickstart (detector, GAN, stress, quickstart)."""
+    from gan_lab.apps.quickstart import QuickstartConfig, run_quickstart
+
+    runs = tmp_path_factory.mktemp("lab-runs")
+    run_quickstart(QuickstartConfig(preset="tiny", seed=0), runs_dir=runs, progress=False)
+    return runs

@@ -145,6 +145,25 @@ def claim_run(run_dir: Path) -> None:
     _claims[-1][lock] = handle
 
 
+def is_being_trained(run_dir: Path) -> bool:
+    """Whether a running training holds `run_dir`'s lock (read-only: the run is not touched)."""
+    if fcntl is None:
+        return False
+    try:
+        handle = open(Path(run_dir) / LOCK_FILE)
+    except OSError:  # no lock file: never trained here, or a read-only copy
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # a file system without locks
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 def start_run_dir(kind: str, config, runs_dir, extra: dict) -> Path:
     """Create the run directory, claim it and write config.json: every option resolved, then `extra` facts."""
     run_dir = create_run_dir(kind, config.name, runs_dir)

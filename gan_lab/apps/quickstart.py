@@ -254,6 +254,7 @@ def run_quickstart(
     minutes = (time.monotonic() - started) / 60
     report = write_report(run_dir, config, detector_run, gan_run, stress_run, minutes)
     steps.say(f"done in {minutes:.1f} min. Report: {report}")
+    steps.say(f"See every run in a browser: gan-lab serve --runs-dir {runs_dir}, then open http://127.0.0.1:5000/lab")
     return run_dir
 
 

@@ -45,6 +45,7 @@ from detector.base.runs import list_runs, read_json, require_run_dir
 from detector.data.faces import DEFAULT_MARGIN, FACE_FINDERS, PHOTO_FACE_FINDER
 from detector.data.images import READ_FORMATS, decoded_bytes, open_rgb
 from detector.training.lifecycle import is_number
+from gan_lab.apps.lab import RUNS_DIR_KEY, lab
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
 UPLOAD_FIELD = "file"
@@ -85,10 +86,15 @@ class _InMemoryRequest(Flask.request_class):
 class DetectorRegistry:
     """The detector runs the page can use, loaded on first use and kept loaded."""
 
-    def __init__(self, run_dir: str | os.PathLike, runs_dir: str | os.PathLike, faces: str | None, margin: float):
-        self.initial = require_run_dir(run_dir, "detector").resolve()
+    def __init__(
+        self, run_dir: str | os.PathLike | None, runs_dir: str | os.PathLike, faces: str | None, margin: float
+    ):
         self.runs_dir = Path(runs_dir)
-        self.current = self.initial.name
+        if run_dir is None:  # the newest detector run under runs_dir, if there is one
+            newest = list_runs(self.runs_dir, "detector")[-1:]
+            run_dir = newest[0] if newest else None
+        self.initial = None if run_dir is None else require_run_dir(run_dir, "detector").resolve()
+        self.current = None if self.initial is None else self.initial.name
         self.faces = faces
         self.margin = margin
         self._loaded: dict[Path, object] = {}
@@ -99,7 +105,8 @@ class DetectorRegistry:
     def runs(self) -> dict[str, Path]:
         """Run name -> run directory for every detector run under runs_dir, plus the initial one."""
         runs = {path.name: path.resolve() for path in list_runs(self.runs_dir, "detector")}
-        runs[self.initial.name] = self.initial
+        if self.initial is not None:
+            runs[self.initial.name] = self.initial
         return dict(sorted(runs.items()))
 
     def path(self, name: str) -> Path:
@@ -119,6 +126,8 @@ class DetectorRegistry:
         """The loaded detector for run `name` (the selected one by default). Call under `lock`."""
         from detector.inference.predict import load_detector
 
+        if (name or self.current) is None:
+            raise LabError(f"No detector run under {self.runs_dir} yet: train or import one (gan-lab detector ...)")
         path = self.path(name or self.current)
         if path not in self._loaded:
             self._loaded[path] = load_detector(path)
@@ -279,7 +288,7 @@ pages = Blueprint("web", __name__)
 
 
 def create_app(
-    run_dir: str | os.PathLike,
+    run_dir: str | os.PathLike | None,
     runs_dir: str | os.PathLike = "runs",
     max_upload_mb: float = 10,
     faces: str | None = None,
@@ -288,7 +297,8 @@ def create_app(
     max_concurrent: int = MAX_CONCURRENT,
     slot_wait_seconds: float = SLOT_WAIT_SECONDS,
 ) -> Flask:
-    """The web page's Flask app, classifying with `run_dir` until the user picks another run.
+    """The lab's Flask app: the upload page classifying with `run_dir` until the user picks another run
+    (None: the newest detector run under runs_dir), and the lab's pages of every run (`gan_lab.apps.lab`).
 
     faces: how the face in a photo is found unless a request says otherwise (its form field
     "faces": "mtcnn", "haar" or "none"): "mtcnn", "haar", or None for whole photos. `serve`
@@ -317,7 +327,10 @@ def create_app(
     app.extensions[REGISTRY_KEY] = registry
     app.extensions[WORKERS_KEY] = UploadWorkers(max_concurrent, slot_wait_seconds)
     app.jinja_env.filters["number"] = _format_number
+    app.config[RUNS_DIR_KEY] = os.fspath(runs_dir)
+    app.context_processor(page_context)  # every page's template, the lab's too
     app.register_blueprint(pages)
+    app.register_blueprint(lab)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
     return app
@@ -327,14 +340,20 @@ def _registry() -> DetectorRegistry:
     return current_app.extensions[REGISTRY_KEY]
 
 
-def _page(template: str, status: int = 200, **context):
+def page_context() -> dict:
+    """What every page's template reads: the run in use, the upload limits, the face finders."""
     registry = _registry()
-    context.setdefault("current_run", registry.current)
-    context.setdefault("max_upload_mb", current_app.config[MAX_UPLOAD_KEY])
-    context.setdefault("max_decode_mb", current_app.config[MAX_DECODE_KEY])
-    context.setdefault("read_formats", READ_FORMATS)
-    context.setdefault("face_finders", FACE_FINDERS)
-    context.setdefault("faces", registry.faces or "none")
+    return {
+        "current_run": registry.current or "none yet",
+        "max_upload_mb": current_app.config[MAX_UPLOAD_KEY],
+        "max_decode_mb": current_app.config[MAX_DECODE_KEY],
+        "read_formats": READ_FORMATS,
+        "face_finders": FACE_FINDERS,
+        "faces": registry.faces or "none",
+    }
+
+
+def _page(template: str, status: int = 200, **context):
     return render_template(template, **context), status
 
 
@@ -514,7 +533,7 @@ def _http_error(error: HTTPException):
 
 
 def serve(
-    run_dir: str | os.PathLike,
+    run_dir: str | os.PathLike | None,
     host: str = "127.0.0.1",
     port: int = 5000,
     runs_dir: str | os.PathLike = "runs",
@@ -523,8 +542,12 @@ def serve(
     face_margin: float = DEFAULT_MARGIN,
     max_decode_mb: float = MAX_DECODE_MB,
     max_concurrent: int = MAX_CONCURRENT,
+    debug: bool = False,
 ) -> None:
-    """Load the detector and the face finder, then serve the page until interrupted."""
+    """Load the detector and the face finder, then serve the lab until interrupted.
+
+    Waitress serves it (a production WSGI server, pure Python); debug: Flask's development server.
+    """
     from detector.inference.predict import SYNTHFACES_WARNING
 
     limit_allocator_arenas()
@@ -538,10 +561,28 @@ def serve(
         max_concurrent=max_concurrent,
     )
     registry = app.extensions[REGISTRY_KEY]
-    with registry.lock:
-        detector = registry.get()  # a broken run fails here, before the server starts
-        registry.finder(faces)
-    if detector.trained_on_synthfaces:
-        print(SYNTHFACES_WARNING)
-    print(f"Serving {registry.current} on http://{host}:{port}/ (Ctrl-C stops)")
-    app.run(host=host, port=port, threaded=True)
+    if registry.current is not None:
+        with registry.lock:
+            detector = registry.get()  # a broken run fails here, before the server starts
+            registry.finder(faces)
+        if detector.trained_on_synthfaces:
+            print(SYNTHFACES_WARNING)
+    print(
+        f"Serving the lab of {runs_dir} on http://{host}:{port}/lab and the upload page on http://{host}:{port}/ "
+        f"(detector: {registry.current or 'none yet'}; Ctrl-C stops)",
+        flush=True,
+    )
+    if debug:
+        app.run(host=host, port=port, threaded=True, debug=True, use_reloader=False)
+        return
+    production_server(app, host, port, max_concurrent).run()
+
+
+def production_server(app: Flask, host: str, port: int, max_concurrent: int = MAX_CONCURRENT):
+    """A waitress server for `app` (port 0: a free one, in `.effective_port`); `.run()` serves until closed.
+
+    Classification stays bounded by the app's own slots (max_concurrent); the extra threads serve pages.
+    """
+    import waitress
+
+    return waitress.create_server(app, host=host, port=port, threads=max_concurrent + 4, ident="gan-lab")

@@ -1,4 +1,4 @@
-"""`gan-lab serve RUN_DIR`: the upload page that classifies a face and shows its Grad-CAM."""
+"""`gan-lab serve [RUN_DIR]`: the lab in a browser (every run's pages) and the upload page that classifies a face."""
 
 from __future__ import annotations
 
@@ -28,14 +28,22 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "serve",
-        help="Serve a web page that classifies uploaded faces",
+        help="Serve the lab's runs in a browser, and a page that classifies uploaded faces",
         description=(
-            "Serve a page where you upload a photo and get Real or Fake, P(fake) and a Grad-CAM "
+            "Serve the lab in a browser: /lab lists every run under --runs-dir (detector, GAN, stress, quickstart) "
+            "with its status and headline figure, each with a page of its pictures and report, and compares two. "
+            "And a page where you upload a photo and get Real or Fake, P(fake) and a Grad-CAM "
             "overlay for the face found in it (or the whole photo when none is); a second page lists every detector run under --runs-dir with its test metrics "
             "and lets you pick the one that classifies. Also answers POST /api/predict (field 'file') with JSON."
         ),
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="detector run directory to classify with")
+    parser.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        nargs="?",
+        default=None,
+        help="detector run directory to classify with (default: the newest under --runs-dir)",
+    )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
     )
@@ -58,6 +66,7 @@ def register(subparsers) -> None:
         f"503 'busy' (default: {MAX_CONCURRENT})",
     )
     add_faces(parser, default=PHOTO_FACE_FINDER)
+    parser.add_argument("--debug", action="store_true", help="Flask's development server instead of waitress")
     parser.set_defaults(handler=run)
 
 
@@ -74,5 +83,6 @@ def run(args: argparse.Namespace) -> int:
         face_margin=args.face_margin,
         max_decode_mb=args.max_decode_mb,
         max_concurrent=args.max_concurrent,
+        debug=args.debug,
     )
     return 0

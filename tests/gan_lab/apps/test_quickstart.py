@@ -33,6 +33,7 @@ def test_tiny_quickstart_writes_every_promised_output(tmp_path, capsys):
     out = capsys.readouterr().out
     [run] = list_runs(runs, "quickstart")
     assert f"Report: {run / 'report.md'}" in out
+    assert f"gan-lab serve --runs-dir {runs}, then open http://127.0.0.1:5000/lab" in out
     state = json.loads((run / "state.json").read_text())
     detector_run, gan_run, stress_run = (runs / state[key].split("/")[-1] for key in ("detector", "gan", "stress"))
     assert (detector_run / "model.keras").is_file() and (detector_run / "metrics.json").is_file()

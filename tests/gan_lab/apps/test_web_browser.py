@@ -127,3 +127,40 @@ def test_pick_another_run_in_the_browser(browser, server):
         browser, 30, expected_conditions.text_to_be_present_in_element((By.ID, "current-run"), "00002-detector-second")
     )
     assert browser.current_url.rstrip("/") == server
+
+
+@pytest.fixture(scope="module")
+def lab_server(lab_runs):
+    from gan_lab.apps.web import production_server
+
+    server = production_server(create_app(None, runs_dir=lab_runs), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    thread.join(timeout=10)
+
+
+def _every_image_rendered(browser) -> list[str]:
+    """The sources of the page's images the browser could not decode (empty: all rendered)."""
+    return browser.execute_script(
+        "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
+
+
+def test_the_lab_index_a_gan_page_and_a_stress_page_render_their_pictures(browser, lab_server, lab_runs):
+    from selenium.webdriver.common.by import By
+
+    from detector.base.runs import list_runs
+
+    browser.get(lab_server + "/lab/")
+    names = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "table.runs a code")]
+    assert sorted(names) == sorted(path.name for path in list_runs(lab_runs))
+    for kind in ("gan", "stress"):
+        [run] = list_runs(lab_runs, kind)
+        browser.find_element(By.LINK_TEXT, run.name).click()
+        _after_navigation(browser, 60, lambda driver: driver.find_elements(By.CSS_SELECTOR, "h1 code"))
+        assert browser.find_element(By.CSS_SELECTOR, "h1 code").text == run.name
+        assert browser.find_elements(By.TAG_NAME, "img")
+        _after_navigation(browser, 30, lambda driver: not _every_image_rendered(driver))
+        browser.back()
