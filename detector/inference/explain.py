@@ -60,6 +60,32 @@ def _target_index(layers: list) -> int:
     raise LabError("The model has no convolutional layer to explain")
 
 
+def _feature_map_and_outputs(model, x, tape):
+    """(the last conv feature map, the model's outputs) for `x`, the map watched by `tape`.
+
+    A chain of layers (nested backbones included) is run layer by layer; a branching graph (a
+    residual network, NPR's input minus its resampled copy) through a two-output view of itself.
+    """
+    try:
+        layers = _chain(model)
+    except LabError:
+        convs = [layer for layer in model.layers if _is_conv(layer) and len(layer.output.shape) == 4]
+        if not convs:
+            raise LabError("The model has no convolutional layer to explain") from None
+        view = _keras().Model(model.inputs[0], [convs[-1].output, model.outputs[0]])
+        feature_map, outputs = view(x, training=False)
+        return feature_map, outputs
+    split = _target_index(layers)
+    for layer in layers[:split]:
+        x = layer(x, training=False)
+    feature_map = layers[split](x, training=False)
+    tape.watch(feature_map)
+    y = feature_map
+    for layer in layers[split + 1 :]:
+        y = layer(y, training=False)
+    return feature_map, y
+
+
 def _as_batch(pixels) -> np.ndarray:
     pixels = np.asarray(pixels)
     if pixels.dtype == np.uint8:
@@ -115,19 +141,11 @@ def gradcam(model, pixels, target: str = "fake") -> np.ndarray:
     if target not in GRADCAM_TARGETS:
         raise ValueError(f"target must be one of {GRADCAM_TARGETS}. Received: target={target!r}")
     batch = _as_batch(pixels)
-    layers = _chain(model)
-    split = _target_index(layers)
     head = model_head(model)
     x = tf.convert_to_tensor(batch)
-    for layer in layers[:split]:
-        x = layer(x, training=False)
     with tf.GradientTape() as tape:
-        feature_map = layers[split](x, training=False)
-        tape.watch(feature_map)
-        y = feature_map
-        for layer in layers[split + 1 :]:
-            y = layer(y, training=False)
-        score = _fake_logit(y, head)
+        feature_map, outputs = _feature_map_and_outputs(model, x, tape)
+        score = _fake_logit(outputs, head)
         if target == "real":
             score = -score
     gradients = tape.gradient(score, feature_map)
@@ -151,7 +169,17 @@ def activation_maps(model, pixels) -> dict[str, np.ndarray]:
     batch = _as_batch(pixels)
     maps: dict[str, np.ndarray] = {}
     x = tf.convert_to_tensor(batch)
-    for layer in _chain(model):
+    try:
+        chain = _chain(model)
+    except LabError:  # a branching graph: every top-level conv layer's output through one view of the model
+        convs = [layer for layer in model.layers if _is_conv(layer)]
+        if not convs:
+            raise LabError(f"Model {model.name!r} has no convolutional layers to show") from None
+        outputs = keras.Model(model.inputs[0], [layer.output for layer in convs])(x, training=False)
+        return {
+            layer.name: _normalise(np.mean(np.asarray(output)[0], axis=-1)) for layer, output in zip(convs, outputs)
+        }
+    for layer in chain:
         if _is_nested(layer):
             convs = [inner for inner in layer.layers if _is_conv(inner)]
             if convs:

@@ -16,76 +16,14 @@ import keras
 import numpy as np
 from keras import layers
 
-from detector import HEADS
 from detector.base.errors import LabError
-
-
-def _replicas() -> int:
-    """Replicas of the tf.distribute strategy whose scope the model is built in (1 outside any)."""
-    import tensorflow as tf
-
-    return int(tf.distribute.get_strategy().num_replicas_in_sync)
-
-
-def batch_norm_layer(name: str):
-    """BatchNormalization; built under a strategy of several replicas, with the global batch's statistics."""
-    return layers.BatchNormalization(name=name, synchronized=_replicas() > 1)
-
-
-@keras.saving.register_keras_serializable(package="detector")
-class ReplicaDropout(layers.Dropout):
-    """Keras' Dropout, but under a tf.distribute strategy each replica's mask is its rows of one
-    mask drawn for the global batch: replicas drop different units (with Keras' own layer each
-    replica would draw the same mask), exactly those one device would drop."""
-
-    def call(self, inputs, training=False):
-        import tensorflow as tf
-
-        context = tf.distribute.get_replica_context()
-        replicas = 1 if context is None else context.num_replicas_in_sync
-        if not training or not self.rate or replicas == 1 or self.noise_shape is not None:
-            return super().call(inputs, training=training)
-        batch, rest = keras.ops.shape(inputs)[0], tuple(inputs.shape[1:])
-        mask = keras.random.dropout(
-            keras.ops.ones((batch * replicas, *rest), dtype=inputs.dtype), self.rate, seed=self.seed_generator
-        )
-        mask = tf.gather(keras.ops.reshape(mask, (replicas, batch, *rest)), context.replica_id_in_sync_group)
-        return inputs * mask
-
-
-def dropout_layer(rate: float, name: str):
-    """Keras' Dropout; built under a strategy of several replicas, `ReplicaDropout`.
-
-    A model built on one device then saves with Keras' own layers only, so its model.keras
-    loads with `keras.models.load_model` and nothing of the lab's imported.
-    """
-    return ReplicaDropout(rate, name=name) if _replicas() > 1 else layers.Dropout(rate, name=name)
-
-
-def _check_head(head: str) -> None:
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
-
-
-def _head(x, head: str):
-    _check_head(head)
-    # float32 under a mixed-precision policy too: P(fake), its logit and the loss stay exact.
-    if head == "probability":
-        return layers.Dense(1, activation="sigmoid", name="p_fake", dtype="float32")(x)
-    if head == "logit":
-        return layers.Dense(1, name="fake_logit", dtype="float32")(x)
-    return layers.Dense(2, activation="softmax", name="softmax2", dtype="float32")(x)
-
-
-def _inputs(size: int):
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"size must be an integer of at least 16 pixels. Received: size={size!r}")
-    return keras.Input(shape=(size, size, 3), name="pixels")
+from detector.models.forensic import build_highpass, build_npr
+from detector.models.layers import batch_norm_layer, check_head, dropout_layer, image_input, output_head, replicas
 
 
 def build_cnn3(size: int = 64, head: str = "probability") -> keras.Model:
     """The 3-conv BatchNorm/Dropout CNN of the published detector (valid padding)."""
-    inputs = _inputs(size)
+    inputs = image_input(size)
     x = inputs
     for index, (filters, kernel, dropout) in enumerate([(64, 3, 0.0), (128, 5, 0.2), (64, 3, 0.3)]):
         x = layers.Conv2D(filters, kernel, activation="relu", name=f"conv{index + 1}")(x)
@@ -97,12 +35,12 @@ def build_cnn3(size: int = 64, head: str = "probability") -> keras.Model:
     x = layers.Dense(128, activation="relu", name="dense")(x)
     x = batch_norm_layer("bn_dense")(x)
     x = dropout_layer(0.2, name="dropout_dense")(x)
-    return keras.Model(inputs, _head(x, head), name="cnn3")
+    return keras.Model(inputs, output_head(x, head), name="cnn3")
 
 
 def build_alexnet(size: int = 128, head: str = "probability") -> keras.Model:
     """The AlexNet-inspired 18-layer CNN of earlier work, meant for inputs of 128 px and up."""
-    inputs = _inputs(size)
+    inputs = image_input(size)
     x = layers.Conv2D(16, 2, padding="same", activation="relu", name="conv1")(inputs)
     x = layers.Conv2D(32, 10, padding="same", activation="relu", name="conv2")(x)
     x = layers.MaxPooling2D(2, strides=2, name="pool1")(x)
@@ -116,12 +54,12 @@ def build_alexnet(size: int = 128, head: str = "probability") -> keras.Model:
     x = dropout_layer(0.5, name="dropout1")(x)
     x = layers.Dense(512, activation="relu", name="dense2")(x)
     x = dropout_layer(0.5, name="dropout2")(x)
-    return keras.Model(inputs, _head(x, head), name="alexnet")
+    return keras.Model(inputs, output_head(x, head), name="alexnet")
 
 
 def build_small_cnn(size: int = 64, head: str = "probability", dense_units: int = 256) -> keras.Model:
     """Three 3x3 conv blocks (32, 64, 128 filters), each max-pooled, then one dense layer."""
-    inputs = _inputs(size)
+    inputs = image_input(size)
     x = inputs
     for index, filters in enumerate((32, 64, 128)):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{index + 1}")(x)
@@ -129,7 +67,7 @@ def build_small_cnn(size: int = 64, head: str = "probability", dense_units: int 
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = dropout_layer(0.5, name="dropout")(x)
-    return keras.Model(inputs, _head(x, head), name="small_cnn")
+    return keras.Model(inputs, output_head(x, head), name="small_cnn")
 
 
 @keras.saving.register_keras_serializable(package="detector")
@@ -245,7 +183,7 @@ def build_transfer(
         weights_file = Path(weights)
         if not weights_file.is_file():
             raise LabError(f"Weights file not found: {weights_file}")
-    inputs = _inputs(size)
+    inputs = image_input(size)
     x = ImageNetPreprocessing(mode, name="preprocess")(inputs)
     if weights == "imagenet":
         base = _imagenet_backbone(application, backbone, size)
@@ -255,7 +193,7 @@ def build_transfer(
         base.load_weights(weights_file)
     for layer in base.layers:  # unfrozen ones see the global batch under a strategy of several replicas
         if isinstance(layer, layers.BatchNormalization):
-            layer.synchronized = _replicas() > 1
+            layer.synchronized = replicas() > 1
     base.trainable = trainable_layers > 0
     if trainable_layers > 0:
         for layer in base.layers[:-trainable_layers]:
@@ -265,7 +203,7 @@ def build_transfer(
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = dropout_layer(0.5, name="dropout")(x)
-    return keras.Model(inputs, _head(x, head), name=backbone)
+    return keras.Model(inputs, output_head(x, head), name=backbone)
 
 
 def _transfer_builder(backbone: str) -> Callable[..., keras.Model]:
@@ -281,6 +219,8 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "cnn3": build_cnn3,
     "alexnet": build_alexnet,
     "small_cnn": build_small_cnn,
+    "npr": build_npr,
+    "highpass": build_highpass,
     **{name: _transfer_builder(name) for name in _BACKBONES},
 }
 TRANSFER_MODELS = tuple(_BACKBONES)
@@ -290,7 +230,7 @@ def build_model(name: str = "cnn3", size: int = 64, head: str = "probability", *
     """Build the registered architecture `name` for square inputs of `size` pixels."""
     if name not in MODELS:
         raise ValueError(f"Unknown model. Expected one of {sorted(MODELS)}. Received: name={name!r}")
-    _check_head(head)
+    check_head(head)
     return MODELS[name](size=size, head=head, **options)
 
 
@@ -308,7 +248,7 @@ def model_head(model: keras.Model) -> str:
 
 def outputs_to_p_fake(outputs, head: str) -> np.ndarray:
     """Turn a model's raw outputs for a batch into a 1-D array of P(fake)."""
-    _check_head(head)
+    check_head(head)
     outputs = np.asarray(outputs, dtype=np.float64)
     if head == "softmax2":
         return outputs[:, 1]

@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from detector.base.errors import LabError
-from detector.models.zoo import batch_norm_layer
+from detector.models.layers import batch_norm_layer
 
 # The generator of the published 128 px experiment: 1,520,643 parameters.
 GENERATOR_PRESETS = {
