@@ -34,7 +34,7 @@ def _screenshot(browser, url: str, path: Path) -> None:
     browser.set_window_size(1200, 800)
     browser.get(url)
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1200, min(int(height) + 40, 3000))
+    browser.set_window_size(1200, min(int(height) + 200, 3000))
     browser.save_screenshot(str(path))
     print(f"wrote {path}")
 
