@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
-BLUR_SIGMA_RANGE = (0.5, 1.5)
+from detector.data.recipes import BLUR_SIGMA_RANGE, JPEG_QUALITY_RANGE
+
 BLUR_KERNEL_SIZE = 7
-JPEG_QUALITY_RANGE = (30, 90)
 
 
 def _check_probability(name: str, value: float) -> float:
@@ -167,10 +169,13 @@ def build_augmentation(
     zoom: float = 0.1,
     blur_probability: float = 0.0,
     jpeg_probability: float = 0.0,
+    blur_sigma: tuple[float, float] = BLUR_SIGMA_RANGE,
+    jpeg_quality: tuple[int, int] = JPEG_QUALITY_RANGE,
 ) -> keras.Sequential:
     """Augmentation for training batches of float [0, 1] images; identity when called with training=False.
 
-    rotation is a fraction of a full turn; shift and zoom fractions of the image size.
+    rotation is a fraction of a full turn; shift and zoom fractions of the image size; blur_sigma
+    and jpeg_quality the ranges each image's blur and JPEG quality are drawn from.
     """
     for name, value in (("rotation", rotation), ("shift", shift), ("zoom", zoom)):
         if not 0.0 <= float(value) < 1.0:
@@ -188,9 +193,13 @@ def build_augmentation(
     if zoom:
         layers.append(keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed + 3, name="zoom"))
     if blur_probability:
-        layers.append(RandomPerImageGaussianBlur(blur_probability, seed=seed + 4, name="blur"))
+        # Three sigmas either side: a wider blur gets a wider kernel.
+        kernel_size = max(BLUR_KERNEL_SIZE, 2 * math.ceil(3 * float(blur_sigma[1])) + 1)
+        layers.append(
+            RandomPerImageGaussianBlur(blur_probability, tuple(blur_sigma), kernel_size, seed=seed + 4, name="blur")
+        )
     if jpeg_probability:
-        layers.append(RandomJpegQuality(jpeg_probability, seed=seed + 5, name="jpeg"))
+        layers.append(RandomJpegQuality(jpeg_probability, tuple(jpeg_quality), seed=seed + 5, name="jpeg"))
     if not layers:
         layers.append(keras.layers.Identity(name="identity"))
     return keras.Sequential(layers, name="augmentation")

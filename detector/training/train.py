@@ -19,6 +19,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -35,10 +36,13 @@ from detector.base.runs import (
     write_json,
 )
 from detector.data.images import FIT_MODES, FitMode
+from detector.data.recipes import BLUR_SIGMA_RANGE, JPEG_QUALITY_RANGE, RECIPES
 from detector.data.synthfaces import DIFFICULTIES, Difficulty
 from detector.training import lifecycle
 from detector.training.lifecycle import refuse
 from detector.training.scaling import RESUME_CHANGEABLE, Scaling, ScalingOptions, check_options, train_on_cluster
+
+Recipe = Literal["none", "robust"]
 
 
 @dataclasses.dataclass
@@ -67,6 +71,11 @@ class DetectorConfig(ScalingOptions):
     zoom: float = 0.1  # with augment: fraction of the image side
     blur_probability: float = 0.0  # Gaussian blur of a training image, with or without augment
     jpeg_probability: float = 0.0  # JPEG re-compression of a training image, with or without augment
+    blur_sigma: tuple[float, float] = BLUR_SIGMA_RANGE  # the range each blurred image's sigma is drawn from
+    jpeg_quality: tuple[int, int] = JPEG_QUALITY_RANGE  # the range each re-compressed image's quality is drawn from
+    # A named set of the options above: "robust" is CNNDetection's blur + JPEG at p = 0.5 (options
+    # given beside it win); "none" leaves them as they are.
+    recipe: Recipe = "none"
     weights: str | None = (
         "imagenet"  # transfer models: "imagenet" (from the Keras cache, downloaded once), a file, or None
     )
@@ -90,7 +99,20 @@ class DetectorConfig(ScalingOptions):
 # --------------------------------------------------------------------------- options
 
 
+def _check_ranges(config: DetectorConfig) -> None:
+    sigma, quality = tuple(config.blur_sigma), tuple(config.jpeg_quality)
+    if len(sigma) != 2 or not all(lifecycle.is_number(value) for value in sigma) or not 0 < sigma[0] <= sigma[1]:
+        refuse(config, "blur_sigma", "two numbers (low, high) with 0 < low <= high")
+    if (
+        len(quality) != 2
+        or not all(lifecycle.is_int(value) for value in quality)
+        or not 1 <= quality[0] <= quality[1] <= 100
+    ):
+        refuse(config, "jpeg_quality", "two whole numbers (low, high) with 1 <= low <= high <= 100")
+
+
 def _check_numbers(config: DetectorConfig) -> None:
+    _check_ranges(config)
     if not lifecycle.is_int(config.size) or config.size < 16:
         refuse(config, "size", "an integer of at least 16 pixels")
     lifecycle.require_positive(config, "epochs", "batch_size", "patience", "lr_patience")
@@ -137,6 +159,7 @@ def check_config(config: DetectorConfig) -> DetectorConfig:
     if isinstance(weights, str) and weights.lower() in ("", "none"):
         weights = None
     transfer = config.model in TRANSFER_MODELS
+    config = _with_recipe(config)
     return dataclasses.replace(
         config,
         data=os.fspath(config.data),
@@ -146,6 +169,18 @@ def check_config(config: DetectorConfig) -> DetectorConfig:
         weights=os.fspath(weights) if transfer and weights is not None else None,
         unfreeze=config.unfreeze if transfer else 0,
     )
+
+
+def _with_recipe(config: DetectorConfig) -> DetectorConfig:
+    """The recipe's option values, for each option still at its default (an option given beside it wins)."""
+    lifecycle.require_choice(config, "recipe", tuple(RECIPES))
+    defaults = DetectorConfig()
+    chosen = {
+        option: value
+        for option, value in RECIPES[config.recipe].items()
+        if getattr(config, option) == getattr(defaults, option)
+    }
+    return dataclasses.replace(config, **chosen)
 
 
 def loss_for_head(head: str):
@@ -256,6 +291,8 @@ def _datasets(config: DetectorConfig, index, shuffle_seed: int, scaling: Scaling
             zoom=config.zoom if config.augment else 0.0,
             blur_probability=config.blur_probability,
             jpeg_probability=config.jpeg_probability,
+            blur_sigma=config.blur_sigma,
+            jpeg_quality=config.jpeg_quality,
         )
     common = dict(size=config.size, batch_size=config.batch_size, crop=config.crop, cache=bool(config.cache))
     # Repeated, so every step gets a full batch and steps_per_epoch may differ from one pass.

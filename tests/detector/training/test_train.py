@@ -203,3 +203,27 @@ def test_cnn3_learns_medium_synthfaces_at_64_px(tmp_path):
     )
     assert metrics["n_test"] == 240
     assert metrics["accuracy"] > 0.90
+
+
+def test_the_robust_recipe_is_cnndetections_blur_and_jpeg_and_given_options_win():
+    from detector.base.errors import LabError
+    from detector.data.augment import build_augmentation
+    from detector.training.train import DetectorConfig, check_config
+
+    robust = check_config(DetectorConfig(recipe="robust"))
+    assert (robust.blur_probability, robust.jpeg_probability) == (0.5, 0.5)
+    assert robust.blur_sigma == (0.1, 3.0) and robust.jpeg_quality == (30, 100)
+    mine = check_config(DetectorConfig(recipe="robust", blur_probability=0.2, jpeg_quality=(50, 95)))
+    assert (mine.blur_probability, mine.jpeg_probability, mine.jpeg_quality) == (0.2, 0.5, (50, 95))
+    assert check_config(DetectorConfig()).blur_probability == 0.0
+    with pytest.raises(LabError, match="recipe"):
+        check_config(DetectorConfig(recipe="sturdy"))
+    with pytest.raises(LabError, match="blur_sigma must be two numbers"):
+        check_config(DetectorConfig(blur_sigma=(2.0, 1.0)))
+    with pytest.raises(LabError, match="jpeg_quality must be two whole numbers"):
+        check_config(DetectorConfig(jpeg_quality=(30, 101)))
+    augment = build_augmentation(
+        blur_probability=0.5, jpeg_probability=0.5, blur_sigma=(0.1, 3.0), jpeg_quality=(30, 100)
+    )
+    assert augment.get_layer("blur").kernel_size == 19  # three sigmas either side of the widest blur
+    assert augment.get_layer("blur").sigma_range == (0.1, 3.0)

@@ -24,6 +24,8 @@ COMMANDS = {
 # A value other than the default for the fields whose type alone does not say which.
 SPECIAL = {
     (DetectorConfig, "split"): ((0.7, 0.2, 0.1), ["0.7", "0.2", "0.1"]),
+    (DetectorConfig, "blur_sigma"): ((0.2, 2.5), ["0.2", "2.5"]),
+    (DetectorConfig, "jpeg_quality"): ((40, 95), ["40", "95"]),
     (GanConfig, "generator_filters"): ((128, 64, 32, 16), ["128", "64", "32", "16"]),
     (GanConfig, "augment"): (("color", "cutout"), ["color", "cutout"]),
     (StressConfig, "epochs"): ("1,3", ["1,3"]),
