@@ -100,6 +100,19 @@ def savedmodel_direct(path, pixels):
     return function(images=tf.constant(pixels * 2.0 - 1.0))["probabilities"].numpy()[:, 0].astype(np.float64)
 
 
+def import_savedmodel(outside_models, runs, **options):
+    """The test's SavedModel imported: NHWC in [-1, 1], two softmax outputs, fake first."""
+    config = ImportConfig(
+        model=str(outside_models / "softmax_savedmodel"),
+        size=SIZE,
+        normalize="symmetric",
+        output="softmax",
+        fake_index=0,
+        **options,
+    )
+    return import_detector(config, runs_dir=runs)
+
+
 @pytest.fixture(scope="module")
 def outside_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("outside-models")
@@ -122,17 +135,7 @@ def imported_runs(outside_models, synth_root, tmp_path_factory):
         ),
         runs_dir=runs,
     )
-    savedmodel_run = import_detector(
-        ImportConfig(
-            model=str(outside_models / "softmax_savedmodel"),
-            size=SIZE,
-            normalize="symmetric",
-            output="softmax",
-            fake_index=0,
-            threshold=0.4,
-        ),
-        runs_dir=runs,
-    )
+    savedmodel_run = import_savedmodel(outside_models, runs, threshold=0.4)
     return {"onnx": onnx_run, "savedmodel": savedmodel_run, "runs": runs}
 
 
@@ -245,17 +248,7 @@ def test_a_stress_run_scores_imported_detectors(imported_runs, outside_models, s
     from gan_lab.stress.inputs import StressConfig
     from gan_lab.stress.run import run_stress
 
-    savedmodel = import_detector(
-        ImportConfig(
-            model=str(outside_models / "softmax_savedmodel"),
-            size=SIZE,
-            normalize="symmetric",
-            output="softmax",
-            fake_index=0,
-            calibrate=str(synth_root),
-        ),
-        runs_dir=tmp_path / "imports",
-    )
+    savedmodel = import_savedmodel(outside_models, tmp_path / "imports", calibrate=str(synth_root))
     config = StressConfig(
         detector=str(imported_runs["onnx"]),
         detectors=(str(savedmodel),),
