@@ -56,6 +56,16 @@ def import_detector(config: ImportConfig, runs_dir: str | os.PathLike = "runs", 
         raise LabError(f"--calibrate {config.calibrate}: data folder not found")
     OutsideModel(source, adaptor, model_format_).check()  # refused before a run directory exists
     run_dir = create_run_dir("detector", config.name or source.stem or source.name, runs_dir)
+    try:
+        _fill_run(run_dir, config, source, model_format_, adaptor, progress)
+    except BaseException:  # an import that stops halfway leaves no half-made run behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def _fill_run(run_dir: Path, config: ImportConfig, source: Path, model_format_: str, adaptor, progress: bool) -> None:
+    """The model copied in, config.json (the adaptor with it), metrics.json and the report.md card."""
     model_file = _copy_model(source, run_dir, model_format_)
     resolved = {
         **dataclasses.asdict(config),
@@ -71,16 +81,20 @@ def import_detector(config: ImportConfig, runs_dir: str | os.PathLike = "runs", 
         metrics = _calibrated(run_dir, progress)
     write_json(run_dir / "metrics.json", metrics)
     _write_card(run_dir, resolved, metrics)
-    return run_dir
 
 
 def _copy_model(source: Path, run_dir: Path, model_format_: str) -> str:
-    """The model copied into the run (a folder as a whole), so the run outlives the original file."""
+    """The model copied into the run (a folder as a whole), under a hidden name until it is whole."""
     name = _MODEL_FILES[model_format_]
-    if source.is_dir():
-        shutil.copytree(source, run_dir / name)
-    else:
-        shutil.copyfile(source, run_dir / name)
+    partial = run_dir / f".{name}.tmp"
+    try:
+        if source.is_dir():
+            shutil.copytree(source, partial)
+        else:
+            shutil.copyfile(source, partial)
+    except OSError as error:
+        raise LabError(f"Could not copy {source} into {run_dir}: {error}") from None
+    partial.rename(run_dir / name)
     return name
 
 
