@@ -323,3 +323,13 @@ def test_import_and_export_from_the_command_line(outside_models, detector_run, t
     assert out.is_file()
     assert main(["detector", "export", str(run), "--format", "onnx", "--out", str(tmp_path / "again.onnx")]) == 2
     assert "was imported from" in capsys.readouterr().err
+
+
+def test_an_import_that_fails_after_its_run_was_made_leaves_nothing(outside_models, tmp_path):
+    empty = tmp_path / "no-images"
+    (empty / "real").mkdir(parents=True)
+    (empty / "fake").mkdir()
+    runs = tmp_path / "runs"
+    with pytest.raises(LabError):
+        import_savedmodel(outside_models, runs, calibrate=str(empty))
+    assert not any(runs.iterdir())
