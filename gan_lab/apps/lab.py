@@ -22,8 +22,8 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 from markupsafe import Markup
 
 from detector.base.errors import LabError
-from detector.base.runs import list_runs, read_history, read_json
-from gan_lab.apps.run_summaries import all_runs, run_kind, summarise
+from detector.base.runs import list_runs, read_history
+from gan_lab.apps.run_summaries import all_runs, read_record, run_kind, summarise
 
 RUNS_DIR_KEY = "gan_lab_runs_dir"
 # What a run's files may be served as; anything else is a 404.
@@ -120,7 +120,8 @@ def _pictures(path: Path, folder: str) -> list[str]:
 
 
 def _detector_context(path: Path) -> dict:
-    metrics = _read(path / "metrics.json")
+    metrics = read_record(path / "metrics.json")
+    metrics = metrics if isinstance(metrics, dict) else {}
     rows = []
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "ece", "threshold"):
         value = metrics.get(key)
@@ -156,20 +157,12 @@ def _stress_context(path: Path) -> dict:
 _CONTEXTS = {"detector": _detector_context, "gan": _gan_context, "stress": _stress_context, "quickstart": lambda _: {}}
 
 
-def _read(path: Path) -> dict:
-    try:
-        value = read_json(path) if path.is_file() else {}
-    except LabError:
-        value = {}
-    return value if isinstance(value, dict) else {}
-
-
 @lab.get("/runs/<run>/")
 def run_page(run: str):
     path = _run(run)
     kind = run_kind(path)
     summary = summarise(path, kind)
-    others = [each.name for each in all_runs(_runs_dir())[kind] if each.name != run]
+    others = [other.name for other in reversed(list_runs(_runs_dir(), kind)) if other.name != run]
     return _page("lab_run.html", summary=summary, report=_report(path), others=others, **_CONTEXTS[kind](path))
 
 
@@ -193,10 +186,7 @@ def _png_uri(figure) -> str:
 
 
 def _stress_rows(path: Path) -> list[dict]:
-    try:
-        rows = read_json(path / "results.json")
-    except LabError:
-        return []
+    rows = read_record(path / "results.json")
     rows = rows if isinstance(rows, list) else []
     return [row for row in rows if row.get("kind") == "epoch" and row.get("detector") == "original"]
 

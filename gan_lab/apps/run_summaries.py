@@ -29,7 +29,8 @@ class RunSummary:
     imported: bool = False
 
 
-def _read(path: Path) -> dict | list | None:
+def read_record(path: Path) -> dict | list | None:
+    """A run's JSON file, or None when it is missing or unreadable (a page shows what there is)."""
     try:
         return read_json(path) if path.is_file() else None
     except LabError:
@@ -52,7 +53,7 @@ def _unfinished(path: Path) -> str:
 
 
 def _detector(path: Path, config: dict) -> tuple[str, str]:
-    metrics = _read(path / "metrics.json") or {}
+    metrics = read_record(path / "metrics.json") or {}
     if "accuracy" not in metrics:
         status = FINISHED if "imported" in config else _unfinished(path)
         return status, "not evaluated yet" if "imported" not in config else "imported, not evaluated"
@@ -81,7 +82,7 @@ def _gan(path: Path, config: dict) -> tuple[str, str]:
 
 
 def _stress(path: Path, config: dict) -> tuple[str, str]:
-    results = _read(path / "results.json")
+    results = read_record(path / "results.json")
     if not isinstance(results, list) or not (path / "report.md").is_file():
         return INTERRUPTED, "no results (the run stopped before its report)"
     epochs = [row for row in results if row.get("kind") == "epoch" and row.get("detector") == "original"]
@@ -94,7 +95,7 @@ def _stress(path: Path, config: dict) -> tuple[str, str]:
 def _quickstart(path: Path, config: dict) -> tuple[str, str]:
     if (path / "report.md").is_file():
         return FINISHED, "report.md links its detector, GAN and stress runs"
-    state = _read(path / "state.json") or {}
+    state = read_record(path / "state.json") or {}
     done = [step for step in ("detector", "gan", "stress") if state.get(f"{step}_complete")]
     return INTERRUPTED, f"steps done: {', '.join(done) or 'none'} (resumable)"
 
@@ -103,7 +104,7 @@ _SUMMARISE = {"detector": _detector, "gan": _gan, "stress": _stress, "quickstart
 
 
 def summarise(path: Path, kind: str) -> RunSummary:
-    config = _read(path / "config.json")
+    config = read_record(path / "config.json")
     config = config if isinstance(config, dict) else {}
     status, headline = _SUMMARISE[kind](path, config)
     return RunSummary(path.name, kind, path, status, headline, imported="imported" in config)

@@ -165,12 +165,6 @@ def harden_detector(
     recalibrate_batch_norm(
         model, recalibration_images(train, extra, detector.size, detector.crop, count, seed), batch_size
     )
-
-    out_dir = Path(out_dir)
-    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (out_dir / "plots").mkdir(exist_ok=True)
-    atomic_save_model(model, out_dir / "model.keras")
-    original_config = read_json(Path(detector.run_dir) / "config.json")
     hardening = {
         "from_detector": os.fspath(Path(detector.run_dir).resolve()),
         "gan": os.fspath(Path(gan_dir).resolve()),
@@ -184,6 +178,15 @@ def harden_detector(
         "final_loss": final_loss,
         "batch_norm_recalibrated_on": count,
     }
+    return _write_hardened_run(Path(out_dir), model, detector, index, hardening, seed)
+
+
+def _write_hardened_run(out_dir: Path, model, detector, index, hardening: dict, seed: int) -> Path:
+    """out_dir as a detector run: model.keras, the original's config.json plus `hardening`, metrics.json."""
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (out_dir / "plots").mkdir(exist_ok=True)
+    atomic_save_model(model, out_dir / "model.keras")
+    original_config = read_json(Path(detector.run_dir) / "config.json")
     name = f"{original_config.get('name', '')}-hardened".strip("-")
     write_json(out_dir / "config.json", {**original_config, "name": name, "hardening": hardening})
     metrics = {**_validation_threshold(load_detector(out_dir), index, seed), "hardening": hardening}
