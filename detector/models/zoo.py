@@ -7,6 +7,7 @@ discriminator's), or "softmax2" (two softmax units [P(real), P(fake)], as earlie
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable
@@ -221,6 +222,8 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "small_cnn": build_small_cnn,
     "npr": build_npr,
     "highpass": build_highpass,
+    "npr_spectrum": functools.partial(build_npr, spectrum=True),
+    "highpass_spectrum": functools.partial(build_highpass, spectrum=True),
     **{name: _transfer_builder(name) for name in _BACKBONES},
 }
 TRANSFER_MODELS = tuple(_BACKBONES)

@@ -77,10 +77,11 @@ def parameter_counts(size: int = 64, head: str = "probability") -> list[dict]:
 def run_models(args: argparse.Namespace) -> int:
     rows = parameter_counts(args.size, args.head)
     print(f"Detector architectures at {args.size} px, {args.head} head:")
-    print(f"{'model':<12} {'parameters':>12} {'trainable':>12}  notes")
+    width = max(len("model"), *(len(row["model"]) for row in rows))
+    print(f"{'model':<{width}} {'parameters':>12} {'trainable':>12}  notes")
     for row in rows:
         if row["parameters"] is None:
-            print(f"{row['model']:<12} {'-':>12} {'-':>12}  {row['note']}")
+            print(f"{row['model']:<{width}} {'-':>12} {'-':>12}  {row['note']}")
         else:
-            print(f"{row['model']:<12} {row['parameters']:>12,} {row['trainable']:>12,}  {row['note']}")
+            print(f"{row['model']:<{width}} {row['parameters']:>12,} {row['trainable']:>12,}  {row['note']}")
     return 0

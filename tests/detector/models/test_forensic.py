@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from detector.models.forensic import srm_kernel
+from detector.models.forensic import LogSpectrum, srm_kernel
 from detector.models.zoo import build_model
 from detector.training.callbacks import RecalibrateBatchNorm
 
@@ -24,7 +24,15 @@ def _faces_with_and_without_fingerprint(n: int, seed: int):
     return images.astype(np.float32), labels.astype(np.float32)
 
 
-@pytest.mark.parametrize("name, parameters, frozen", [("npr", 170_785, 960), ("highpass", 96_452, 1_123)])
+@pytest.mark.parametrize(
+    "name, parameters, frozen",
+    [
+        ("npr", 170_785, 960),
+        ("highpass", 96_452, 1_123),
+        ("npr_spectrum", 176_061, 1_062),
+        ("highpass_spectrum", 102_616, 1_237),
+    ],
+)
 def test_exact_parameter_counts_and_every_head(name, parameters, frozen):
     model = build_model(name, size=64)
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
@@ -55,8 +63,32 @@ def test_the_srm_bank_is_high_pass_and_stays_fixed():
     np.testing.assert_array_equal(srm.get_weights()[0], kernel)
 
 
+def test_the_log_spectrum_is_numpys_centred_fft_and_a_checkerboard_is_one_peak():
+    images = np.random.default_rng(3).random((2, 8, 6, 3)).astype(np.float32)
+    expected = np.fft.fftshift(np.log1p(np.abs(np.fft.fft2(images, axes=(1, 2)))), axes=(1, 2))
+    np.testing.assert_allclose(np.asarray(LogSpectrum()(images)), expected, atol=2e-5)
+    checker = (np.indices((SIZE, SIZE)).sum(axis=0) % 2 * 2.0 - 1.0).astype(np.float32)
+    spectrum = np.asarray(LogSpectrum()(checker[None, :, :, None]))[0, :, :, 0]
+    # All its energy sits at the highest frequency in both axes: row and column 0 once centred.
+    assert np.unravel_index(spectrum.argmax(), spectrum.shape) == (0, 0)
+    assert np.sort(spectrum.ravel())[-2] < 1e-4
+
+
+def test_a_spectrum_model_saves_loads_and_exports_to_onnx_with_the_same_scores(tmp_path):
+    import onnxruntime
+
+    model = build_model("highpass_spectrum", size=SIZE)
+    images = np.random.default_rng(4).random((3, SIZE, SIZE, 3)).astype(np.float32)
+    expected = np.asarray(model(images))
+    model.save(tmp_path / "model.keras")
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(tmp_path / "model.keras")(images)), expected)
+    model.export(tmp_path / "model.onnx", format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(tmp_path / "model.onnx")
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: images})[0], expected, atol=1e-5)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["npr", "highpass"])
+@pytest.mark.parametrize("name", ["npr", "highpass", "highpass_spectrum"])
 def test_each_learns_a_faint_upsampling_fingerprint(name):
     keras.utils.set_random_seed(0)
     train_images, train_labels = _faces_with_and_without_fingerprint(512, seed=0)
