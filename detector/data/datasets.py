@@ -6,7 +6,7 @@ import os
 import struct
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -617,13 +617,47 @@ def run_index(config, source: str | os.PathLike = "config.json") -> DatasetIndex
 
     config: the run's resolved options, as a DetectorConfig or its config.json dict.
     source: what to name in the error when the data folder is not on this machine.
+    The run's `extra_fakes` folders join its training split as fakes (never valid or test).
     """
     values = config if isinstance(config, dict) else vars(config)
     root = values.get("data")
     if not root or not Path(root).is_dir():
         raise LabError(f"{source}: the run's data folder {root!r} is not on this machine")
     split = values.get("split") or (0.8, 0.1, 0.1)
-    return index_folder(root, split=tuple(split), seed=int(values.get("seed", 0)))
+    index = index_folder(root, split=tuple(split), seed=int(values.get("seed", 0)))
+    return with_extra_fakes(index, values.get("extra_fakes") or (), source)
+
+
+def with_extra_fakes(index: DatasetIndex, folders, source: str | os.PathLike = "extra_fakes") -> DatasetIndex:
+    """`index` with every image under `folders` added to its training split as a fake.
+
+    A file the data set already holds (under any name) is not added twice; a file the data set
+    holds as real is refused, since its label would be ambiguous.
+    """
+    if not folders:
+        return index
+    held = {
+        os.path.realpath(path): label
+        for split in index.splits.values()
+        for path, label in zip(split.paths, split.labels)
+    }
+    extra = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise LabError(f"{source}: extra fakes folder not found: {folder}")
+        for path in _class_images(Path(folder), f"extra fakes {folder}"):
+            target = os.path.realpath(path)
+            if held.get(target) == REAL:
+                raise LabError(f"{path} is among the extra fakes but the data set holds it as real")
+            if target not in held:
+                held[target] = FAKE
+                extra.append(path)
+    train = index.splits["train"]
+    splits = dict(index.splits)
+    splits["train"] = Split(
+        paths=[*train.paths, *extra], labels=np.concatenate([train.labels, np.full(len(extra), FAKE, np.int64)])
+    )
+    return replace(index, splits=splits)
 
 
 def class_images(

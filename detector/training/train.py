@@ -93,6 +93,9 @@ class DetectorConfig(ScalingOptions):
     name: str = ""  # run directory suffix; "" means "<model>-<size>px"
     synth_n: int = 2000  # with data="synth": images in total, half real, half fake
     synth_difficulty: Difficulty = "medium"  # with data="synth": how subtle the fakes are
+    # Folders of extra fake images that join the training split (never valid or test), e.g. GAN
+    # fakes written by `gan-lab detector train --fakes-from RUN@EPOCHS`.
+    extra_fakes: tuple[str, ...] = ()
     tensorboard: bool = True  # losses, metrics and the learning rate under tensorboard/
 
 
@@ -159,6 +162,8 @@ def check_config(config: DetectorConfig) -> DetectorConfig:
     if isinstance(weights, str) and weights.lower() in ("", "none"):
         weights = None
     transfer = config.model in TRANSFER_MODELS
+    if isinstance(config.extra_fakes, (str, os.PathLike)):
+        refuse(config, "extra_fakes", "a list of folders, not one string")
     config = _with_recipe(config)
     return dataclasses.replace(
         config,
@@ -167,6 +172,7 @@ def check_config(config: DetectorConfig) -> DetectorConfig:
         name=config.name or f"{config.model}-{config.size}px",
         # Options that do not apply to the model are recorded as unused rather than misleading.
         weights=os.fspath(weights) if transfer and weights is not None else None,
+        extra_fakes=tuple(os.path.abspath(folder) for folder in config.extra_fakes),
         unfreeze=config.unfreeze if transfer else 0,
     )
 

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
 
 from detector import HEADS
 from gan_lab.cli.common import positive_int
+from gan_lab.cli.options import ResumableRunOptions
 
 TRAIN_DESCRIPTION = (
     "Train a real-vs-fake detector with Adam and cross-entropy, keeping the epoch with the lowest "
     "validation loss, then evaluate it on the test split. Writes runs/NNNNN-detector-<name>/ with config.json, "
-    "history.csv, model.keras, checkpoints/, plots/, metrics.json and report.md."
+    "history.csv, model.keras, checkpoints/, plots/, metrics.json and report.md. --fakes-from RUN_DIR@EPOCHS "
+    "adds fresh fakes of those GAN epochs to the training split (the hardening loop's mixed data set)."
 )
+
+
+@dataclasses.dataclass
+class TrainOptions(ResumableRunOptions):
+    """Where the run goes, how it talks, which run it continues, and the GAN fakes it trains on besides."""
+
+    # GAN epochs whose fakes join the training split, as RUN_DIR@EPOCHS (e.g. runs/00003-gan-x@4,8,12
+    # or @all); give several for several runs. They come from the hardening latent stream, so the
+    # stress test never scores them, and are written once as PNGs under RUNS_DIR/fakes/.
+    fakes_from: tuple[str, ...] = ()
+    fakes_n: int = 500  # with --fakes-from: fakes per GAN epoch
 
 
 def register(subparsers) -> None:
@@ -34,20 +49,51 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from detector.base.errors import LabError
     from detector.base.runs import read_json
     from detector.inference.evaluate import format_table
     from detector.training.train import DetectorConfig, train_detector
     from gan_lab.cli.options import parse_run_command
 
     config, run = parse_run_command(
-        DetectorConfig, args.rest, "gan-lab detector train", TRAIN_DESCRIPTION, kind="detector"
+        DetectorConfig,
+        args.rest,
+        "gan-lab detector train",
+        TRAIN_DESCRIPTION,
+        kind="detector",
+        options_class=TrainOptions,
     )
+    if run.fakes_from:
+        if run.resume:
+            raise LabError("--fakes-from starts a new run; a resumed run trains on the fakes its config.json names")
+        folders = gan_fakes_folders(run.fakes_from, run.fakes_n, config.seed, Path(run.runs_dir) / "fakes", run.quiet)
+        config = dataclasses.replace(config, extra_fakes=(*config.extra_fakes, *folders))
     run_dir = train_detector(config, runs_dir=run.runs_dir, resume=run.resume, progress=not run.quiet)
     if run_dir is None:  # another worker of a multiworker cluster: the chief wrote the run
         return 0
     print(format_table(read_json(run_dir / "metrics.json")))
     print(f"Run directory: {run_dir}")
     return 0
+
+
+def gan_fakes_folders(specs, n: int, seed: int, out_root: Path, quiet: bool = False) -> list[str]:
+    """A folder of hardening-stream fakes for each RUN_DIR@EPOCHS in `specs` (written once, then reused)."""
+    from detector.base.errors import LabError
+    from gan_lab.gan.checkpoints import require_gan_run
+    from gan_lab.stress.harden import write_hardening_fakes
+    from gan_lab.stress.inputs import select_epochs, split_gan_option
+
+    if not isinstance(n, int) or n < 1:
+        raise LabError(f"--fakes-n must be a positive integer. Received: {n!r}")
+    folders = []
+    for spec in specs:
+        path, epochs = split_gan_option(spec)
+        gan_dir, checkpoints = require_gan_run(path)
+        chosen = select_epochs(epochs, list(checkpoints), option=f"--fakes-from {spec}")
+        if not quiet:
+            print(f"Fakes from {gan_dir.name}, epochs {chosen}: {n} per epoch")
+        folders.append(str(write_hardening_fakes(gan_dir, chosen, n, seed, out_root)))
+    return folders
 
 
 def parameter_counts(size: int = 64, head: str = "probability") -> list[dict]:

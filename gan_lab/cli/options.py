@@ -84,9 +84,13 @@ def parse_run_command(
     prog: str,
     description: str,
     kind: str | None = None,
+    options_class: type | None = None,
 ) -> tuple[Any, RunOptions]:
-    """(the run config, the run options) from `argv`; `kind` names the run kind `--resume` takes, None for none."""
-    options_class = ResumableRunOptions if kind is not None else RunOptions
+    """(the run config, the run options) from `argv`; `kind` names the run kind `--resume` takes, None for none.
+
+    options_class: a subclass of the run options with a command's own options beside them.
+    """
+    options_class = options_class or (ResumableRunOptions if kind is not None else RunOptions)
     default, given = _layered_defaults(config_class, argv, kind)
     command_class = dataclasses.make_dataclass(
         "Command",

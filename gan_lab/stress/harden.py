@@ -41,6 +41,35 @@ def hardening_fakes(gan_dir: Path, epochs: list[int], n: int, seed: int) -> np.n
     return np.concatenate(batches)
 
 
+def write_hardening_fakes(gan_dir: Path, epochs: list[int], n: int, seed: int, out_root: Path) -> Path:
+    """`hardening_fakes` as 8-bit PNGs in a folder of their own under `out_root`, for a detector's `extra_fakes`.
+
+    The folder is named by the GAN run, epochs, n and seed, and reused when a complete one exists;
+    it is written under a hidden name and renamed whole, so an interrupted write leaves nothing.
+    """
+    import shutil
+
+    from detector.data.images import save_png
+
+    gan_dir, out_root = Path(gan_dir), Path(out_root)
+    folder = out_root / f"{gan_dir.name}-epochs-{'_'.join(map(str, epochs))}-n{n}-seed{seed}"
+    if (folder / "fakes.json").is_file():
+        return folder
+    partial = out_root / f".{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        for epoch in epochs:
+            for index, image in enumerate(hardening_fakes(gan_dir, [epoch], n, seed)):
+                save_png(partial / f"gan-epoch-{epoch:04d}-{index:05d}.png", image)
+        provenance = {"gan": os.fspath(gan_dir.resolve()), "epochs": list(epochs), "n": n, "seed": seed}
+        write_json(partial / "fakes.json", {**provenance, "latent_stream": "hardening"})
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder of an older version
+        os.replace(partial, folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
 def _training_dataset(split, extra_fakes: np.ndarray, size: int, crop: str, batch_size: int, seed: int, head: str):
     """The detector's training split mixed at random with the extra fakes (label 1), batched."""
     import tensorflow as tf

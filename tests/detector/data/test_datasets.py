@@ -378,3 +378,26 @@ def test_a_directory_link_outside_the_data_set_is_followed_and_named(tmp_path):
     with pytest.warns(DataLayoutWarning, match="outside"):
         train = index_folder(tmp_path / "data", split=(1.0, 0.0, 0.0)).splits["train"]
     assert train.counts() == {"real": 5, "fake": 3}
+
+
+def test_extra_fakes_join_the_training_split_only_once_each_and_never_as_reals(tmp_path, layout_140k):
+    from detector.data.datasets import with_extra_fakes
+
+    index = index_folder(layout_140k)
+    extra = fill_class(tmp_path / "gan-fakes", 4, 200)
+    (tmp_path / "gan-fakes" / "again.png").symlink_to(extra[0])  # one file under two names counts once
+    grown = with_extra_fakes(index, [str(tmp_path / "gan-fakes")])
+    assert grown.splits["train"].counts() == {"real": 6, "fake": 6 + 4}
+    assert grown.splits["valid"] == index.splits["valid"] and grown.splits["test"] == index.splits["test"]
+    assert {str(path) for path in extra} <= set(grown.splits["train"].paths)
+
+    real_file = index.splits["train"].paths[0]
+    (tmp_path / "mislabelled").mkdir()
+    (tmp_path / "mislabelled" / "x.png").symlink_to(real_file)
+    with pytest.raises(LabError, match="holds it as real"):
+        with_extra_fakes(index, [str(tmp_path / "mislabelled")])
+    with pytest.raises(LabError, match="extra fakes folder not found: .*nowhere"):
+        with_extra_fakes(index, [str(tmp_path / "nowhere")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LabError, match="empty has no images"):
+        with_extra_fakes(index, [str(tmp_path / "empty")])
