@@ -5,8 +5,11 @@
 Every variant trains on the same SynthFaces real images (one data set, one seed) for the
 same wall-clock budget, then draws `--n` fresh samples (never the training grid). Each is
 scored by the share of samples in which MTCNN finds a face, beside the same share for the
-real images, and by KID in InceptionV3 features where the Inception weights are in the
-Keras cache (offline without them the column says so). The variants: the lab's default
+real images; by the face Fréchet distance (face FD: the Fréchet distance between face
+descriptors, MTCNN O-Net's last hidden layer, of the samples and of `--n` real images), whose
+floor is the reals' own row: two disjoint halves of the reals against each other; and by KID
+in InceptionV3 features where the Inception weights are in the Keras cache (offline without
+them the column says so). The variants: the lab's default
 (transposed convolutions, spectral normalisation of the discriminator's kernels, a generator
 learning rate twice the discriminator's, EMA generator) read through its EMA and through its
 raw generator, the other upsampling kinds, the default without spectral normalisation, without
@@ -25,6 +28,7 @@ pace); `--no-reference` skips the last row.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import tempfile
@@ -45,6 +49,9 @@ VARIANTS = {
     "R1 penalty (gamma 1, every 16 steps), EMA": {"r1_gamma": 1.0},
     "R1 penalty (gamma 1, every step), EMA": {"r1_gamma": 1.0, "r1_interval": 1},
     "rates eased down over the second half, EMA": {"lr_rampdown": 0.5},
+    "rates eased down over the last quarter, EMA": {"lr_rampdown": 0.25},
+    "DiffAugment (colour, translation, cutout), EMA": {"augment": ("color", "translation", "cutout")},
+    "EMA half-life 20 kimg": {"ema_kimg": 20.0},
 }
 
 
@@ -119,10 +126,14 @@ def _train_reference(data: Path, size: int, batch_size: int, budget: float, seed
     return generator, int(gan.g_optimizer.iterations)
 
 
-def _score(pixels, reals, finder, inception) -> dict:
+def _score(pixels, reals, finder, descriptor, inception) -> dict:
+    from gan_lab.metrics.faces import face_frechet_distance
     from gan_lab.metrics.kid import kernel_inception_distance
 
-    row = {"face_found": float(finder.found(pixels).mean())}
+    row = {
+        "face_found": float(finder.found(pixels).mean()),
+        "face_fd": face_frechet_distance(descriptor, reals, pixels),
+    }
     if inception is not None:
         row["kid"] = kernel_inception_distance(inception.features(reals), inception.features(pixels))[0]
     return row
@@ -151,17 +162,20 @@ def main() -> None:
     from gan_lab.gan.latents import SAMPLE_STREAM, seeded_latents
     from gan_lab.gan.sample import generate
     from gan_lab.gan.train import GanConfig, train_gan
-    from gan_lab.metrics.faces import FaceFinder
+    from gan_lab.metrics.faces import FaceDescriptor, FaceFinder
     from gan_lab.metrics.inception import load_inception
 
     work = Path(tempfile.mkdtemp(prefix="bench-gan-quality-"))
     data = write_dataset(work / "faces", n=2000, size=args.size, seed=args.seed, progress=False)
     index = index_folder(data, real_only=True, seed=args.seed)
-    reals = class_images(index, "train", 0, args.size, "resize", args.n, seed=args.seed)
-    finder = FaceFinder()
+    # Two disjoint halves: samples are compared with the first, the second gives the reals' own distance.
+    both = class_images(index, "train", 0, args.size, "resize", 2 * args.n, seed=args.seed)
+    reals, other_reals = both[: args.n], both[args.n :]
+    finder, descriptor = FaceFinder(), FaceDescriptor()
     inception, note = load_inception(download=False)
     latents = seeded_latents(args.seed, 1, args.n, 128, SAMPLE_STREAM)
-    rows = [{"variant": "real training images", "steps": "", **_score(reals, reals, finder, inception)}]
+    score = functools.partial(_score, reals=reals, finder=finder, descriptor=descriptor, inception=inception)
+    rows = [{"variant": "real training images (other half)", "steps": "", **score(other_reals)}]
     planned_epochs = 10_000  # until the pace variant has trained: the budget alone stops it
     for name, options in variants.items():
         config = GanConfig(
@@ -186,7 +200,7 @@ def main() -> None:
                 {
                     "variant": name + label,
                     "steps": steps,
-                    **_score(generate(generator, latents), reals, finder, inception),
+                    **score(generate(generator, latents)),
                 }
             )
         print(f"  {name}: done", flush=True)
@@ -196,18 +210,22 @@ def main() -> None:
             {
                 "variant": "keras-io face DCGAN (reference)",
                 "steps": steps,
-                **_score(generate(generator, latents), reals, finder, inception),
+                **score(generate(generator, latents)),
             }
         )
 
     print(
         f"\nGAN quality for {args.budget:.0f} s of training each, {args.size} px SynthFaces, batch {args.batch_size}, "
-        f"seed {args.seed}, {args.n} samples per row (MTCNN face-found rate; KID in Inception features)"
+        f"seed {args.seed}, {args.n} samples per row (MTCNN face-found rate; face FD in O-Net descriptors, "
+        "the reals' own row its floor; KID in Inception features)"
     )
-    print(f"{'variant':<44} {'steps':>6} {'face found':>10} {'KID':>10}")
+    width = max(len(row["variant"]) for row in rows)
+    print(f"{'variant':<{width}} {'steps':>6} {'face found':>10} {'face FD':>8} {'KID':>8}")
     for row in rows:
         kid = f"{row['kid']:.4f}" if "kid" in row else "n/a"
-        print(f"{row['variant']:<44} {row['steps']!s:>6} {row['face_found']:>10.1%} {kid:>10}")
+        print(
+            f"{row['variant']:<{width}} {row['steps']!s:>6} {row['face_found']:>10.1%} {row['face_fd']:>8.3f} {kid:>8}"
+        )
     if inception is None:
         print(f"KID: {note}")
 
