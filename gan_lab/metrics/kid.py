@@ -54,6 +54,11 @@ def _estimates_from_full_kernels(fake: np.ndarray, real: np.ndarray, draws, m: i
     return within / (m * (m - 1)) - 2.0 * between / (m * m)
 
 
+def kid_subset_size(n_real: int, n_fake: int, max_subset_size: int = KID_MAX_SUBSET_SIZE) -> int:
+    """Vectors per set in each KID subset: min(max_subset_size, half the smaller set), and at least 2."""
+    return max(2, min(max_subset_size, min(n_real, n_fake) // 2))
+
+
 def kernel_inception_distance(
     real_features,
     fake_features,
@@ -63,9 +68,12 @@ def kernel_inception_distance(
 ) -> tuple[float, float]:
     """Unbiased KID estimate and its standard deviation over `num_subsets` random subsets.
 
-    Each subset holds min(len(real), len(fake), max_subset_size) vectors of each set,
-    drawn without replacement. Near 0 for two samples of one distribution (it can dip
-    just below 0, being unbiased); larger the further apart the distributions are.
+    Each subset holds `kid_subset_size` vectors of each set, drawn without replacement: at
+    most `max_subset_size`, and at most half the smaller set, so subsets differ and their
+    spread measures how much the estimate moves with the sample (with subsets as large as the
+    sets, every subset would be the whole set and the spread exactly 0). Near 0 for two
+    samples of one distribution (it can dip just below 0, being unbiased); larger the further
+    apart the distributions are.
     """
     real = _check_features("real_features", real_features)
     fake = _check_features("fake_features", fake_features)
@@ -80,7 +88,7 @@ def kernel_inception_distance(
             f"max_subset_size must be an integer of at least 2. Received: max_subset_size={max_subset_size!r}"
         )
     rng = np.random.default_rng(seed)
-    m = min(len(real), len(fake), max_subset_size)
+    m = kid_subset_size(len(real), len(fake), max_subset_size)
     draws = [
         (rng.choice(len(fake), m, replace=False), rng.choice(len(real), m, replace=False)) for _ in range(num_subsets)
     ]

@@ -83,3 +83,19 @@ def test_kid_from_shared_kernels_equals_kid_subset_by_subset(monkeypatch):
     shared = kernel_inception_distance(real, fake, num_subsets=7, seed=2)
     monkeypatch.setattr(kid, "FULL_KERNEL_LIMIT", 10)
     assert kernel_inception_distance(real, fake, num_subsets=7, seed=2) == pytest.approx(shared, rel=1e-9)
+
+
+def test_kid_spread_is_not_zero_for_small_sets_and_separates_same_from_different():
+    from gan_lab.metrics.kid import kid_subset_size
+
+    assert kid_subset_size(256, 256) == 128 and kid_subset_size(5000, 3000) == 1000 and kid_subset_size(3, 9) == 2
+    rng = np.random.default_rng(4)
+    same, different = [], []
+    for trial in range(20):
+        real, fake = rng.normal(size=(256, 16)), rng.normal(size=(256, 16))
+        kid, spread = kernel_inception_distance(real, fake, seed=trial)
+        assert spread > 0  # with subsets as large as the sets every subset is the whole set: spread 0
+        same.append(abs(kid) <= 2 * spread)
+        kid, spread = kernel_inception_distance(real, rng.normal(loc=0.5, size=(256, 16)), seed=trial)
+        different.append(kid > 2 * spread)
+    assert np.mean(same) >= 0.9 and all(different)
