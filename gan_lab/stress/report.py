@@ -1,7 +1,9 @@
 """A stress run's outputs: results table, matrix, plots, gallery of fooling fakes, and report.md.
 
-The report's sentences call a change real only when the 95% intervals of the two figures do
-not overlap; otherwise they say the difference is within the noise of this many images.
+Each figure carries its 95% interval; a sentence that compares two rates tests the difference
+(`gan_lab.metrics.significance`) and words it "a difference (p = ..., test)" or "no evidence of
+a difference at this sample size (p = ..., test)", the best-vs-worst epoch Holm-corrected over
+every pair of epochs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from detector.base.runs import atomic_write_bytes, atomic_write_text, read_json,
 from detector.training.lifecycle import is_number
 from gan_lab.metrics.intervals import BOOTSTRAP_RESAMPLES, largest_half_width, separated
 from gan_lab.metrics.kid import KID_MAX_SUBSET_SIZE, KID_SUBSETS
+from gan_lab.metrics.significance import extremes_p, two_proportion_p, verdict
 from gan_lab.stress.epoch_metrics import COLUMNS
 from gan_lab.stress.matrix import matrix_table, plot_matrix, write_matrix_csv
 from gan_lab.stress.plots import DETECTOR_STYLE, epoch_rows, plot_epochs, plot_robustness, write_gallery
@@ -53,20 +56,46 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def _count(row: dict, key: str, n_key: str) -> tuple[int, int]:
+    """(hits, n) of a rate column: the rate times its image count, rounded."""
+    n = int(row.get(n_key) or 0)
+    return int(round(row[key] * n)), n
+
+
+def _rate_test(first: dict, second: dict, key: str, n_first: str = "n_fake", n_second: str = "n_fake") -> str:
+    """The two-proportion test's words for one rate in two rows."""
+    return verdict(
+        two_proportion_p(*_count(first, key, n_first), *_count(second, key, n_second)), "two-proportion test"
+    )
+
+
 def _compare(first: dict, second: dict, key: str, name: str) -> str:
-    """A sentence comparing one figure at two epochs, calling the change real only when the intervals say so."""
+    """A sentence comparing one rate at two epochs, with the two-proportion test's verdict on the change."""
     a, b = first[key], second[key]
     if not (is_number(a) and is_number(b)):
         return ""
     if a == b:
         return f"From epoch {first['epoch']} to epoch {second['epoch']}, {name} stays at {_with_interval(second, key)}."
-    text = (
+    return (
         f"From epoch {first['epoch']} to epoch {second['epoch']}, {name} {'rises' if b > a else 'falls'} from "
-        f"{_with_interval(first, key)} to {_with_interval(second, key)}"
+        f"{_with_interval(first, key)} to {_with_interval(second, key)}: {_rate_test(first, second, key)}."
     )
-    if separated(first, second, key):
-        return text + ": the intervals do not overlap, a real change."
-    return text + ": the intervals overlap, so this is within the noise of this many images."
+
+
+def _best_and_worst(epochs: list[dict]) -> str:
+    """The best and the worst epoch for the detector, their difference Holm-corrected over every pair of epochs."""
+    best = max(epochs, key=lambda row: row["detection_rate"])
+    worst = min(epochs, key=lambda row: row["detection_rate"])
+    if best is worst or {best["epoch"], worst["epoch"]} == {epochs[0]["epoch"], epochs[-1]["epoch"]}:
+        return ""
+    counts = [_count(row, "detection_rate", "n_fake") for row in epochs]
+    p = extremes_p([hits for hits, _ in counts], [n for _, n in counts])
+    pairs = len(epochs) * (len(epochs) - 1) // 2
+    return (
+        f"Best epoch for the detector: {best['epoch']} ({_with_interval(best, 'detection_rate')} caught); "
+        f"worst: {worst['epoch']} ({_with_interval(worst, 'detection_rate')}): "
+        f"{verdict(p, f'Holm-corrected over the {pairs} pairs of epochs')}."
+    )
 
 
 def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
@@ -77,11 +106,7 @@ def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
             f"MTCNN finds a face in {_with_interval(reals, 'faces_found')} of real test images, and in "
             f"{_with_interval(last, 'faces_found')} of epoch-{last['epoch']} fakes"
         )
-        faces += (
-            " (a real difference)."
-            if separated(reals, last, "faces_found")
-            else " (within the intervals of each other)."
-        )
+        faces += f": {_rate_test(reals, last, 'faces_found', 'n_faces', 'n_faces')}."
         sentences.append(faces)
     if is_number(first.get("fid_inception")) and len(epochs) > 1:
         spread = 2 * math.hypot(first["kid_inception_std"], last["kid_inception_std"])
@@ -90,7 +115,11 @@ def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
             f"Measured apart from the detector, in InceptionV3 features: FID {first['fid_inception']:.3g} "
             f"(epoch {first['epoch']}) -> {last['fid_inception']:.3g} (epoch {last['epoch']}); KID "
             f"{first['kid_inception']:.3g} -> {last['kid_inception']:.3g} "
-            + ("(more than twice its spread: the fakes really changed)." if real else "(within twice its spread).")
+            + (
+                "(more than twice its spread: the fakes changed)."
+                if real
+                else "(within twice its spread: no evidence of a change at this sample size)."
+            )
         )
     first_kid, last_kid = first.get("kid_detector"), last.get("kid_detector")
     if is_number(first_kid) and is_number(last_kid) and len(epochs) > 1:
@@ -103,7 +132,7 @@ def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
 
 
 def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
-    """Sentences a reader can take away, each change called real only when the 95% intervals say so."""
+    """Sentences a reader can take away, each comparison of two rates with its test and p-value."""
     epochs = epoch_rows(rows, detector)
     if not epochs:
         return []
@@ -116,14 +145,7 @@ def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
     ]
     if len(epochs) > 1:
         sentences.append(_compare(epochs[0], last, "detection_rate", "the share of fakes caught"))
-        best = max(epochs, key=lambda row: row["detection_rate"])
-        worst = min(epochs, key=lambda row: row["detection_rate"])
-        if best is not worst and {best["epoch"], worst["epoch"]} != {epochs[0]["epoch"], last["epoch"]}:
-            verdict = "a real difference" if separated(best, worst, "detection_rate") else "within the intervals"
-            sentences.append(
-                f"Best epoch for the detector: {best['epoch']} ({_with_interval(best, 'detection_rate')} caught); "
-                f"worst: {worst['epoch']} ({_with_interval(worst, 'detection_rate')}): {verdict}."
-            )
+        sentences.append(_best_and_worst(epochs))
     reals = next((row for row in rows if row["kind"] == "real" and row["detector"] == detector), None)
     sentences += _quality_sentences(epochs, reals) if detector == "original" else []
     if is_number(last.get("disc_detection_rate")):
