@@ -21,6 +21,11 @@ RUN_KINDS = ("detector", "gan", "stress", "quickstart")
 _RUN_NAME = re.compile(r"^(\d{5})-([a-z]+)(?:-(.*))?$")
 
 
+def is_number(value) -> bool:
+    """A finite int or float that is not a bool (as a recorded figure must be to be shown or used)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _slug(name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.]+", "-", name).strip("-.")
     return slug[:60] or "run"

@@ -32,7 +32,9 @@ from detector.inference.metrics import (
     best_threshold,
     binary_metrics,
     calibration_bins,
+    equal_error_rate,
     expected_calibration_error,
+    operating_thresholds,
     precision_recall_curve,
     roc_auc,
     roc_curve,
@@ -141,6 +143,7 @@ def _choose_threshold(detector, index, progress: bool) -> tuple[float, dict]:
         "n_valid": int(len(scores)),
         "valid_accuracy": binary_metrics(labels, scores, 0.5)["accuracy"],
         "valid_accuracy_at_threshold": binary_metrics(labels, scores, threshold)["accuracy"],
+        **operating_thresholds(labels, scores),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # one-class validation: nan is the answer
@@ -160,6 +163,7 @@ def split_metrics(labels, scores, threshold: float) -> dict:
         warnings.simplefilter("always", RuntimeWarning)
         metrics["roc_auc"] = roc_auc(labels, scores)
         metrics["average_precision"] = average_precision(labels, scores)
+        metrics["eer"] = equal_error_rate(labels, scores)
     for warning in caught:
         warnings.warn(f"test split: {warning.message}", RuntimeWarning, stacklevel=2)
     metrics["ece"] = expected_calibration_error(labels, scores, CALIBRATION_BINS)

@@ -169,6 +169,49 @@ def expected_calibration_error(labels, scores, bins: int = 10) -> float:
     return float(np.sum(gaps * table["counts"][filled]) / table["counts"].sum())
 
 
+# The false-positive rates whose validation thresholds every run records ("threshold_fpr_1" for 1%).
+OPERATING_FPRS = (0.01, 0.05)
+
+
+def fpr_key(fpr: float, prefix: str = "threshold_fpr") -> str:
+    """ "threshold_fpr_1" for 0.01: the name a false-positive rate's figures go by."""
+    return f"{prefix}_{fpr * 100:g}"
+
+
+def fpr_threshold(real_scores, fpr: float) -> float:
+    """The lowest threshold at which at most `fpr` of these real images score at or above it."""
+    scores = np.sort(np.asarray(real_scores, dtype=np.float64))[::-1]
+    if not scores.size:
+        return math.nan
+    allowed = int(math.floor(fpr * scores.size + 1e-9))  # false positives the rate allows
+    if allowed >= scores.size:
+        return float(scores[-1])
+    return float(np.nextafter(scores[allowed], np.inf))
+
+
+def operating_thresholds(labels, scores) -> dict:
+    """{"threshold_fpr_1": t, "threshold_fpr_5": t}: the thresholds for OPERATING_FPRS on these (validation) reals."""
+    labels, scores = _check(labels, scores)
+    if not np.any(labels == 0):
+        return {}
+    return {fpr_key(fpr): fpr_threshold(scores[labels == 0], fpr) for fpr in OPERATING_FPRS}
+
+
+def equal_error_rate(labels, scores) -> float:
+    """The rate at which false positives and misses are equal, on the ROC curve's linear segments (nan for one class)."""
+    labels, scores = _check(labels, scores)
+    if _one_class(labels):
+        return math.nan
+    fpr, tpr, _ = sklearn_metrics.roc_curve(labels, scores, drop_intermediate=False)
+    gap = fpr - (1.0 - tpr)  # rises from -1 to +1 along the curve
+    crossing = int(np.argmax(gap >= 0))
+    if crossing == 0:
+        return float(fpr[0])
+    before, after = gap[crossing - 1], gap[crossing]
+    share = -before / (after - before)
+    return float(fpr[crossing - 1] + share * (fpr[crossing] - fpr[crossing - 1]))
+
+
 def best_threshold(labels, scores, criterion: str = "accuracy") -> float:
     """The threshold on P(fake) that maximises accuracy (default) or Youden's J = TPR - FPR.
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from detector.base.errors import LabError
-from detector.base.runs import read_json, require_run_dir
+from detector.base.runs import is_number, read_json, require_run_dir
 from detector.data.faces import DEFAULT_MARGIN, crop_face, square_around
 from detector.data.images import FIT_MODES, fit_image, is_image_file, open_rgb
 
@@ -62,6 +62,8 @@ class Detector:
     head: str
     crop: str = "resize"
     threshold: float = 0.5
+    # Thresholds for fixed false-positive rates on the validation reals ({"threshold_fpr_1": t, ...}), where recorded.
+    operating_thresholds: dict = dataclasses.field(default_factory=dict)
     run_dir: Path | None = None
     config: dict = dataclasses.field(default_factory=dict)
     batch_size: int = SCORE_BATCH_SIZE
@@ -231,6 +233,7 @@ def load_detector(run_dir: str | os.PathLike) -> Detector:
         head=head,
         crop=crop,
         threshold=_recorded_threshold(run_dir),
+        operating_thresholds=_recorded_operating_thresholds(run_dir),
         run_dir=run_dir,
         config=config,
     )
@@ -245,6 +248,16 @@ def _recorded_threshold(run_dir: Path) -> float:
         if threshold is None or not math.isfinite(threshold):
             threshold = 0.5
     return float(threshold)
+
+
+def _recorded_operating_thresholds(run_dir: Path) -> dict:
+    """The run's validation thresholds for fixed false-positive rates (none in runs made before they were recorded)."""
+    from detector.inference.metrics import OPERATING_FPRS, fpr_key
+
+    metrics_path = run_dir / "metrics.json"
+    metrics = read_json(metrics_path) if metrics_path.is_file() else {}
+    keys = [fpr_key(fpr) for fpr in OPERATING_FPRS]
+    return {key: float(metrics[key]) for key in keys if is_number(metrics.get(key))}
 
 
 def _load_imported(run_dir: Path, config: dict) -> Detector:
@@ -263,6 +276,7 @@ def _load_imported(run_dir: Path, config: dict) -> Detector:
         head="probability",
         crop=crop,
         threshold=_recorded_threshold(run_dir),
+        operating_thresholds=_recorded_operating_thresholds(run_dir),
         run_dir=run_dir,
         config=config,
         outside=outside,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -27,7 +26,7 @@ except ImportError:  # Windows: runs are not locked
 
 from detector.base.errors import LabError
 from detector.base.failpoints import failpoint
-from detector.base.runs import create_run_dir, read_json, require_run_dir, write_json
+from detector.base.runs import create_run_dir, is_number, read_json, require_run_dir, write_json  # noqa: F401 (is_number: lifecycle.is_number)
 
 # Decoded training images are kept in memory when they fit in this.
 CACHE_LIMIT_BYTES = 1 << 30
@@ -40,11 +39,6 @@ LOCK_FILE = ".lock"
 def is_int(value) -> bool:
     """An int that is not a bool (True is an int to Python, never an epoch count to us)."""
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value) -> bool:
-    """A finite int or float that is not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def refuse(config, option: str, expected: str) -> NoReturn:

@@ -36,6 +36,8 @@ class EpochScores:
     fake_inception: np.ndarray | None = None  # InceptionV3 pool features of (a sample of) the fakes
     real_inception: np.ndarray | None = None
     fake_faces: np.ndarray | None = None  # per fake (of a sample): whether MTCNN found a face
+    # The detector's validation thresholds for fixed false-positive rates ({"threshold_fpr_1": t, ...}).
+    operating_thresholds: dict = dataclasses.field(default_factory=dict)
 
 
 EPOCH_METRICS: dict[str, Callable[[EpochScores], dict]] = {}
@@ -45,6 +47,29 @@ def register_metric(function: Callable[[EpochScores], dict]) -> Callable[[EpochS
     """Add a per-epoch metric (EpochScores -> dict of columns) to `EPOCH_METRICS` under its name."""
     EPOCH_METRICS[function.__name__] = function
     return function
+
+
+def operating_points(fake_p_fake, real_p_fake, operating_thresholds: dict) -> dict:
+    """EER, AP's chance level (the fakes' share), and the fakes caught at each validation FPR threshold.
+
+    `tpr_at_fpr_1` is the share of fakes at or above the threshold that let 1% of the validation
+    reals through (Wilson interval), beside `fpr_at_fpr_1`, the share of these real images it calls
+    fake: the operating point as it holds on images the threshold was not chosen on.
+    """
+    from detector.inference.metrics import OPERATING_FPRS, equal_error_rate, fpr_key
+
+    labels = np.r_[np.zeros(len(real_p_fake), dtype=np.int64), np.ones(len(fake_p_fake), dtype=np.int64)]
+    row = {
+        "ap_chance": len(fake_p_fake) / max(len(labels), 1),
+        "eer": equal_error_rate(labels, np.r_[real_p_fake, fake_p_fake]),
+    }
+    for fpr in OPERATING_FPRS:
+        threshold = operating_thresholds.get(fpr_key(fpr))
+        if threshold is None:
+            continue
+        row.update(rate_with_interval(fpr_key(fpr, "tpr_at_fpr"), fake_p_fake >= threshold))
+        row[fpr_key(fpr, "fpr_at_fpr")] = float(np.mean(real_p_fake >= threshold)) if len(real_p_fake) else np.nan
+    return row
 
 
 def detection_figures(
@@ -90,13 +115,19 @@ def detection_figures(
 
 @register_metric
 def detection(scores: EpochScores) -> dict:
-    """The detector: fakes caught at its chosen threshold and at 0.5, ROC-AUC and AP against real images."""
+    """The detector: fakes caught at its chosen threshold and at 0.5, ROC-AUC and AP against real images, EER,
+    and the fakes caught at its validation thresholds for 1% and 5% false positives."""
     return {
         "threshold": scores.threshold,
         "n_fake": len(scores.fake_p_fake),
         "n_real": len(scores.real_p_fake),
         **detection_figures(
             scores.fake_p_fake, scores.real_p_fake, scores.threshold, [scores.seed, scores.epoch], scores.resamples
+        ),
+        **operating_points(
+            np.asarray(scores.fake_p_fake, np.float64),
+            np.asarray(scores.real_p_fake, np.float64),
+            scores.operating_thresholds,
         ),
     }
 
@@ -185,6 +216,12 @@ DETECTION_COLUMNS = (
     "mean_p_fake",
     "median_p_fake",
     *_with_intervals("roc_auc", "average_precision"),
+    "ap_chance",
+    "eer",
+    *_with_intervals("tpr_at_fpr_1"),
+    "fpr_at_fpr_1",
+    *_with_intervals("tpr_at_fpr_5"),
+    "fpr_at_fpr_5",
     "oracle_threshold",
     "oracle_accuracy",
 )

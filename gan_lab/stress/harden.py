@@ -139,7 +139,7 @@ def _fine_tune(detector, dataset, epochs: int, learning_rate: float, progress: b
 
 def _validation_threshold(hardened, index, seed: int) -> dict:
     """The threshold on the validation split, as training chose the original's (0.5 without one)."""
-    from detector.inference.metrics import best_threshold, binary_metrics, roc_auc
+    from detector.inference.metrics import best_threshold, binary_metrics, operating_thresholds, roc_auc
 
     real = class_images(index, "valid", REAL, hardened.size, hardened.crop, VALID_LIMIT // 2, seed=seed)
     fake = class_images(index, "valid", FAKE, hardened.size, hardened.crop, VALID_LIMIT // 2, seed=seed)
@@ -152,6 +152,7 @@ def _validation_threshold(hardened, index, seed: int) -> dict:
         "threshold": threshold,
         "valid_accuracy": binary_metrics(labels, scores, threshold)["accuracy"],
         "valid_roc_auc": roc_auc(labels, scores),
+        **operating_thresholds(labels, scores),
     }
 
 

@@ -131,6 +131,23 @@ def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
     return sentences
 
 
+def _operating_sentence(row: dict) -> str:
+    """Fakes caught at the validation thresholds for 1% and 5% false positives, and the EER."""
+    points = [
+        f"{_with_interval(row, f'tpr_at_fpr_{rate}')} at {rate}% (where {_percent(row[f'fpr_at_fpr_{rate}'])} of "
+        "these real images are called fake)"
+        for rate in (1, 5)
+        if is_number(row.get(f"tpr_at_fpr_{rate}"))
+    ]
+    eer = f"equal error rate {row['eer']:.3f}" if is_number(row.get("eer")) else ""
+    if not points:
+        return f"Its {eer} on these images." if eer else ""
+    return (
+        f"At the thresholds that let 1% and 5% of validation reals through, it catches {' and '.join(points)} "
+        f"of epoch-{row['epoch']} fakes" + (f"; {eer}." if eer else ".")
+    )
+
+
 def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
     """Sentences a reader can take away, each comparison of two rates with its test and p-value."""
     epochs = epoch_rows(rows, detector)
@@ -141,7 +158,9 @@ def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
         f"At its validation-chosen threshold ({last['threshold']:.3f}) the detector catches "
         f"{_with_interval(last, 'detection_rate')} of epoch-{last['epoch']} fakes and calls "
         f"{_with_interval(last, 'reals_called_fake')} of real test images fake; AP "
-        f"{_with_interval(last, 'average_precision', percent=False)} against real test images."
+        f"{_with_interval(last, 'average_precision', percent=False)} against real test images"
+        + (f" (chance level {last['ap_chance']:.3f}, the fakes' share)." if is_number(last.get("ap_chance")) else "."),
+        _operating_sentence(last),
     ]
     if len(epochs) > 1:
         sentences.append(_compare(epochs[0], last, "detection_rate", "the share of fakes caught"))

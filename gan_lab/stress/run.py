@@ -205,6 +205,7 @@ def _epoch_scores(
     return EpochScores(
         epoch=epoch,
         threshold=detector.threshold,
+        operating_thresholds=detector.operating_thresholds,
         fake_p_fake=generated.p_fake,
         real_p_fake=reference.p_fake,
         fake_features=generated.features,

@@ -172,3 +172,33 @@ def test_best_threshold_maximises_accuracy_and_prefers_half_on_ties():
     assert best_threshold([0, 1], [0.1, 0.7]) == 0.5
     with pytest.raises(ValueError, match="criterion"):
         best_threshold([0, 1], [0.2, 0.8], criterion="f1")
+
+
+def test_fpr_thresholds_let_at_most_that_share_of_reals_through():
+    from detector.inference.metrics import fpr_threshold, operating_thresholds
+
+    reals = np.random.default_rng(0).random(1000)
+    for fpr in (0.01, 0.05, 0.2):
+        threshold = fpr_threshold(reals, fpr)
+        assert np.mean(reals >= threshold) <= fpr
+        assert np.mean(reals >= np.nextafter(threshold, -np.inf) - 1e-9) > fpr  # and it is the lowest such
+    assert fpr_threshold(np.full(10, 0.3), 0.05) > 0.3  # ties: none of them through
+    assert math.isnan(fpr_threshold([], 0.01))
+    labels = np.r_[np.zeros(200), np.ones(50)].astype(int)
+    found = operating_thresholds(labels, np.r_[reals[:200], np.ones(50)])
+    assert set(found) == {"threshold_fpr_1", "threshold_fpr_5"}
+    assert operating_thresholds(np.ones(5, int), np.ones(5)) == {}
+
+
+def test_equal_error_rate_where_misses_and_false_positives_meet():
+    from detector.inference.metrics import equal_error_rate
+
+    labels = np.r_[np.zeros(4), np.ones(4)].astype(int)
+    assert equal_error_rate(labels, [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]) == 0.0
+    assert equal_error_rate(labels, [0.6, 0.7, 0.8, 0.9, 0.1, 0.2, 0.3, 0.4]) == 1.0
+    # One real above one fake: at the threshold between them, 1 of 4 misses and 1 of 4 false positives.
+    assert equal_error_rate(labels, [0.1, 0.2, 0.3, 0.65, 0.6, 0.7, 0.8, 0.9]) == pytest.approx(0.25)
+    rng = np.random.default_rng(1)
+    scores = np.r_[rng.normal(0, 1, 5000), rng.normal(2, 1, 5000)]
+    # Two unit normals 2 apart: EER = Phi(-1) = 0.1587.
+    assert equal_error_rate(np.r_[np.zeros(5000), np.ones(5000)].astype(int), scores) == pytest.approx(0.1587, abs=0.01)

@@ -87,3 +87,20 @@ def test_the_reports_best_against_worst_sentence_is_corrected_and_worded_as_a_te
     (first_last,) = [s for s in plain_reading(rows) if s.startswith("From epoch 1 to epoch 3")]
     assert first_last.endswith("no evidence of a difference at this sample size (p = 0.48, two-proportion test).")
     assert "a difference (p < 0.001, Holm-corrected over the 3 pairs of epochs)" in " ".join(plain_reading(rows))
+
+
+def test_operating_points_and_the_ap_chance_level_reach_the_report():
+    from gan_lab.stress.epoch_metrics import operating_points
+    from gan_lab.stress.report import plain_reading
+
+    rng = np.random.default_rng(2)
+    fakes, reals = rng.normal(1.5, 1, 400), rng.normal(0, 1, 100)
+    thresholds = {"threshold_fpr_1": 2.33, "threshold_fpr_5": 1.64}  # the 1% and 5% points of the reals' N(0, 1)
+    row = operating_points(fakes, reals, thresholds)
+    assert row["ap_chance"] == 0.8
+    assert row["tpr_at_fpr_5"] == np.mean(fakes >= 1.64) and row["fpr_at_fpr_5"] == np.mean(reals >= 1.64)
+    assert row["tpr_at_fpr_1_low"] < row["tpr_at_fpr_1"] < row["tpr_at_fpr_1_high"]
+    assert set(operating_points(fakes, reals, {})) == {"ap_chance", "eer"}
+    text = " ".join(plain_reading([{**_epoch_row(1, 200, 400), **row}]))
+    assert "(chance level 0.800, the fakes' share)" in text
+    assert "At the thresholds that let 1% and 5% of validation reals through, it catches" in text
