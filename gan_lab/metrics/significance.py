@@ -66,17 +66,23 @@ def extremes_p(hits: list[int], ns: list[int]) -> float:
     return float(adjusted[pairs.index((min(high, low), max(high, low)))])
 
 
-def mcnemar_p(before, after) -> float:
-    """Two-sided exact McNemar p-value for paired verdicts (booleans, one per image, same images in both)."""
+def exact_sign_p(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts: verdicts gained and lost between two scorings."""
     from scipy.stats import binomtest
 
-    before, after = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
-    if before.shape != after.shape:
-        raise ValueError(f"before and after must score the same images. Received: {before.shape} and {after.shape}")
-    gained, lost = int(np.sum(~before & after)), int(np.sum(before & ~after))
+    if gained < 0 or lost < 0:
+        raise ValueError(f"gained and lost are counts. Received: gained={gained!r}, lost={lost!r}")
     if gained + lost == 0:
         return 1.0
     return float(binomtest(gained, gained + lost, 0.5).pvalue)
+
+
+def mcnemar_p(before, after) -> float:
+    """Two-sided exact McNemar p-value for paired verdicts (booleans, one per image, same images in both)."""
+    before, after = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
+    if before.shape != after.shape:
+        raise ValueError(f"before and after must score the same images. Received: {before.shape} and {after.shape}")
+    return exact_sign_p(int(np.sum(~before & after)), int(np.sum(before & ~after)))
 
 
 def p_text(p: float) -> str:

@@ -245,6 +245,11 @@ COLUMNS = (
     "kid_detector",
     "kid_detector_std",
     "diversity",
+    # Hardened rows: the same fakes before and after, McNemar's test (gan_lab.stress.run.paired_hardening_columns).
+    "trained_on",
+    "newly_caught",
+    "newly_missed",
+    "paired_p",
 )
 
 

@@ -187,6 +187,7 @@ class _Pass:
     spectra: dict[int, np.ndarray]
     fooled: dict[int, tuple[np.ndarray, np.ndarray]]  # epoch -> (pixels, p_fake) of the lowest-scored fakes
     latest_pixels: np.ndarray | None
+    caught: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)  # epoch -> per fake: called fake
 
 
 @dataclasses.dataclass
@@ -273,6 +274,7 @@ def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig
             real_discriminator = outputs_to_p_fake(real_logits, "logit")
             scores = _epoch_scores(config, detector, epoch, generated, reference, real_discriminator, probe)
             scored.rows.append({"kind": "epoch", "detector": label, "epoch": epoch, **compute_metrics(scores)})
+            scored.caught[epoch] = generated.p_fake >= detector.threshold
             write_scores_csv(
                 run_dir / ("scores" if first_pass else f"scores-{label}") / f"epoch-{epoch:04d}.csv",
                 reference.p_fake,
@@ -383,6 +385,27 @@ def _detector_rows(
     return scored, rows
 
 
+def paired_hardening_columns(original: dict[int, np.ndarray], hardened: dict[int, np.ndarray], trained_on) -> dict:
+    """Per epoch, the same fakes' verdicts before and after hardening compared with McNemar's exact test.
+
+    epoch -> {"paired_p", "newly_caught", "newly_missed", "trained_on"}: the fakes only the hardened
+    detector catches and those only the original did, and whether hardening trained on that epoch's
+    generator (its own fakes always come from another latent stream).
+    """
+    from gan_lab.metrics.significance import mcnemar_p
+
+    columns = {}
+    for epoch in sorted(set(original) & set(hardened)):
+        before, after = original[epoch], hardened[epoch]
+        columns[epoch] = {
+            "paired_p": mcnemar_p(before, after),
+            "newly_caught": int(np.sum(~before & after)),
+            "newly_missed": int(np.sum(before & ~after)),
+            "trained_on": epoch in trained_on,
+        }
+    return columns
+
+
 def _harden(inputs: StressInputs, config: StressConfig, run_dir: Path, progress: bool):
     """(the hardened detector, what hardening did) after fine-tuning a copy on fresh fakes."""
     hardened_dir = harden_detector(
@@ -462,7 +485,8 @@ def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progr
     if config.harden:
         hardened, hardening = _harden(inputs, config, run_dir, progress)
         scored, hardened_rows = _detector_rows(hardened, "hardened", inputs, config, run_dir, None, progress)
-        rows += hardened_rows
+        paired = paired_hardening_columns(original.caught, scored.caught, hardening["epochs"])
+        rows += [{**row, **paired.get(row["epoch"], {})} if row["kind"] == "epoch" else row for row in hardened_rows]
         if config.sweeps:
             rows += _sweeps(hardened, "hardened", inputs, config, scored, sweep_epochs)
     matrix = _matrix_rows(inputs, config, hardened, progress)

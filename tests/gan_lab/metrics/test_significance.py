@@ -104,3 +104,26 @@ def test_operating_points_and_the_ap_chance_level_reach_the_report():
     text = " ".join(plain_reading([{**_epoch_row(1, 200, 400), **row}]))
     assert "(chance level 0.800, the fakes' share)" in text
     assert "At the thresholds that let 1% and 5% of validation reals through, it catches" in text
+
+
+def test_hardening_is_judged_on_the_same_fakes_and_held_out_epochs_apart():
+    from gan_lab.stress.report import _before_after, _held_out_sentences
+    from gan_lab.stress.run import paired_hardening_columns
+
+    # 100 fakes per epoch; hardening turns 8 misses into catches and no catch into a miss. Two intervals
+    # of 40% and 48% of 100 overlap widely; the paired test sees 8 changes all one way.
+    before = {epoch: np.arange(100) < 40 for epoch in (1, 2)}
+    after = {epoch: np.arange(100) < 48 for epoch in (1, 2)}
+    paired = paired_hardening_columns(before, after, trained_on=[2])
+    assert paired[1] == {"paired_p": 2 * 0.5**8, "newly_caught": 8, "newly_missed": 0, "trained_on": False}
+    rows = [
+        {**_epoch_row(epoch, int(caught[epoch].sum()), 100), "detector": detector, **extra.get(epoch, {})}
+        for detector, caught, extra in (("original", before, {}), ("hardened", after, paired))
+        for epoch in (1, 2)
+    ]
+    table = "\\n".join(_before_after(rows, [2]))
+    assert "| 1 | no | 40.0% [30.9, 49.8] | 48.0% [38.5, 57.7] | 8 / 0 | a difference (p = 0.008, McNemar) |" in table
+    held_out, trained = _held_out_sentences(rows, [2])[::-1]
+    assert held_out.startswith("On epochs it never trained on (1; 100 fakes scored before and after): 8 newly caught")
+    assert trained.startswith("On the epochs it trained on (2;")
+    assert "pass --harden-epochs" in " ".join(_held_out_sentences(rows, [1, 2]))

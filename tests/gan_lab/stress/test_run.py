@@ -263,8 +263,17 @@ def test_hardening_catches_more_held_out_fakes_of_its_epochs_and_recalibrates_ba
     # The scored fakes come from another latent stream than the ones hardening trained on: held out.
     before, after = by[("original", 2)], by[("hardened", 2)]
     assert after["detection_rate_low"] > before["detection_rate_high"]
+    # Paired: the same fakes before and after, their changed verdicts counted and tested (McNemar).
+    for epoch in (1, 2):
+        b, a = by[("original", epoch)], by[("hardened", epoch)]
+        assert a["newly_caught"] - a["newly_missed"] == round((a["detection_rate"] - b["detection_rate"]) * 16)
+        assert 0 <= a["paired_p"] <= 1 and a["trained_on"] == (epoch == 2)
+    assert by[("hardened", 2)]["paired_p"] < 0.05
     report = (run_dir / "report.md").read_text()
-    assert "before and after" in report and "beyond the intervals" in report
+    assert "before and after" in report and "McNemar" in report
+    assert (
+        "On the epochs it trained on (2; 16 fakes" in report and "On epochs it never trained on (1; 16 fakes" in report
+    )
     # BatchNorm statistics: the average over the fine-tuning mix's batches, as detector training sets them.
     model = keras.models.load_model(run_dir / "hardened" / "model.keras", compile=False)
     layer = model.get_layer("bn1")
