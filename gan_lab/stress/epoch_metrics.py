@@ -162,6 +162,18 @@ def inception_quality(scores: EpochScores) -> dict:
 
 
 @register_metric
+def fidelity_and_diversity(scores: EpochScores) -> dict:
+    """k-NN precision and recall, density and coverage of the fakes, in the same Inception features as KID."""
+    from gan_lab.metrics.prdc import PRDC_K, prdc
+
+    if scores.fake_inception is None or scores.real_inception is None:
+        return {}
+    if min(len(scores.fake_inception), len(scores.real_inception)) <= PRDC_K:
+        return {}
+    return prdc(scores.real_inception, scores.fake_inception)
+
+
+@register_metric
 def faces(scores: EpochScores) -> dict:
     """The share of fakes in which MTCNN finds a face."""
     if scores.fake_faces is None:
@@ -240,6 +252,10 @@ COLUMNS = (
     "kid_inception",
     "kid_inception_std",
     "n_inception",
+    "knn_precision",
+    "knn_recall",
+    "density",
+    "coverage",
     *_with_intervals("faces_found"),
     "n_faces",
     "kid_detector",

@@ -121,6 +121,13 @@ def _quality_sentences(epochs: list[dict], reals: dict | None) -> list[str]:
                 else "(within twice its spread: no evidence of a change at this sample size)."
             )
         )
+    if is_number(last.get("knn_precision")):
+        sentences.append(
+            f"In the same features, epoch-{last['epoch']} fakes have k-NN precision {last['knn_precision']:.3f} (the "
+            f"share that falls among real images) and recall {last['knn_recall']:.3f} (the share of real images "
+            f"their variety reaches); density {last['density']:.3f} (about 1 when they match the reals) and coverage "
+            f"{last['coverage']:.3f}."
+        )
     first_kid, last_kid = first.get("kid_detector"), last.get("kid_detector")
     if is_number(first_kid) and is_number(last_kid) and len(epochs) > 1:
         trend = "falls" if last_kid < first_kid else "rises"
