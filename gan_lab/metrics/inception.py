@@ -84,18 +84,35 @@ def _build(weights):
     return keras.applications.InceptionV3(weights=weights, include_top=False, pooling="avg")
 
 
-def load_inception(download: bool = True) -> tuple[InceptionFeatures | None, str]:
-    """(InceptionV3 pool-feature extractor or None, a sentence saying which weights, or why there are none)."""
-    path = weights_path()
+COMPARABILITY = (
+    "its FID and KID are comparable only with figures made with the same weights (published FIDs mostly use the "
+    "2015-12-05 TensorFlow Inception graph, whose weights differ from Keras' ImageNet ones)"
+)
+
+
+def load_inception(
+    download: bool = True, weights: str | os.PathLike | None = None
+) -> tuple[InceptionFeatures | None, str]:
+    """(InceptionV3 pool-feature extractor or None, a sentence saying which weights, or why there are none).
+
+    weights: a weights file for Keras' InceptionV3 without its top (for instance the 2015-12-05 graph's
+    weights converted to that layout) instead of the Keras cache's; it must exist.
+    """
+    if weights is not None and not Path(weights).is_file():
+        return None, f"the InceptionV3 weights file {weights} (--inception-weights) does not exist"
+    path = Path(weights) if weights is not None else weights_path()
     if path.is_file():
         try:
             model = _build(None)
             model.load_weights(path)
         except Exception as error:  # a truncated or foreign file: say so, never fail the run
             return None, f"the InceptionV3 weights file {path} could not be loaded ({type(error).__name__}: {error})"
-        published = _md5(path) == WEIGHTS_MD5
+        digest = _md5(path)
+        published = digest == WEIGHTS_MD5
         note = "Keras' published ImageNet weights" if published else "not Keras' published ImageNet weights"
-        return InceptionFeatures(model, path, published), f"InceptionV3 weights from {path} ({note})"
+        return InceptionFeatures(model, path, published), (
+            f"InceptionV3 weights from {path} ({note}, MD5 {digest}); {COMPARABILITY}"
+        )
     if not download:
         return None, f"no InceptionV3 weights in the Keras cache ({path})"
     previous = socket.getdefaulttimeout()
@@ -110,4 +127,6 @@ def load_inception(download: bool = True) -> tuple[InceptionFeatures | None, str
         )
     finally:
         socket.setdefaulttimeout(previous)
-    return InceptionFeatures(model, path, True), f"InceptionV3 weights downloaded into {path}"
+    return InceptionFeatures(model, path, True), (
+        f"InceptionV3 weights downloaded into {path} (Keras' published ImageNet weights); {COMPARABILITY}"
+    )

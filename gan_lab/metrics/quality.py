@@ -37,13 +37,18 @@ class QualityProbe:
         return self.faces.found(pixels[: self.faces_n])
 
 
-def open_probe(inception: bool, faces: bool, inception_n: int, faces_n: int, download: bool = True) -> QualityProbe:
-    """Load what is asked for; a measure that cannot be loaded is left out with a note, never an error."""
+def open_probe(
+    inception: bool, faces: bool, inception_n: int, faces_n: int, download: bool = True, inception_weights=None
+) -> QualityProbe:
+    """Load what is asked for; a measure that cannot be loaded is left out with a note, never an error.
+
+    inception_weights: a weights file for InceptionV3 instead of the Keras cache's (see `load_inception`).
+    """
     probe = QualityProbe(inception_n=inception_n, faces_n=faces_n)
     if inception:
         from gan_lab.metrics.inception import load_inception
 
-        probe.inception, probe.notes["inception"] = load_inception(download=download)
+        probe.inception, probe.notes["inception"] = load_inception(download=download, weights=inception_weights)
     else:
         probe.notes["inception"] = "FID and KID in InceptionV3 features were not asked for (--no-inception)"
     if faces:

@@ -53,6 +53,9 @@ class StressConfig(DistributeOptions):
     sweeps: bool = True  # robustness sweeps (JPEG, blur, rescaling, noise) at the strongest and the last epoch
     inception: bool = True  # FID and KID in InceptionV3 features (ImageNet weights: Keras cache, downloaded once)
     inception_n: int = 256  # fakes per epoch (and real images) the InceptionV3 measures use
+    # A weights file for Keras' InceptionV3 without its top, instead of the Keras cache's ImageNet weights
+    # (the report names the file and its MD5: FID is comparable only between figures of the same weights)
+    inception_weights: str | None = None
     faces: bool = True  # the share of images in which MTCNN finds a face
     faces_n: int = DEFAULT_N  # fakes per epoch (and real images) the face detector looks at
     allow_overlap: bool = False  # keep real test images a GAN trained on (the report warns); else they are left out
@@ -198,6 +201,7 @@ class StressInputs:
             epochs=self.epochs,
             harden_epochs=self.harden_epochs or None,
             export_fakes=os.fspath(Path(config.export_fakes).resolve()) if config.export_fakes else None,
+            inception_weights=os.fspath(Path(config.inception_weights).resolve()) if config.inception_weights else None,
         )
 
     def context(self) -> dict:

@@ -471,7 +471,9 @@ def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progr
             f"{config.n} fakes each -> {run_dir}",
             flush=True,
         )
-    probe = open_probe(config.inception, config.faces, config.inception_n, config.faces_n)
+    probe = open_probe(
+        config.inception, config.faces, config.inception_n, config.faces_n, inception_weights=config.inception_weights
+    )
     context["quality"] = dict(probe.notes)
     write_json(run_dir / "config.json", {**dataclasses.asdict(resolved), "resolved": context})
     if progress:

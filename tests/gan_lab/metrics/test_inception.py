@@ -17,6 +17,16 @@ def test_weights_written_under_the_keras_cache_name_are_the_ones_loaded(tmp_path
     extractor, note = load_inception(download=False)
     assert extractor is not None and extractor.weights == weights_path()
     assert not extractor.published and "not Keras' published" in note
+    assert "comparable only with figures made with the same weights" in note and "MD5 " in note
+    # A file of the user's own (--inception-weights) instead of the cache's, named with its MD5.
+    own = tmp_path / "converted-2015-12-05.weights.h5"
+    written.save_weights(own)
+    extractor, note = load_inception(download=False, weights=own)
+    assert extractor.weights == own and str(own) in note and inception._md5(own) in note
+    assert load_inception(weights=tmp_path / "missing.h5") == (
+        None,
+        f"the InceptionV3 weights file {tmp_path / 'missing.h5'} (--inception-weights) does not exist",
+    )
     pixels = np.random.default_rng(0).random((3, 32, 32, 3)).astype("float32")
     features = extractor(pixels, batch_size=2)
     assert features.shape == (3, 2048)
