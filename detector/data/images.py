@@ -135,6 +135,30 @@ def fit_image(
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
+# The IJG standard luminance quantisation table (quality 50), summed: libjpeg scales it by quality.
+_IJG_LUMINANCE_SUM = 3688
+
+
+def jpeg_quality(path: str | os.PathLike) -> int | None:
+    """The IJG quality a JPEG file was most likely saved at, from its luminance table; None if not a JPEG.
+
+    Exact for files written by libjpeg and its descendants (PIL, OpenCV, most cameras' software);
+    for other encoders, the quality whose standard table is nearest in scale.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.format != "JPEG" or not getattr(image, "quantization", None):
+                return None
+            table = image.quantization[0]
+    except (OSError, ValueError):
+        return None
+    if max(table) == 1:
+        return 100
+    scale = 100.0 * sum(table) / _IJG_LUMINANCE_SUM
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return int(min(100, max(1, round(quality))))
+
+
 def save_png(path: str | os.PathLike, pixels: np.ndarray) -> Path:
     """Save float [0, 1] or uint8 pixels (H, W, 3) as a PNG, atomically."""
     from detector.base.runs import atomic_write_bytes

@@ -261,6 +261,11 @@ COLUMNS = (
     "kid_detector",
     "kid_detector_std",
     "diversity",
+    # The real row: the reals stored again as the fakes are (gan_lab.stress.run.format_check).
+    "reencoded_reals_called_fake",
+    "reencoded_reals_called_fake_low",
+    "reencoded_reals_called_fake_high",
+    "format_check_p",
     # Hardened rows: the same fakes before and after, McNemar's test (gan_lab.stress.run.paired_hardening_columns).
     "trained_on",
     "newly_caught",

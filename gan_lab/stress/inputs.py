@@ -22,6 +22,7 @@ from detector.training.scaling import DistributeOptions, Scaling
 from gan_lab.gan.checkpoints import require_gan_run
 from gan_lab.gan.latents import describe_streams
 from gan_lab.metrics.intervals import BOOTSTRAP_RESAMPLES
+from gan_lab.stress.formats import Encoding, FakeFormat, resolve_encoding
 from gan_lab.stress.leakage import LeakageCheck, RealImages, comparison_reals
 from gan_lab.stress.matrix import Source, data_source, folder_source, gan_sources
 
@@ -53,6 +54,10 @@ class StressConfig(DistributeOptions):
     sweeps: bool = True  # robustness sweeps (JPEG, blur, rescaling, noise) at the strongest and the last epoch
     inception: bool = True  # FID and KID in InceptionV3 features (ImageNet weights: Keras cache, downloaded once)
     inception_n: int = 256  # fakes per epoch (and real images) the InceptionV3 measures use
+    # How GAN fakes are stored before scoring: "auto" as the reals are (8-bit, and JPEG at the reals' quality
+    # when they are JPEG files), "png" (8-bit), "jpeg" (at --fake-jpeg-quality or the reals'), "float" (as generated)
+    fake_format: FakeFormat = "auto"
+    fake_jpeg_quality: int | None = None  # with "jpeg" or "auto": this quality instead of the reals'
     # A weights file for Keras' InceptionV3 without its top, instead of the Keras cache's ImageNet weights
     # (the report names the file and its MD5: FID is comparable only between figures of the same weights)
     inception_weights: str | None = None
@@ -160,6 +165,7 @@ class StressInputs:
     training_fakes: np.ndarray  # fakes of the first detector's training split, for the spectra
     sources: tuple[Source, ...]  # the matrix columns
     indexes: dict[Path, DatasetIndex]  # data folder -> its index, for "data" sources
+    encoding: Encoding = Encoding("float")  # how GAN fakes are stored before they are scored
 
     @property
     def primary(self) -> DetectorUnderTest:
@@ -217,6 +223,8 @@ class StressInputs:
             "latent_streams": describe_streams(),
             "leakage": dataclasses.asdict(self.leakage),
             "matrix_sources": [source.label for source in self.sources],
+            "fake_format": self.encoding.describe(),
+            "fake_format_source": self.encoding.source,
         }
 
 
@@ -243,6 +251,7 @@ def resolve_inputs(config: StressConfig) -> StressInputs:
         training_fakes=training_fakes,
         sources=tuple(sources),
         indexes=indexes,
+        encoding=resolve_encoding(config.fake_format, config.fake_jpeg_quality, primary.reals.paths, config.jit),
     )
 
 

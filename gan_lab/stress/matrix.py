@@ -80,8 +80,9 @@ def folder_images(folder: Path) -> list[str]:
 class SourceFakes:
     """Fakes of each source, made once and fitted to each detector's input as its training fitted images."""
 
-    def __init__(self, n: int, seed: int, batch_size: int, indexes: dict[Path, object]):
+    def __init__(self, n: int, seed: int, batch_size: int, indexes: dict[Path, object], encoding=None):
         self.n, self.seed, self.batch_size, self.indexes = n, seed, batch_size, indexes
+        self.encoding = encoding  # gan_lab.stress.formats.Encoding for GAN fakes, None: as generated
         self._generated: dict[Source, np.ndarray] = {}
 
     def _generate(self, source: Source) -> np.ndarray:
@@ -92,7 +93,8 @@ class SourceFakes:
             generator = load_generator(source.path, source.epoch)
             latents = seeded_latents(self.seed, source.epoch, self.n, int(generator.input_shape[-1]), SCORING_STREAM)
             check_not_grid(latents, source.path)
-            self._generated[source] = generate(generator, latents, self.batch_size)
+            pixels = generate(generator, latents, self.batch_size)
+            self._generated[source] = pixels if self.encoding is None else np.asarray(self.encoding(pixels))
         return self._generated[source]
 
     def for_detector(self, source: Source, detector) -> np.ndarray:

@@ -174,6 +174,13 @@ def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
         sentences.append(_best_and_worst(epochs))
     reals = next((row for row in rows if row["kind"] == "real" and row["detector"] == detector), None)
     sentences += _quality_sentences(epochs, reals) if detector == "original" else []
+    if reals is not None and is_number(reals.get("format_check_p")):
+        sentences.append(
+            "Format check: real test images stored again as the fakes are, are called fake "
+            f"{_with_interval(reals, 'reencoded_reals_called_fake')} of the time, against "
+            f"{_percent(reals['reals_called_fake'])} as read: {verdict(reals['format_check_p'], 'two-proportion test')}"
+            " (a detector that keyed on the storage format would call more of them fake)."
+        )
     if is_number(last.get("disc_detection_rate")):
         sentences.append(
             f"The epoch-{last['epoch']} discriminator, used as a detector, calls "
@@ -420,6 +427,9 @@ def _measures_note(config, context: dict) -> list[str]:
         f"{quality.get('inception', '')}.",
         "",
         f"Faces found: {quality.get('faces', '')}.",
+        "",
+        f"Fakes are scored {context.get('fake_format', 'as the generator made them')} "
+        f"({context.get('fake_format_source', 'runs made before the option')}); every measure sees them so.",
         "",
         _detector_features_note(context),
     ]

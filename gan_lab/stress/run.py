@@ -34,8 +34,10 @@ GALLERY_SIZE = 8
 # --------------------------------------------------------------------------- the fused pass
 
 
-def _fused_forward(generator, two_outputs, discriminator, latents):
+def _fused_forward(generator, two_outputs, discriminator, encode, latents):
     pixels = generator(latents, training=False)
+    if encode is not None:
+        pixels = encode(pixels)
     result = {"pixels": pixels}
     if two_outputs is not None:
         result["outputs"], result["features"] = two_outputs(pixels, training=False)
@@ -45,15 +47,17 @@ def _fused_forward(generator, two_outputs, discriminator, latents):
 
 
 def build_fused_scorer(
-    generator, detector_model, feature_layer=None, discriminator=None, jit: bool = False, strategy=None
+    generator, detector_model, feature_layer=None, discriminator=None, jit: bool = False, strategy=None, encode=None
 ):
-    """One tf.function: latents -> generator -> detector (outputs and penultimate features) [-> discriminator].
+    """One tf.function: latents -> generator [-> encode] -> detector (outputs and penultimate features) [-> discriminator].
 
     Returns a callable taking float32 latents (B, latent_dim) and returning a dict of
     tensors: pixels, outputs (raw detector head), features, and discriminator (raw logit).
     detector_model None (an imported detector, outside Keras): pixels and discriminator only.
     jit: compile it with XLA. strategy: a tf.distribute strategy (its models made in its scope)
-    whose replicas each take a share of every batch, in order.
+    whose replicas each take a share of every batch, in order. encode: pixels -> pixels as the
+    fakes are stored before scoring (a `gan_lab.stress.formats.Encoding`); what it returns is
+    what every output is computed on, and the pixels returned.
     """
     import keras
     import tensorflow as tf
@@ -67,7 +71,7 @@ def build_fused_scorer(
     latent_dim = int(generator.input_shape[-1])
     signature = [tf.TensorSpec((None, latent_dim), tf.float32)]
     # A partial, not a closure per call: each scorer keeps its own trace.
-    forward = functools.partial(_fused_forward, generator, two_outputs, discriminator)
+    forward = functools.partial(_fused_forward, generator, two_outputs, discriminator, encode)
     if strategy is None or strategy.num_replicas_in_sync == 1:
         return tf.function(forward, input_signature=signature, jit_compile=jit)
     step = tf.function(functools.partial(strategy.run, tf.function(forward, jit_compile=jit)))
@@ -264,7 +268,13 @@ def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig
             latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
             check_not_grid(latents, inputs.gan_dir)
             scorer = build_fused_scorer(
-                generator, detector.model, detector.feature_layer(), discriminator_model, config.jit, scaling.strategy
+                generator,
+                detector.model,
+                detector.feature_layer(),
+                discriminator_model,
+                config.jit,
+                scaling.strategy,
+                inputs.encoding,
             )
             outside = detector if detector.imported else None
             generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar, outside)
@@ -304,7 +314,27 @@ def _reals_row(detector, label: str, inputs: StressInputs, probe) -> dict:
     faces = probe.faces_found(inputs.real) if probe is not None else None
     if faces is not None:
         row.update({**rate_with_interval("faces_found", faces), "n_faces": len(faces)})
-    return row
+    return {**row, **format_check(detector, inputs.real, inputs.encoding)}
+
+
+def format_check(detector, real: np.ndarray, encoding) -> dict:
+    """The real comparison images stored again as the fakes are, and how often the detector then calls them fake.
+
+    If the detector keyed on the storage format, re-encoded reals would be called fake more often
+    than the reals as read; the two-proportion test says whether they are.
+    """
+    from gan_lab.metrics.intervals import rate_with_interval
+    from gan_lab.metrics.significance import two_proportion_p
+
+    if encoding.kind == "float" or not len(real):
+        return {}
+    as_read = detector.score(real) >= detector.threshold
+    reencoded = detector.score(np.asarray(encoding(real), dtype=np.float32)) >= detector.threshold
+    return {
+        **rate_with_interval("reencoded_reals_called_fake", reencoded),
+        "reals_called_fake": float(as_read.mean()),
+        "format_check_p": two_proportion_p(int(reencoded.sum()), len(real), int(as_read.sum()), len(real)),
+    }
 
 
 def sweep_rows(
@@ -441,7 +471,7 @@ def _matrix_rows(inputs: StressInputs, config: StressConfig, hardened, progress:
     """Every detector (and the hardened one) against every source: the generalisation matrix's cells."""
     from gan_lab.stress.matrix import SourceFakes, matrix_cell, with_means
 
-    fakes = SourceFakes(config.n, config.seed, config.batch_size, inputs.indexes)
+    fakes = SourceFakes(config.n, config.seed, config.batch_size, inputs.indexes, inputs.encoding)
     detectors = [(each.label, each.detector, each.reals.pixels) for each in inputs.detectors]
     if hardened is not None:
         detectors.insert(1, (f"{detectors[0][0]} (hardened)", hardened, inputs.real))

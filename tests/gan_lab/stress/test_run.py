@@ -138,6 +138,10 @@ def test_quality_apart_from_the_detector_inception_and_faces(stress_run):
     assert "not Keras' published ImageNet weights" in report and "MTCNN finds a face" in report
     assert "KID (as the detector sees them)" in report
     assert "InceptionV3 weights from" in read_json(stress_run / "config.json")["resolved"]["quality"]["inception"]
+    # SynthFaces reals are PNG files: the fakes are quantised to 8 bits as they are, and the reals re-stored so
+    # are scored again (the format check).
+    assert "Fakes are scored quantised to 8 bits" in report and "Format check: real test images" in report
+    assert 0 <= reals[0]["format_check_p"] <= 1
 
 
 def test_the_report_states_the_leakage_check(stress_run):
