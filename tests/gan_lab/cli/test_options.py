@@ -33,6 +33,7 @@ SPECIAL = {
     (StressConfig, "detectors"): (("runs/a", "runs/b"), ["runs/a", "runs/b"]),
     (StressConfig, "gans"): (("runs/g@all", "runs/h"), ["runs/g@all", "runs/h"]),
     (StressConfig, "fakes"): (("stylegan/",), ["stylegan/"]),
+    (DetectorConfig, "extra_fakes"): (("fakes/a", "fakes/b"), ["fakes/a", "fakes/b"]),
     **{
         (config_class, "devices"): (("/gpu:0", "/gpu:1"), ["/gpu:0", "/gpu:1"])
         for config_class in COMMANDS
