@@ -235,14 +235,42 @@ def _keep_first_pass_outputs(scored: _Pass, generated, epoch: int, config: Stres
         export_fakes(generated.pixels, config.export_fakes, epoch, layout, config.seed)
 
 
+def _generate_epoch(detector, inputs: StressInputs, config: StressConfig, epoch: int, scaling, bar):
+    """One epoch's fresh fakes, stored as the reals are and scored in one fused pass; the discriminator on the reals."""
+    from detector.inference.predict import compiled_forward, in_batches
+    from detector.models.zoo import outputs_to_p_fake
+
+    with scaling.scope():
+        generator = load_generator(inputs.gan_dir, epoch)
+        discriminator_model = load_discriminator(inputs.gan_dir, epoch)
+    output_shape = tuple(generator.output_shape[1:])
+    if output_shape != (detector.size, detector.size, 3):
+        raise LabError(
+            f"The generator of {inputs.gan_dir} (epoch {epoch}) makes {output_shape} images but the detector "
+            f"{detector.run_dir} takes ({detector.size}, {detector.size}, 3)"
+        )
+    latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
+    check_not_grid(latents, inputs.gan_dir)
+    scorer = build_fused_scorer(
+        generator,
+        detector.model,
+        detector.feature_layer(),
+        discriminator_model,
+        config.jit,
+        scaling.strategy,
+        inputs.encoding,
+    )
+    outside = detector if detector.imported else None
+    generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar, outside)
+    real_logits = in_batches(compiled_forward(discriminator_model, detector.size), inputs.real, config.batch_size)
+    return generated, outputs_to_p_fake(real_logits, "logit")
+
+
 def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig, run_dir: Path, probe, progress: bool):
     """Generate and score every chosen epoch's fakes with one detector; write its scores files.
 
     probe: the detector-independent quality measures (first pass only), or None.
     """
-    from detector.inference.predict import compiled_forward, in_batches
-    from detector.models.zoo import outputs_to_p_fake
-
     first_pass = probe is not None
     bar = None
     if progress:
@@ -256,32 +284,7 @@ def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig
     scaling = Scaling.of(config)
     try:
         for epoch in inputs.epochs:
-            with scaling.scope():
-                generator = load_generator(inputs.gan_dir, epoch)
-                discriminator_model = load_discriminator(inputs.gan_dir, epoch)
-            output_shape = tuple(generator.output_shape[1:])
-            if output_shape != (detector.size, detector.size, 3):
-                raise LabError(
-                    f"The generator of {inputs.gan_dir} (epoch {epoch}) makes {output_shape} images but the detector "
-                    f"{detector.run_dir} takes ({detector.size}, {detector.size}, 3)"
-                )
-            latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
-            check_not_grid(latents, inputs.gan_dir)
-            scorer = build_fused_scorer(
-                generator,
-                detector.model,
-                detector.feature_layer(),
-                discriminator_model,
-                config.jit,
-                scaling.strategy,
-                inputs.encoding,
-            )
-            outside = detector if detector.imported else None
-            generated = generate_and_score(scorer, latents, detector.head, config.batch_size, bar, outside)
-            real_logits = in_batches(
-                compiled_forward(discriminator_model, detector.size), inputs.real, config.batch_size
-            )
-            real_discriminator = outputs_to_p_fake(real_logits, "logit")
+            generated, real_discriminator = _generate_epoch(detector, inputs, config, epoch, scaling, bar)
             scores = _epoch_scores(config, detector, epoch, generated, reference, real_discriminator, probe)
             scored.rows.append({"kind": "epoch", "detector": label, "epoch": epoch, **compute_metrics(scores)})
             scored.caught[epoch] = generated.p_fake >= detector.threshold
