@@ -27,6 +27,9 @@ class TrainOptions(ResumableRunOptions):
     # stress test never scores them, and are written once as PNGs under RUNS_DIR/fakes/.
     fakes_from: tuple[str, ...] = ()
     fakes_n: int = 500  # with --fakes-from: fakes per GAN epoch
+    # Train one run per seed, "0,1,2" or "0 1 2" (names end in -seedN), to give the stress test's
+    # verdicts a spread over training seeds: `gan-lab stress --detector FIRST --seed-runs OTHERS...`
+    seeds: tuple[str, ...] = ()
 
 
 def register(subparsers) -> None:
@@ -68,11 +71,64 @@ def run_train(args: argparse.Namespace) -> int:
             raise LabError("--fakes-from starts a new run; a resumed run trains on the fakes its config.json names")
         folders = gan_fakes_folders(run.fakes_from, run.fakes_n, config.seed, Path(run.runs_dir) / "fakes", run.quiet)
         config = dataclasses.replace(config, extra_fakes=(*config.extra_fakes, *folders))
+    if run.seeds:
+        return _train_seeds(config, run)
     run_dir = train_detector(config, runs_dir=run.runs_dir, resume=run.resume, progress=not run.quiet)
     if run_dir is None:  # another worker of a multiworker cluster: the chief wrote the run
         return 0
     print(format_table(read_json(run_dir / "metrics.json")))
     print(f"Run directory: {run_dir}")
+    return 0
+
+
+SEED_SUMMARY_KEYS = ("accuracy", "accuracy_at_threshold", "average_precision", "roc_auc", "eer")
+
+
+def seed_summary(metrics: list[dict]) -> list[str]:
+    """Lines of each test figure's mean ± standard deviation (ddof 1) and range over runs of several seeds."""
+    import numpy as np
+
+    lines = []
+    for key in SEED_SUMMARY_KEYS:
+        values = [float(each[key]) for each in metrics if isinstance(each.get(key), (int, float))]
+        if len(values) == len(metrics):
+            lines.append(
+                f"  {key:<22} {np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}  ({min(values):.4f}-{max(values):.4f})"
+            )
+    return lines
+
+
+def _train_seeds(config, run: TrainOptions) -> int:
+    """One run per seed of `run.seeds`, then the spread of their test figures and the stress command for all."""
+    from detector.base.errors import LabError
+    from detector.base.runs import read_json
+    from detector.training.train import train_detector
+
+    try:
+        seeds = list(dict.fromkeys(int(part) for text in run.seeds for part in str(text).split(",") if part.strip()))
+    except ValueError:
+        raise LabError(f"--seeds takes integers such as 0,1,2. Received: {' '.join(run.seeds)}") from None
+    if run.resume:
+        raise LabError("--seeds starts one new run per seed; resume each run on its own with --resume RUN_DIR")
+    if len(seeds) < 2:
+        raise LabError(f"--seeds takes at least two different seeds, such as 0 1 2. Received: {list(run.seeds)}")
+    name = config.name or f"{config.model}-{config.size}px"
+    run_dirs = []
+    for seed in seeds:
+        seeded = dataclasses.replace(config, seed=seed, name=f"{name}-seed{seed}")
+        run_dir = train_detector(seeded, runs_dir=run.runs_dir, progress=not run.quiet)
+        if run_dir is None:  # another worker of a multiworker cluster
+            continue
+        run_dirs.append(run_dir)
+        print(f"Run directory (seed {seed}): {run_dir}")
+    if not run_dirs:
+        return 0
+    print(f"Test figures over seeds {', '.join(map(str, seeds))} (mean ± standard deviation, range):")
+    print("\n".join(seed_summary([read_json(run_dir / "metrics.json") for run_dir in run_dirs])))
+    print(
+        f"Stress all of them: gan-lab stress --detector {run_dirs[0]} --seed-runs "
+        f"{' '.join(map(str, run_dirs[1:]))} --gan GAN_RUN"
+    )
     return 0
 
 

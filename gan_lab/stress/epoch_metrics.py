@@ -17,6 +17,7 @@ import numpy as np
 from gan_lab.metrics.fid import frechet_feature_distance
 from gan_lab.metrics.intervals import BOOTSTRAP_RESAMPLES, bootstrap_intervals, rate_with_interval
 from gan_lab.metrics.kid import kernel_inception_distance
+from gan_lab.metrics.memorisation import NearestReals, memorisation_figures
 
 
 @dataclasses.dataclass
@@ -38,6 +39,8 @@ class EpochScores:
     fake_faces: np.ndarray | None = None  # per fake (of a sample): whether MTCNN found a face
     # The detector's validation thresholds for fixed false-positive rates ({"threshold_fpr_1": t, ...}).
     operating_thresholds: dict = dataclasses.field(default_factory=dict)
+    # Each fake's nearest training and held-out real image (gan_lab.metrics.memorisation), or None
+    nearest: NearestReals | None = None
 
 
 EPOCH_METRICS: dict[str, Callable[[EpochScores], dict]] = {}
@@ -181,6 +184,12 @@ def faces(scores: EpochScores) -> dict:
     return {**rate_with_interval("faces_found", scores.fake_faces), "n_faces": len(scores.fake_faces)}
 
 
+@register_metric
+def memorisation(scores: EpochScores) -> dict:
+    """The share of fakes nearer one of the GAN's training images than any held-out real image, tested against 1/2."""
+    return {} if scores.nearest is None else memorisation_figures(scores.nearest, seed=[scores.seed, scores.epoch])
+
+
 def standardised_kid(real_features, fake_features, seed: int = 0) -> tuple[float, float]:
     """KID after standardising each feature by the real images' mean and spread.
 
@@ -237,6 +246,8 @@ DETECTION_COLUMNS = (
     "oracle_threshold",
     "oracle_accuracy",
 )
+# The verdicts given as mean and spread over detectors trained with different seeds (stress --seed-runs)
+SEED_SPREAD_KEYS = ("detection_rate", "reals_called_fake", "average_precision", "tpr_at_fpr_1")
 COLUMNS = (
     "kind",
     "detector",
@@ -261,6 +272,15 @@ COLUMNS = (
     "kid_detector",
     "kid_detector_std",
     "diversity",
+    # Seed rows name their training seed; epoch rows carry the spread over the runs (gan_lab.stress.run.with_seed_spread)
+    "seed",
+    "seed_runs",
+    *(f"{key}_seed_{figure}" for key in SEED_SPREAD_KEYS for figure in ("mean", "sd")),
+    *_with_intervals("nearer_training"),
+    "nearest_ratio",
+    "memorisation_p",
+    "memorisation_p_holm",
+    "n_memorisation",
     # The real row: the reals stored again as the fakes are (gan_lab.stress.run.format_check).
     "reencoded_reals_called_fake",
     "reencoded_reals_called_fake_low",

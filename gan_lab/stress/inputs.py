@@ -23,7 +23,7 @@ from gan_lab.gan.checkpoints import require_gan_run
 from gan_lab.gan.latents import describe_streams
 from gan_lab.metrics.intervals import BOOTSTRAP_RESAMPLES
 from gan_lab.stress.formats import Encoding, FakeFormat, resolve_encoding
-from gan_lab.stress.leakage import LeakageCheck, RealImages, comparison_reals
+from gan_lab.stress.leakage import LeakageCheck, MemorisationReals, RealImages, comparison_reals, memorisation_reals
 from gan_lab.stress.matrix import Source, data_source, folder_source, gan_sources
 
 # 400 images give a rate's 95% Wilson interval a half-width of at most 4.9 points (at a rate of 50%).
@@ -41,6 +41,9 @@ class StressConfig(DistributeOptions):
     detector: str = ""  # a detector run directory: the one scored epoch by epoch
     # More detector runs: with `detector`, the rows of the generalisation matrix (matrix.csv).
     detectors: tuple[str, ...] = ()
+    # Runs trained as `detector` was but with other seeds (`detector train --seeds`): each epoch's verdicts
+    # then carry their mean and spread across the training seeds
+    seed_runs: tuple[str, ...] = ()
     # A GAN run directory, scored epoch by epoch; RUN_DIR@EPOCHS picks its matrix columns (default: its last epoch).
     gan: str = ""
     # More GAN runs as matrix columns: RUN_DIR (its last epoch) or RUN_DIR@EPOCHS ("all", "last" or "1,5,10").
@@ -64,6 +67,8 @@ class StressConfig(DistributeOptions):
     faces: bool = True  # the share of images in which MTCNN finds a face
     faces_n: int = DEFAULT_N  # fakes per epoch (and real images) the face detector looks at
     allow_overlap: bool = False  # keep real test images a GAN trained on (the report warns); else they are left out
+    # Per epoch, whether the fakes sit nearer the GAN's training images than real images it never trained on
+    memorisation: bool = True
     bootstrap: int = BOOTSTRAP_RESAMPLES  # bootstrap resamples over images for the AP and ROC-AUC intervals
     export_fakes: str | None = None  # also write the fakes as PNGs in the detector's folder layout here
     harden: bool = False  # fine-tune a copy of the detector on extra fakes and score it too
@@ -115,7 +120,7 @@ def _validate(config: StressConfig) -> None:
         value = getattr(config, option)
         if not is_int(value) or value < 0:
             raise ValueError(f"{option} must be a non-negative integer. Received: {option}={value!r}")
-    for option in ("detectors", "gans", "fakes"):
+    for option in ("detectors", "seed_runs", "gans", "fakes"):
         if isinstance(getattr(config, option), str):
             raise ValueError(
                 f"{option} must be a list of paths, not one string. Received: {option}={getattr(config, option)!r}"
@@ -166,6 +171,11 @@ class StressInputs:
     sources: tuple[Source, ...]  # the matrix columns
     indexes: dict[Path, DatasetIndex]  # data folder -> its index, for "data" sources
     encoding: Encoding = Encoding("float")  # how GAN fakes are stored before they are scored
+    seed_runs: tuple[DetectorUnderTest, ...] = ()  # the first detector retrained with other seeds, own reals each
+    # The first GAN run's training images and as many it never trained on, for the memorisation check
+    memorisation: MemorisationReals = dataclasses.field(
+        default_factory=lambda: MemorisationReals(None, None, "not checked (--no-memorisation)")
+    )
 
     @property
     def primary(self) -> DetectorUnderTest:
@@ -197,6 +207,7 @@ class StressInputs:
             config,
             detector=os.fspath(Path(self.detector.run_dir).resolve()),
             detectors=tuple(os.fspath(Path(each.detector.run_dir).resolve()) for each in self.detectors[1:]),
+            seed_runs=tuple(os.fspath(Path(each.detector.run_dir).resolve()) for each in self.seed_runs),
             gan=os.fspath(self.gan_dir.resolve()),
             gans=tuple(
                 f"{os.fspath(source.path.resolve())}@{source.epoch}"
@@ -225,6 +236,7 @@ class StressInputs:
             "matrix_sources": [source.label for source in self.sources],
             "fake_format": self.encoding.describe(),
             "fake_format_source": self.encoding.source,
+            "memorisation": self.memorisation.note,
         }
 
 
@@ -240,6 +252,7 @@ def resolve_inputs(config: StressConfig) -> StressInputs:
     sources, indexes = _matrix_sources(config, gans, epochs, detectors)
     under_test = _with_reals(config, detectors, [gan.path for gan in gans])
     primary = under_test[0]
+    seed_runs = _with_reals(config, _seed_runs(config, detectors[0]), [gan.path for gan in gans])
     training_fakes = class_images(
         primary.index, "train", FAKE, primary.detector.size, primary.detector.crop, config.n, seed=config.seed
     )
@@ -251,7 +264,9 @@ def resolve_inputs(config: StressConfig) -> StressInputs:
         training_fakes=training_fakes,
         sources=tuple(sources),
         indexes=indexes,
+        seed_runs=tuple(seed_runs),
         encoding=resolve_encoding(config.fake_format, config.fake_jpeg_quality, primary.reals.paths, config.jit),
+        **({"memorisation": memorisation_reals(gans[0].path, config.n, config.seed)} if config.memorisation else {}),
     )
 
 
@@ -259,6 +274,35 @@ def _load_detectors(config: StressConfig) -> list[Detector]:
     paths = list(dict.fromkeys([path for path in (config.detector, *config.detectors) if path]))
     with Scaling.of(config).scope():  # on the strategy's devices, to score there
         return [load_detector(require_run_dir(path, "detector")) for path in paths]
+
+
+# What a seed run must share with the detector it repeats: everything that makes it the same recipe.
+SEED_RUN_KEYS = ("model", "size", "crop", "head", "data", "epochs", "recipe", "learning_rate", "batch_size")
+
+
+def _seed_runs(config: StressConfig, primary: Detector) -> list[Detector]:
+    """The seed runs, each checked to be `primary`'s recipe with another seed."""
+    paths = list(dict.fromkeys(config.seed_runs))
+    with Scaling.of(config).scope():
+        runs = [load_detector(require_run_dir(path, "detector")) for path in paths]
+    seeds = {primary.config.get("seed", 0): primary.run_dir}
+    for run in runs:
+        if run.imported or primary.imported:
+            raise LabError(
+                f"--seed-runs compares lab-trained runs of one recipe; {run.run_dir} or the detector was imported"
+            )
+        differing = [key for key in SEED_RUN_KEYS if run.config.get(key) != primary.config.get(key)]
+        if differing:
+            key = differing[0]
+            raise LabError(
+                f"--seed-runs: {run.run_dir} differs from {primary.run_dir} in more than its seed ({key}: "
+                f"{run.config.get(key)!r} against {primary.config.get(key)!r}); pass runs of one recipe"
+            )
+        seed = run.config.get("seed", 0)
+        if seed in seeds:
+            raise LabError(f"--seed-runs: {run.run_dir} and {seeds[seed]} were both trained with seed {seed}")
+        seeds[seed] = run.run_dir
+    return runs
 
 
 def _gan_runs(config: StressConfig) -> list[GanRun]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from detector import REAL
 from detector.base.errors import LabError
+from detector.base.runs import read_json
 from gan_lab.gan.manifest import TrainingImages, content_hash, training_images
 
 
@@ -131,3 +132,60 @@ def describe(check: LeakageCheck) -> str:
             f"No overlap found among the {check.candidates} real test images drawn, but not every GAN could be checked."
         )
     return f"Leakage check (paths and SHA-256 of the files): {found} GAN training images: {known}."
+
+
+@dataclasses.dataclass
+class MemorisationReals:
+    """For the memorisation check: as many of a GAN's training images as of its data's held-out real images."""
+
+    training: np.ndarray | None  # None: the check cannot be made (note says why)
+    held_out: np.ndarray | None
+    note: str
+
+
+def _drawn(paths, n: int, seed: int) -> list[str]:
+    paths = sorted(paths)
+    return [paths[i] for i in np.random.default_rng(seed).permutation(len(paths))[:n]]
+
+
+def memorisation_reals(gan_dir: Path, n: int, seed: int) -> MemorisationReals:
+    """Up to n training images of a GAN run and as many real images of its data folder it never trained on.
+
+    Both are loaded as the GAN loads its data (its size and crop), drawn with `seed`; when the data
+    folder or the training list is out of reach, the arrays are None and the note says why.
+    """
+    from detector.data.datasets import index_folder, load_images
+
+    config = read_json(Path(gan_dir) / "config.json")
+    trained = training_images(gan_dir)
+    data = config.get("data")
+    if trained.source == "unknown" or not data or not Path(data).is_dir():
+        return MemorisationReals(None, None, f"not checked: the GAN's data folder {data!r} is not on this machine")
+    index = index_folder(data, real_only=True, seed=int(config.get("seed", 0)))
+    held_out = [
+        path
+        for name, split in index.splits.items()
+        if name != "train"
+        for path in split.paths
+        if not trained.contains(path)
+    ]
+    training = [path for path in trained.paths if Path(path).is_file()]
+    count = min(n, len(training), len(held_out))
+    if count < 2:
+        return MemorisationReals(
+            None,
+            None,
+            f"not checked: {data} has {len(held_out)} real images outside the GAN's training set "
+            f"and {len(training)} of its training images are on this machine (2 of each needed)",
+        )
+    size, crop = int(config["size"]), config.get("crop", "resize")
+    loaded_training, _, _ = load_images(_drawn(training, count, seed), size, crop=crop)
+    loaded_held_out, _, _ = load_images(_drawn(held_out, count, seed + 1), size, crop=crop)
+    count = min(len(loaded_training), len(loaded_held_out))  # unreadable files were skipped with a warning
+    if count < 2:
+        return MemorisationReals(None, None, f"not checked: fewer than 2 readable images of each kind in {data}")
+    return MemorisationReals(
+        np.asarray(loaded_training[:count], dtype=np.float32),
+        np.asarray(loaded_held_out[:count], dtype=np.float32),
+        f"{count} of the GAN's training images against {count} real images of {data} it never trained on",
+    )

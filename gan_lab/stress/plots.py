@@ -156,3 +156,11 @@ def write_gallery(fooled: dict[int, tuple[np.ndarray, np.ndarray]], path: Path) 
         blank = np.ones((columns - len(pixels), *size), dtype=np.float32)
         tiles.append(np.concatenate([pixels, blank]) if len(blank) else pixels)
     return save_png(path, image_grid(np.concatenate(tiles), columns=columns))
+
+
+def write_closest_pairs(closest: dict[int, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Per epoch two rows: the fakes nearest a training image, and below each, that training image."""
+    from detector.data.images import image_grid, save_png
+
+    tiles = [images for epoch in sorted(closest) for images in closest[epoch]]
+    return save_png(path, image_grid(np.concatenate(tiles), columns=len(tiles[0])))

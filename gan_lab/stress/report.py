@@ -20,10 +20,17 @@ from detector.base.runs import atomic_write_bytes, atomic_write_text, read_json,
 from detector.training.lifecycle import is_number
 from gan_lab.metrics.intervals import BOOTSTRAP_RESAMPLES, largest_half_width, separated
 from gan_lab.metrics.kid import KID_MAX_SUBSET_SIZE, KID_SUBSETS
-from gan_lab.metrics.significance import exact_sign_p, extremes_p, two_proportion_p, verdict
+from gan_lab.metrics.significance import ALPHA, exact_sign_p, extremes_p, p_text, two_proportion_p, verdict
 from gan_lab.stress.epoch_metrics import COLUMNS
 from gan_lab.stress.matrix import matrix_table, plot_matrix, write_matrix_csv
-from gan_lab.stress.plots import DETECTOR_STYLE, epoch_rows, plot_epochs, plot_robustness, write_gallery
+from gan_lab.stress.plots import (
+    DETECTOR_STYLE,
+    epoch_rows,
+    plot_epochs,
+    plot_robustness,
+    write_closest_pairs,
+    write_gallery,
+)
 
 
 def _percent(value) -> str:
@@ -155,6 +162,62 @@ def _operating_sentence(row: dict) -> str:
     )
 
 
+def memorised_epochs(epochs: list[dict]) -> list[dict]:
+    """The epochs whose fakes sit nearer the GAN's training images than held-out ones (Holm-corrected over epochs)."""
+    return [row for row in epochs if is_number(row.get("memorisation_p_holm")) and row["memorisation_p_holm"] < ALPHA]
+
+
+def _memorisation_sentence(epochs: list[dict]) -> str:
+    tested = [row for row in epochs if is_number(row.get("memorisation_p_holm"))]
+    if not tested:
+        return ""
+    flagged = memorised_epochs(tested)
+    correction = f"permutation test of which reals count as training images, Holm-corrected over {len(tested)} epochs"
+    if flagged:
+        listed = "; ".join(
+            f"epoch {row['epoch']}: {_with_interval(row, 'nearer_training')} nearer ({p_text(row['memorisation_p_holm'])})"
+            for row in flagged
+        )
+        return (
+            f"**Memorisation: fakes sit nearer the GAN's training images than real images it never saw ({listed}; "
+            f"{correction}): the GAN may be copying its training set. See Memorisation.**"
+        )
+    top = max(tested, key=lambda row: (row["nearer_training"], row["epoch"]))
+    return (
+        "Memorisation check: no epoch's fakes sit nearer the GAN's training images than held-out real images "
+        f"(most: epoch {top['epoch']}, {_with_interval(top, 'nearer_training')} nearer, 50% expected; "
+        f"{p_text(top['memorisation_p_holm'])}, {correction})."
+    )
+
+
+def _seed_spread(row: dict, runs: list[dict], key: str = "detection_rate") -> str:
+    """ "61.2% ± 4.1 (55.0-66.3)": the mean and standard deviation over the runs, and their range."""
+    values = [run[key] for run in runs]
+    return f"{row[key + '_seed_mean']:.1%} ± {row[key + '_seed_sd'] * 100:.1f} ({min(values):.1%}-{max(values):.1%})"
+
+
+def _runs_of_epoch(rows: list[dict], row: dict) -> list[dict]:
+    return [row, *(other for other in rows if other["kind"] == "seed" and other["epoch"] == row["epoch"])]
+
+
+def _seed_sentence(rows: list[dict], last: dict) -> str:
+    if not is_number(last.get("detection_rate_seed_sd")):
+        return ""
+    runs = _runs_of_epoch(rows, last)
+    half_width = (last["detection_rate_high"] - last["detection_rate_low"]) / 2
+    reading = (
+        "wider than one run's interval says: read this verdict as the mean and spread over seeds"
+        if 2 * last["detection_rate_seed_sd"] > half_width
+        else "within one run's interval"
+    )
+    return (
+        f"Across {len(runs)} detectors trained with seeds {', '.join(str(run.get('seed', '-')) for run in runs)}: "
+        f"{_seed_spread(last, runs)} of epoch-{last['epoch']} fakes caught (mean ± standard deviation, range); "
+        f"the training seed moves it by 2 sd = {2 * last['detection_rate_seed_sd']:.1%}, {reading} "
+        f"(±{half_width:.1%})."
+    )
+
+
 def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
     """Sentences a reader can take away, each comparison of two rates with its test and p-value."""
     epochs = epoch_rows(rows, detector)
@@ -168,12 +231,14 @@ def plain_reading(rows: list[dict], detector: str = "original") -> list[str]:
         f"{_with_interval(last, 'average_precision', percent=False)} against real test images"
         + (f" (chance level {last['ap_chance']:.3f}, the fakes' share)." if is_number(last.get("ap_chance")) else "."),
         _operating_sentence(last),
+        _seed_sentence(rows, last) if detector == "original" else "",
     ]
     if len(epochs) > 1:
         sentences.append(_compare(epochs[0], last, "detection_rate", "the share of fakes caught"))
         sentences.append(_best_and_worst(epochs))
     reals = next((row for row in rows if row["kind"] == "real" and row["detector"] == detector), None)
     sentences += _quality_sentences(epochs, reals) if detector == "original" else []
+    sentences.append(_memorisation_sentence(epochs) if detector == "original" else "")
     if reals is not None and is_number(reals.get("format_check_p")):
         sentences.append(
             "Format check: real test images stored again as the fakes are, are called fake "
@@ -503,6 +568,69 @@ def _robustness_section(run_dir: Path, rows: list[dict], plot: Path | None) -> l
     return [*lines, "", f"![robustness]({_relative(plot, run_dir)})"]
 
 
+def _seed_section(rows: list[dict]) -> list[str]:
+    epochs = [row for row in epoch_rows(rows) if is_number(row.get("seed_runs"))]
+    if not epochs:
+        return []
+    seeds = ", ".join(str(run.get("seed", "-")) for run in _runs_of_epoch(rows, epochs[0]))
+    return [
+        "",
+        "## Across training seeds",
+        "",
+        f"The detector and its retrainings with other seeds (seeds {seeds}; `seed` rows of results.csv), each against "
+        "the same fakes and its own real test images: mean ± standard deviation over the runs, and their range, "
+        "beside the first run's own 95% interval.",
+        "",
+        "| GAN epoch | runs | fakes caught | first run's interval | reals called fake | AP |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {row['epoch']} | {row['seed_runs']} | {_seed_spread(row, _runs_of_epoch(rows, row))} | "
+            f"{_with_interval(row, 'detection_rate')} | "
+            f"{_seed_spread(row, _runs_of_epoch(rows, row), 'reals_called_fake')} | "
+            f"{row['average_precision_seed_mean']:.3f} ± {row['average_precision_seed_sd']:.3f} |"
+            for row in epochs
+        ],
+    ]
+
+
+def _memorisation_section(run_dir: Path, rows: list[dict], context: dict, closest: dict) -> list[str]:
+    epochs = [row for row in epoch_rows(rows) if is_number(row.get("nearer_training"))]
+    lines = ["", "## Memorisation", "", f"Compared: {context.get('memorisation', 'not checked')}.", ""]
+    if not epochs:
+        return lines
+    shown = [row["epoch"] for row in memorised_epochs(epochs)][:3] or [
+        max(epochs, key=lambda row: (row["nearer_training"], row["epoch"]))["epoch"]
+    ]
+    pairs = {epoch: closest[epoch] for epoch in shown if epoch in closest}
+    picture = []
+    if pairs:
+        picture = [
+            "",
+            f"Closest pairs, epoch {', '.join(map(str, pairs))} (per epoch: the fakes nearest a training image, "
+            "above that image):",
+            "",
+            f"![closest pairs]({_relative(write_closest_pairs(pairs, run_dir / 'closest_pairs.png'), run_dir)})",
+        ]
+    return [
+        *lines,
+        "Each fake's nearest real image among the GAN's training images and among as many held-out ones (Euclidean, "
+        "pixels averaged to 32 px): without memorisation a fake is nearer a training image half of the time. p: the "
+        "share of 999 random relabellings of the reals (which half counts as training images) that put as many fakes "
+        "nearer the 'training' half. "
+        "Ratio: the median of (distance to the nearest training image / to the nearest held-out one); well under 1 "
+        "means copies.",
+        "",
+        "| GAN epoch | nearer a training image | median ratio | p (Holm) |",
+        "| --- | --- | --- | --- |",
+        *[
+            f"| {row['epoch']} | {_with_interval(row, 'nearer_training')} | {_figure(row['nearest_ratio'])} | "
+            f"{p_text(row['memorisation_p_holm'])} |"
+            for row in epochs
+        ],
+        *picture,
+    ]
+
+
 def _spectra_section(run_dir: Path, plot: Path) -> list[str]:
     return [
         "",
@@ -600,6 +728,7 @@ def write_outputs(
     fooled: dict,
     hardening: dict | None = None,
     matrix: list[dict] | None = None,
+    closest: dict | None = None,
 ) -> Path:
     """results.csv/json, matrix.csv, plots, gallery, copied sample grids and report.md; returns the report's path."""
     from gan_lab.metrics.spectra import plot_spectra
@@ -623,6 +752,8 @@ def write_outputs(
         *_samples_section(run_dir, samples),
         *_gallery_section(run_dir, gallery, fooled),
         *_robustness_section(run_dir, rows, robustness_plot),
+        *_seed_section(rows),
+        *_memorisation_section(run_dir, rows, context, closest or {}),
         *_spectra_section(run_dir, spectra_plot),
         *_hardening_section(run_dir, rows, context, hardening),
         "",

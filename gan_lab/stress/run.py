@@ -23,7 +23,7 @@ from detector.inference.predict import load_detector
 from detector.training.scaling import Scaling
 from gan_lab.gan.checkpoints import load_discriminator, load_generator
 from gan_lab.gan.latents import EXPORT_SHUFFLE_STREAM, SCORING_STREAM, check_not_grid, seeded_latents, stream_rng
-from gan_lab.stress.epoch_metrics import EpochScores, compute_metrics, detection_figures
+from gan_lab.stress.epoch_metrics import SEED_SPREAD_KEYS, EpochScores, compute_metrics, detection_figures
 from gan_lab.stress.harden import harden_detector
 from gan_lab.stress.inputs import StressConfig, StressInputs, resolve_inputs
 from gan_lab.stress.report import write_outputs
@@ -192,6 +192,9 @@ class _Pass:
     fooled: dict[int, tuple[np.ndarray, np.ndarray]]  # epoch -> (pixels, p_fake) of the lowest-scored fakes
     latest_pixels: np.ndarray | None
     caught: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)  # epoch -> per fake: called fake
+    # epoch -> (fakes, the training images nearest them): the closest pairs of the memorisation check
+    closest: dict[int, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+    seed_rows: list[dict] = dataclasses.field(default_factory=list)  # the seed runs' rows, epoch by epoch
 
 
 @dataclasses.dataclass
@@ -205,7 +208,7 @@ class _Reference:
 
 
 def _epoch_scores(
-    config: StressConfig, detector, epoch: int, generated, reference: _Reference, real_discriminator, probe
+    config: StressConfig, detector, epoch: int, generated, reference: _Reference, real_discriminator, probe, nearest
 ):
     return EpochScores(
         epoch=epoch,
@@ -222,7 +225,77 @@ def _epoch_scores(
         fake_inception=None if probe is None else probe.inception_features(generated.pixels),
         real_inception=reference.inception,
         fake_faces=None if probe is None else probe.faces_found(generated.pixels),
+        nearest=nearest,
     )
+
+
+def _nearest_reals(inputs: StressInputs, generated, scored: _Pass, epoch: int):
+    """Each fake's nearest training and held-out real image (None when the check cannot be made); keeps the closest pairs."""
+    from gan_lab.metrics.memorisation import closest_pairs, nearest_reals
+
+    reals = inputs.memorisation
+    if reals.training is None:
+        return None
+    nearest = nearest_reals(generated.pixels, reals.training, reals.held_out)
+    pairs = closest_pairs(nearest, GALLERY_SIZE)
+    scored.closest[epoch] = (
+        generated.pixels[[fake for fake, _ in pairs]],
+        reals.training[[training for _, training in pairs]],
+    )
+    return nearest
+
+
+def _seed_rows(seeded: list, epoch: int, generated, config: StressConfig) -> list[dict]:
+    """The seed runs on this epoch's fakes, each against its own real test images ((run, their P(fake)) in `seeded`)."""
+    from gan_lab.stress.epoch_metrics import operating_points
+
+    rows = []
+    for each, real_p_fake in seeded:
+        detector = each.detector
+        fake_p_fake = detector.score(generated.pixels)
+        rows.append(
+            {
+                "kind": "seed",
+                "detector": each.label,
+                "epoch": epoch,
+                "seed": detector.config.get("seed", 0),
+                "n_fake": len(fake_p_fake),
+                "n_real": len(real_p_fake),
+                "threshold": detector.threshold,
+                **detection_figures(
+                    fake_p_fake, real_p_fake, detector.threshold, [config.seed, epoch], config.bootstrap
+                ),
+                **operating_points(fake_p_fake, real_p_fake, detector.operating_thresholds),
+            }
+        )
+    return rows
+
+
+def with_seed_spread(epoch_rows: list[dict], seed_rows: list[dict]) -> list[dict]:
+    """Each epoch row gains the mean and standard deviation (ddof 1) of its verdicts over itself and the seed runs."""
+    from detector.base.runs import is_number
+
+    for row in epoch_rows:
+        runs = [row, *(other for other in seed_rows if other["epoch"] == row["epoch"])]
+        if len(runs) < 2:
+            continue
+        row["seed_runs"] = len(runs)
+        for key in SEED_SPREAD_KEYS:
+            values = [run[key] for run in runs if is_number(run.get(key))]
+            if len(values) == len(runs):
+                row[f"{key}_seed_mean"] = float(np.mean(values))
+                row[f"{key}_seed_sd"] = float(np.std(values, ddof=1))
+    return epoch_rows
+
+
+def with_holm_memorisation(rows: list[dict]) -> list[dict]:
+    """The epoch rows' memorisation p-values Holm-adjusted across the epochs, as `memorisation_p_holm`."""
+    from gan_lab.metrics.significance import holm_adjusted
+
+    tested = [row for row in rows if "memorisation_p" in row]
+    for row, adjusted in zip(tested, holm_adjusted([row["memorisation_p"] for row in tested])):
+        row["memorisation_p_holm"] = float(adjusted)
+    return rows
 
 
 def _keep_first_pass_outputs(scored: _Pass, generated, epoch: int, config: StressConfig, layout) -> None:
@@ -281,12 +354,15 @@ def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig
     if first_pass:
         reference.inception = probe.inception_features(inputs.real)
     scored = _Pass(rows=[], spectra={}, fooled={}, latest_pixels=None)
+    seeded = [(each, each.detector.score(each.reals.pixels)) for each in inputs.seed_runs] if first_pass else []
     scaling = Scaling.of(config)
     try:
         for epoch in inputs.epochs:
             generated, real_discriminator = _generate_epoch(detector, inputs, config, epoch, scaling, bar)
-            scores = _epoch_scores(config, detector, epoch, generated, reference, real_discriminator, probe)
-            scored.rows.append({"kind": "epoch", "detector": label, "epoch": epoch, **compute_metrics(scores)})
+            nearest = _nearest_reals(inputs, generated, scored, epoch) if first_pass else None
+            scores = _epoch_scores(config, detector, epoch, generated, reference, real_discriminator, probe, nearest)
+            row = {"kind": "epoch", "detector": label, "epoch": epoch, "seed": detector.config.get("seed")}
+            scored.rows.append({**row, **compute_metrics(scores)})
             scored.caught[epoch] = generated.p_fake >= detector.threshold
             write_scores_csv(
                 run_dir / ("scores" if first_pass else f"scores-{label}") / f"epoch-{epoch:04d}.csv",
@@ -297,11 +373,14 @@ def _score_pass(detector, label: str, inputs: StressInputs, config: StressConfig
             )
             if first_pass:
                 _keep_first_pass_outputs(scored, generated, epoch, config, inputs.index.layout)
+                scored.seed_rows += _seed_rows(seeded, epoch, generated, config)
             if epoch == inputs.epochs[-1]:
                 scored.latest_pixels = generated.pixels
     finally:
         if bar is not None:
             bar.close()
+    with_holm_memorisation(scored.rows)
+    with_seed_spread(scored.rows, scored.seed_rows)
     return scored
 
 
@@ -412,7 +491,7 @@ def _detector_rows(
 ):
     """One detector's pass over every chosen epoch, then its robustness sweeps at the strongest and last epochs."""
     scored = _score_pass(detector, label, inputs, config, run_dir, probe, progress)
-    rows = list(scored.rows)
+    rows = [*scored.rows, *scored.seed_rows]
     if probe is not None:
         rows.insert(0, _reals_row(detector, label, inputs, probe))
     return scored, rows
@@ -534,6 +613,7 @@ def run_stress(config: StressConfig, runs_dir: str | os.PathLike = "runs", progr
         spectra=_spectra(inputs, original.spectra),
         size=inputs.detector.size,
         fooled=original.fooled,
+        closest=original.closest,
         hardening=hardening,
         matrix=matrix,
     )

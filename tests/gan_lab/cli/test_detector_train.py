@@ -72,3 +72,54 @@ def test_bad_fakes_from_are_refused_and_an_interrupted_write_leaves_nothing(
     assert _train(synth_root, runs, "--fakes-from", f"{gan_run}@1,2", "--fakes-n", "4") != 0  # Ctrl-C, reported
     assert len(calls) == 3 and "interrupted" in capsys.readouterr().err
     assert not list((runs / "fakes").iterdir()) and not list(runs.glob("*-detector-*"))
+
+
+def test_seeds_train_one_run_each_and_the_stress_test_gives_their_spread(
+    synth_root, detector_run, gan_run, tmp_path, capsys
+):
+    """Seeds 1 and 2 of detector_run's recipe; stressed together, each epoch carries their mean and spread."""
+    import pytest
+
+    from detector.base.errors import LabError
+    from detector.base.runs import read_json
+    from gan_lab.stress.inputs import StressConfig
+    from gan_lab.stress.run import run_stress
+
+    runs = tmp_path / "runs"
+    argv = ["detector", "train", "--data", str(synth_root), "--size", "32", "--epochs", "2", "--batch-size", "32"]
+    assert main([*argv, "--name", "tiny", "--seeds", "1,2", "--runs-dir", str(runs), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    seed_runs = sorted(runs.glob("*-detector-tiny-seed*"))
+    assert [read_json(run / "config.json")["seed"] for run in seed_runs] == [1, 2]
+    assert re.search(r"accuracy +0\.\d{4} ± 0\.\d{4}", out) and "--seed-runs" in out
+
+    config = StressConfig(
+        detector=str(detector_run),
+        seed_runs=tuple(map(str, seed_runs)),
+        gan=str(gan_run),
+        n=24,
+        batch_size=16,
+        sweeps=False,
+        inception=False,
+        faces=False,
+        bootstrap=50,
+    )
+    stress = run_stress(config, runs_dir=tmp_path / "stress", progress=False)
+    rows = read_json(stress / "results.json")
+    for row in (row for row in rows if row["kind"] == "epoch"):
+        seeds = [other for other in rows if other["kind"] == "seed" and other["epoch"] == row["epoch"]]
+        assert [other["seed"] for other in seeds] == [1, 2] and row["seed_runs"] == 3
+        rates = [row["detection_rate"], *(other["detection_rate"] for other in seeds)]
+        assert row["detection_rate_seed_mean"] == pytest.approx(np.mean(rates))
+        assert row["detection_rate_seed_sd"] == pytest.approx(np.std(rates, ddof=1))
+    report = (stress / "report.md").read_text()
+    assert "## Across training seeds" in report and "Across 3 detectors trained with seeds 0, 1, 2" in report
+
+    with pytest.raises(LabError, match="both trained with seed 0"):
+        run_stress(dataclasses_replace(config, seed_runs=(str(detector_run),)), tmp_path / "stress", progress=False)
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)

@@ -31,6 +31,7 @@ SPECIAL = {
     (StressConfig, "epochs"): ("1,3", ["1,3"]),
     (StressConfig, "harden_epochs"): ((2, 3), ["2", "3"]),
     (StressConfig, "detectors"): (("runs/a", "runs/b"), ["runs/a", "runs/b"]),
+    (StressConfig, "seed_runs"): (("runs/s1", "runs/s2"), ["runs/s1", "runs/s2"]),
     (StressConfig, "gans"): (("runs/g@all", "runs/h"), ["runs/g@all", "runs/h"]),
     (StressConfig, "fakes"): (("stylegan/",), ["stylegan/"]),
     (DetectorConfig, "extra_fakes"): (("fakes/a", "fakes/b"), ["fakes/a", "fakes/b"]),

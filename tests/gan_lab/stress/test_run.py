@@ -310,3 +310,50 @@ def test_a_ranking_interval_holds_its_figure_when_every_resample_rounds_past_it(
     row = stress_metrics.detection_figures(np.array([0.9, 0.8]), np.array([0.1, 0.3]), 0.5)
     for key in ("roc_auc", "average_precision", "balanced_accuracy"):
         assert row[key] == 1.0 and (row[f"{key}_low"], row[f"{key}_high"]) == (1.0, 1.5), key
+
+
+def test_memorisation_columns_follow_from_the_scored_fakes_and_the_gan_s_own_images(stress_run, gan_run):
+    from detector.data.images import load_rgb
+    from gan_lab.metrics.memorisation import memorisation_figures, nearest_reals
+    from gan_lab.stress.leakage import memorisation_reals
+
+    reals = memorisation_reals(gan_run, N, 0)
+    assert len(reals.training) == len(reals.held_out) == N
+    for row in _rows(stress_run, "epoch"):
+        # The exported PNGs are the scored fakes: stored as 8-bit PNGs, as the SynthFaces reals are.
+        files = sorted(
+            (stress_run.parent / "exported").rglob(f"gan-epoch-{row['epoch']:04d}-*.png"),
+            key=lambda path: int(path.stem.rsplit("-", 1)[1]),
+        )
+        fakes = np.stack([load_rgb(path) for path in files]).astype(np.float32) / 255.0
+        expected = memorisation_figures(nearest_reals(fakes, reals.training, reals.held_out))
+        for key in ("nearer_training", "nearer_training_low", "memorisation_p", "nearest_ratio", "n_memorisation"):
+            assert row[key] == pytest.approx(expected[key], rel=1e-6), key
+        assert row["memorisation_p"] <= row["memorisation_p_holm"] <= 1
+    report = (stress_run / "report.md").read_text()
+    assert "## Memorisation" in report and "Memorisation check: no epoch" in report
+    assert (stress_run / "closest_pairs.png").read_bytes()[:4] == b"\x89PNG" and "closest_pairs.png" in report
+
+
+def test_the_report_flags_an_epoch_whose_fakes_sit_nearer_the_training_images():
+    from gan_lab.stress.report import plain_reading
+
+    def row(epoch, share, p):
+        return {
+            "kind": "epoch",
+            "detector": "original",
+            "epoch": epoch,
+            "threshold": 0.5,
+            "n_fake": 100,
+            "detection_rate": 0.5,
+            "reals_called_fake": 0.1,
+            "average_precision": 0.8,
+            "nearer_training": share,
+            "memorisation_p_holm": p,
+        }
+
+    flagged = " ".join(plain_reading([row(1, 0.52, 0.9), row(2, 0.81, 1e-6)]))
+    assert "**Memorisation: fakes sit nearer the GAN's training images" in flagged and "epoch 2: 81.0%" in flagged
+    assert "epoch 1:" not in flagged.split("**Memorisation")[1].split("**")[0]
+    calm = " ".join(plain_reading([row(1, 0.52, 0.9), row(2, 0.55, 0.6)]))
+    assert "Memorisation check: no epoch" in calm and "most: epoch 2, 55.0%" in calm
