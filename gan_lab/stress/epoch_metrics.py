@@ -278,6 +278,7 @@ COLUMNS = (
     *(f"{key}_seed_{figure}" for key in SEED_SPREAD_KEYS for figure in ("mean", "sd")),
     *_with_intervals("nearer_training"),
     "nearest_ratio",
+    "near_copies",
     "memorisation_p",
     "memorisation_p_holm",
     "n_memorisation",
@@ -286,6 +287,9 @@ COLUMNS = (
     "reencoded_reals_called_fake_low",
     "reencoded_reals_called_fake_high",
     "format_check_p",
+    # Sweep rows: each rate against the same images unperturbed, McNemar (gan_lab.stress.run.sweep_rows)
+    "sweep_fakes_p",
+    "sweep_reals_p",
     # Hardened rows: the same fakes before and after, McNemar's test (gan_lab.stress.run.paired_hardening_columns).
     "trained_on",
     "newly_caught",

@@ -172,20 +172,21 @@ def _memorisation_sentence(epochs: list[dict]) -> str:
     if not tested:
         return ""
     flagged = memorised_epochs(tested)
-    correction = f"permutation test of which reals count as training images, Holm-corrected over {len(tested)} epochs"
+    correction = f"permutation test over which reals count as training images, Holm-corrected over {len(tested)} epochs"
     if flagged:
         listed = "; ".join(
-            f"epoch {row['epoch']}: {_with_interval(row, 'nearer_training')} nearer ({p_text(row['memorisation_p_holm'])})"
+            f"epoch {row['epoch']}: {_with_interval(row, 'nearer_training')} nearer, "
+            f"{row.get('near_copies', '-')} near copies ({p_text(row['memorisation_p_holm'])})"
             for row in flagged
         )
         return (
             f"**Memorisation: fakes sit nearer the GAN's training images than real images it never saw ({listed}; "
             f"{correction}): the GAN may be copying its training set. See Memorisation.**"
         )
-    top = max(tested, key=lambda row: (row["nearer_training"], row["epoch"]))
+    top = min(tested, key=lambda row: (row["memorisation_p_holm"], -row["epoch"]))
     return (
         "Memorisation check: no epoch's fakes sit nearer the GAN's training images than held-out real images "
-        f"(most: epoch {top['epoch']}, {_with_interval(top, 'nearer_training')} nearer, 50% expected; "
+        f"(nearest: epoch {top['epoch']}, {_with_interval(top, 'nearer_training')} nearer, 50% expected; "
         f"{p_text(top['memorisation_p_holm'])}, {correction})."
     )
 
@@ -264,15 +265,21 @@ def _robustness_sentences(rows: list[dict], detector: str) -> list[str]:
     own = [row for row in sweeps if row["epoch"] == last_epoch]
     clean = next((row for row in own if (row["perturbation"], row["level"]) in (("blur", 0), ("noise", 0))), own[0])
     worst = min(own, key=lambda row: (row["average_precision"], row["detection_rate"], -row["reals_called_fake"]))
-    changed = [
-        key for key in ("average_precision", "detection_rate", "reals_called_fake") if separated(clean, worst, key)
-    ]
     text = (
         f"The perturbation that hurts most at epoch {last_epoch}: {worst['perturbation']} at {worst['level']:g} "
         f"(AP {_figure(clean['average_precision'])} -> {_figure(worst['average_precision'])}, fakes caught "
         f"{_percent(clean['detection_rate'])} -> {_percent(worst['detection_rate'])}, reals called fake "
         f"{_percent(clean['reals_called_fake'])} -> {_percent(worst['reals_called_fake'])})"
     )
+    if is_number(worst.get("sweep_fakes_p")):
+        return [
+            f"{text}: fakes caught, {verdict(worst['sweep_fakes_p'], 'McNemar on the same fakes')}; reals called "
+            f"fake, {verdict(worst['sweep_reals_p'], 'McNemar on the same reals')}."
+        ]
+    # Runs made before the paired columns: the older interval rule.
+    changed = [
+        key for key in ("average_precision", "detection_rate", "reals_called_fake") if separated(clean, worst, key)
+    ]
     if changed:
         return [text + f"; beyond the intervals for {', '.join(name.replace('_', ' ') for name in changed)}."]
     return [text + "; every change is within the intervals."]
@@ -599,7 +606,7 @@ def _memorisation_section(run_dir: Path, rows: list[dict], context: dict, closes
     if not epochs:
         return lines
     shown = [row["epoch"] for row in memorised_epochs(epochs)][:3] or [
-        max(epochs, key=lambda row: (row["nearer_training"], row["epoch"]))["epoch"]
+        min(epochs, key=lambda row: (row["memorisation_p_holm"], -row["epoch"]))["epoch"]
     ]
     pairs = {epoch: closest[epoch] for epoch in shown if epoch in closest}
     picture = []
@@ -614,17 +621,16 @@ def _memorisation_section(run_dir: Path, rows: list[dict], context: dict, closes
     return [
         *lines,
         "Each fake's nearest real image among the GAN's training images and among as many held-out ones (Euclidean, "
-        "pixels averaged to 32 px): without memorisation a fake is nearer a training image half of the time. p: the "
-        "share of 999 random relabellings of the reals (which half counts as training images) that put as many fakes "
-        "nearer the 'training' half. "
-        "Ratio: the median of (distance to the nearest training image / to the nearest held-out one); well under 1 "
-        "means copies.",
+        "pixels averaged to 32 px): without memorisation a fake is nearer a training image half of the time. Ratio: "
+        "distance to the nearest training image over that to the nearest held-out one (median; well under 1 means "
+        "copies); near copies: fakes whose ratio is under 1/3. p: the mean log ratio against 999 random relabellings "
+        "of the reals (which half counts as training images), Holm-corrected over the epochs.",
         "",
-        "| GAN epoch | nearer a training image | median ratio | p (Holm) |",
-        "| --- | --- | --- | --- |",
+        "| GAN epoch | nearer a training image | median ratio | near copies | p (Holm) |",
+        "| --- | --- | --- | --- | --- |",
         *[
             f"| {row['epoch']} | {_with_interval(row, 'nearer_training')} | {_figure(row['nearest_ratio'])} | "
-            f"{p_text(row['memorisation_p_holm'])} |"
+            f"{row.get('near_copies', '-')} of {row['n_memorisation']} | {p_text(row['memorisation_p_holm'])} |"
             for row in epochs
         ],
         *picture,

@@ -429,9 +429,15 @@ def sweep_rows(
     points=None,
     resamples: int = 200,
 ) -> list[dict]:
-    """Fakes caught, reals called fake and AP on perturbed real images and fakes, one row per (perturbation, level)."""
+    """Fakes caught, reals called fake and AP on perturbed real images and fakes, one row per (perturbation, level).
+
+    Each row also tests its two rates against the same images unperturbed, image by image
+    (McNemar): `sweep_fakes_p` and `sweep_reals_p`.
+    """
+    from gan_lab.metrics.significance import mcnemar_p
     from gan_lab.stress.perturb import DEFAULT_SWEEP, perturb
 
+    clean_real, clean_fakes = detector.score(real) >= detector.threshold, detector.score(fakes) >= detector.threshold
     rows = []
     for name, level in points or DEFAULT_SWEEP:
         # Real images and fakes get different noise draws, both fixed by the seed.
@@ -448,6 +454,8 @@ def sweep_rows(
                 "n_fake": len(fake_p_fake),
                 "n_real": len(real_p_fake),
                 **detection_figures(fake_p_fake, real_p_fake, detector.threshold, [seed, epoch], resamples),
+                "sweep_fakes_p": mcnemar_p(clean_fakes, fake_p_fake >= detector.threshold),
+                "sweep_reals_p": mcnemar_p(clean_real, real_p_fake >= detector.threshold),
             }
         )
     return rows

@@ -32,18 +32,31 @@ def test_copies_of_training_images_are_flagged_and_paired_with_their_originals()
     nearest = nearest_reals(fakes, training, held_out)
     figures = memorisation_figures(nearest)
     assert figures["nearer_training"] == 1.0 and figures["memorisation_p"] == pytest.approx(1 / 1000)
-    assert figures["nearest_ratio"] < 0.3 and figures["n_memorisation"] == 60
+    assert figures["nearest_ratio"] < 0.3 and figures["near_copies"] == figures["n_memorisation"] == 60
     assert all(copied[fake] == original for fake, original in closest_pairs(nearest, 8))
 
 
+def test_a_tenth_of_fakes_copied_is_found_though_the_share_nearer_training_barely_moves():
+    rng = np.random.default_rng(3)
+    found = 0
+    for _ in range(10):
+        training, held_out, fakes = _faces(rng, 100), _faces(rng, 100), _faces(rng, 100)
+        fakes[:10] = np.clip(training[:10] + rng.normal(0, 0.02, training[:10].shape), 0, 1)
+        figures = memorisation_figures(nearest_reals(fakes, training, held_out), permutations=199)
+        found += figures["memorisation_p"] < 0.05
+        assert figures["near_copies"] >= 10
+    assert found >= 8
+
+
 def test_fakes_of_the_same_distribution_are_flagged_at_about_the_test_level():
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(5)
     p_values, shares = [], []
-    for _ in range(60):
-        figures = memorisation_figures(nearest_reals(_faces(rng, 100), _faces(rng, 100), _faces(rng, 100)))
+    for trial in range(100):
+        nearest = nearest_reals(_faces(rng, 100), _faces(rng, 100), _faces(rng, 100))
+        figures = memorisation_figures(nearest, permutations=199, seed=trial)
         p_values.append(figures["memorisation_p"])
         shares.append(figures["nearer_training"])
-    assert np.mean(np.array(p_values) < 0.05) <= 0.12
+    assert np.mean(np.array(p_values) < 0.05) <= 0.10  # 5% expected; 10% is 2.3 standard errors above
     assert abs(np.mean(shares) - 0.5) < 0.03
 
 
