@@ -591,6 +591,11 @@ class DCGAN(keras.Model):
         self.p_fake_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
         return {metric.name: metric.result() for metric in self.metrics}
 
+    def generator_loss(self, fakes, batch_size, global_batch):
+        """The generator's loss on its fakes: the discriminator's cross-entropy against "real" (0)."""
+        g_logits = self.discriminator(self._augmented(fakes), training=False)
+        return self.global_batch.loss(ops.zeros((batch_size, 1)), g_logits, global_batch)
+
     def _discriminator_step(self, real, batch_size, global_batch):
         """One step of the discriminator on fresh fakes (label 1) and the reals (label 0); its loss and logits.
 
@@ -622,8 +627,7 @@ class DCGAN(keras.Model):
         """One step of the generator towards fakes the discriminator calls real (the non-saturating loss)."""
         latents = self.global_batch.normal((batch_size, self.latent_dim))
         with tf.GradientTape() as tape:
-            g_logits = self.discriminator(self._augmented(self.generator(latents, training=True)), training=False)
-            g_loss = self.global_batch.loss(ops.zeros((batch_size, 1)), g_logits, global_batch)  # "real" = 0
+            g_loss = self.generator_loss(self.generator(latents, training=True), batch_size, global_batch)
             scaled = self.g_optimizer.scale_loss(g_loss)
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
