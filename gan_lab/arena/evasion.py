@@ -1,0 +1,61 @@
+"""Time to evasion: how many thousand fakes (kimg) of arena training until a detector's detection rate
+falls below a target, with the interval of that crossing.
+
+Each arena epoch scores fresh fakes and gives a detection rate with its 95% interval. The
+crossing is read three ways: where the rate itself first falls below the target (interpolated
+linearly in kimg from the last epoch at or above it), and the bounds of that reading: the first
+epoch whose interval dips below the target (evasion possible: the earliest the crossing can be)
+and the first whose whole interval lies below it (evasion established: the latest).
+"""
+
+from __future__ import annotations
+
+DEFAULT_TARGET = 0.5
+
+
+def _first(points: list[dict], key: str, target: float) -> dict | None:
+    return next((point for point in points if point[key] < target), None)
+
+
+def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
+    """From epoch points {"kimg", "detection_rate", "detection_rate_low", "detection_rate_high"} in training order:
+    {"evaded", "kimg", "kimg_low", "kimg_high", "target", "last_kimg"} (kimg None when not reached)."""
+    if not 0 < target < 1:
+        raise ValueError(f"target must be a rate between 0 and 1. Received: target={target!r}")
+    points = sorted(points, key=lambda point: point["kimg"])
+    if not points:
+        raise ValueError("time_to_evasion needs at least one scored epoch")
+    crossing = None
+    for before, after in zip([None, *points], points):
+        if after["detection_rate"] < target:
+            if before is None:
+                crossing = float(after["kimg"])
+            else:
+                fall = before["detection_rate"] - after["detection_rate"]
+                share = (before["detection_rate"] - target) / fall if fall > 0 else 1.0
+                crossing = float(before["kimg"] + share * (after["kimg"] - before["kimg"]))
+            break
+    possible, established = _first(points, "detection_rate_low", target), _first(points, "detection_rate_high", target)
+    return {
+        "evaded": crossing is not None,
+        "kimg": crossing,
+        "kimg_low": None if possible is None else float(possible["kimg"]),
+        "kimg_high": None if established is None else float(established["kimg"]),
+        "target": float(target),
+        "last_kimg": float(points[-1]["kimg"]),
+    }
+
+
+def describe_evasion(result: dict) -> str:
+    """One sentence: "detection rate below 50% after 6.3 kimg (...)" or "not evaded within 32.0 kimg (...)"."""
+    if not result["evaded"]:
+        return f"not evaded within {result['last_kimg']:.1f} kimg (detection rate never below {result['target']:.0%})"
+    established = (
+        f"not established within {result['last_kimg']:.1f} kimg"
+        if result["kimg_high"] is None
+        else f"established at {result['kimg_high']:.1f} kimg"
+    )
+    return (
+        f"detection rate below {result['target']:.0%} after {result['kimg']:.1f} kimg (first possible at "
+        f"{result['kimg_low']:.1f}, {established}: where the 95% intervals cross the target)"
+    )
