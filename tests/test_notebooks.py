@@ -7,7 +7,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ("01_detector", "02_dcgan", "03_stress_test")
+NAMES = ("01_detector", "02_dcgan", "03_stress_test", "04_arena")
 
 
 def test_notebooks_are_committed_without_outputs():

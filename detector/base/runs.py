@@ -17,7 +17,7 @@ from typing import Any
 from detector.base.errors import LabError
 from detector.base.failpoints import failpoint
 
-RUN_KINDS = ("detector", "gan", "stress", "quickstart")
+RUN_KINDS = ("detector", "gan", "stress", "arena", "quickstart")
 _RUN_NAME = re.compile(r"^(\d{5})-([a-z]+)(?:-(.*))?$")
 
 

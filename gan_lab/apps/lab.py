@@ -154,7 +154,13 @@ def _stress_context(path: Path) -> dict:
     return {"pictures": _pictures(path, "plots")}
 
 
-_CONTEXTS = {"detector": _detector_context, "gan": _gan_context, "stress": _stress_context, "quickstart": lambda _: {}}
+_CONTEXTS = {
+    "detector": _detector_context,
+    "gan": _gan_context,
+    "stress": _stress_context,
+    "arena": _stress_context,  # its plots and report, as a stress run's
+    "quickstart": lambda _: {},
+}
 
 
 @lab.get("/runs/<run>/")

@@ -92,6 +92,20 @@ def _stress(path: Path, config: dict) -> tuple[str, str]:
     return FINISHED, f"fakes caught at epoch {last['epoch']}: {_interval(last, 'detection_rate')}"
 
 
+def _arena(path: Path, config: dict) -> tuple[str, str]:
+    evasion = read_record(path / "evasion.json")
+    if not isinstance(evasion, dict) or not (path / "report.md").is_file():
+        return _unfinished(path), "no results (the run stopped before its report)"
+
+    def reading(arm: str) -> str:
+        result = evasion.get(arm) or {}
+        if not result.get("evaded"):
+            return f"held {result.get('last_kimg', 0):.1f} kimg"
+        return f"evaded at {result['kimg']:.1f} kimg"
+
+    return FINISHED, f"against the detector: {reading('arena')}; plain continuation: {reading('plain')}"
+
+
 def _quickstart(path: Path, config: dict) -> tuple[str, str]:
     if (path / "report.md").is_file():
         return FINISHED, "report.md links its detector, GAN and stress runs"
@@ -100,7 +114,7 @@ def _quickstart(path: Path, config: dict) -> tuple[str, str]:
     return INTERRUPTED, f"steps done: {', '.join(done) or 'none'} (resumable)"
 
 
-_SUMMARISE = {"detector": _detector, "gan": _gan, "stress": _stress, "quickstart": _quickstart}
+_SUMMARISE = {"detector": _detector, "gan": _gan, "stress": _stress, "arena": _arena, "quickstart": _quickstart}
 
 
 def summarise(path: Path, kind: str) -> RunSummary:

@@ -21,7 +21,13 @@ GROUPS = {
     ),
     "gan": ("Train a DCGAN and sample from it", ("gan_lab.cli.gan",)),
 }
-COMMANDS = ("gan_lab.cli.stress", "gan_lab.cli.quickstart", "gan_lab.cli.serve", "gan_lab.cli.video")
+COMMANDS = (
+    "gan_lab.cli.stress",
+    "gan_lab.cli.arena",
+    "gan_lab.cli.quickstart",
+    "gan_lab.cli.serve",
+    "gan_lab.cli.video",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -215,16 +215,19 @@ def _optimizer(config: GanConfig, learning_rate: float, total_steps: int):
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "mixed_float16" else optimizer
 
 
-def make_dcgan(generator, discriminator, config: GanConfig, total_steps: int, generator_ema=None):
+def make_dcgan(
+    generator, discriminator, config: GanConfig, total_steps: int, generator_ema=None, model_class=None, **options
+):
     """A compiled DCGAN with the config's Adam optimizers, label options and EMA generator.
 
     total_steps: the steps of the whole run, the length the learning rates ramp down over.
+    model_class: a DCGAN subclass to make instead (the arena's), given `options` besides.
 
     Call it in the run's `Scaling.scope()` (as `train_gan` does), with models made there.
     """
     from gan_lab.gan.dcgan import DCGAN
 
-    gan = DCGAN(
+    gan = (model_class or DCGAN)(
         generator,
         discriminator,
         label_smoothing=config.label_smoothing,
@@ -235,6 +238,7 @@ def make_dcgan(generator, discriminator, config: GanConfig, total_steps: int, ge
         seed=config.seed,
         ema_kimg=config.ema_kimg,
         generator_ema=generator_ema,
+        **options,
     )
     gan.compile(
         d_optimizer=_optimizer(config, config.d_learning_rate, total_steps),
@@ -244,10 +248,13 @@ def make_dcgan(generator, discriminator, config: GanConfig, total_steps: int, ge
     return gan
 
 
-def restore_dcgan(gan_dir: str | os.PathLike, epoch: int | None = None, scaling: Scaling | None = None):
+def restore_dcgan(
+    gan_dir: str | os.PathLike, epoch: int | None = None, scaling: Scaling | None = None, model_class=None, **options
+):
     """The DCGAN of a run as saved at `epoch` (None: the last complete), with both optimizers' state.
 
     scaling: the strategy to restore it onto (None: none; the models keep their saved precision).
+    model_class, options: as `make_dcgan` takes them.
     """
     folder = checkpoint_dir(gan_dir, epoch)
     _, config, record = lifecycle.recorded_config(gan_dir, "gan", GanConfig)
@@ -256,7 +263,8 @@ def restore_dcgan(gan_dir: str | os.PathLike, epoch: int | None = None, scaling:
     with scaling.scope() if scaling is not None else contextlib.nullcontext():
         generator_ema = load_model(ema_path) if ema_path.is_file() else None
         generator, discriminator = load_model(folder / "generator.keras"), load_model(folder / "discriminator.keras")
-        gan = make_dcgan(generator, discriminator, config, total_steps(config, record["real_images"]), generator_ema)
+        steps = total_steps(config, record["real_images"])
+        gan = make_dcgan(generator, discriminator, config, steps, generator_ema, model_class, **options)
         restore_optimizer_state(gan, folder / "optimizer.npz")
     return gan
 

@@ -10,6 +10,7 @@ import pytest
 from detector.base.errors import LabError
 from detector.training.train import DetectorConfig
 from gan_lab.apps.quickstart import QuickstartConfig
+from gan_lab.arena.run import ArenaConfig
 from gan_lab.cli import main
 from gan_lab.cli.options import config_flags, parse_run_command
 from gan_lab.gan.train import GanConfig
@@ -19,6 +20,7 @@ COMMANDS = {
     DetectorConfig: ["detector", "train"],
     GanConfig: ["gan", "train"],
     StressConfig: ["stress"],
+    ArenaConfig: ["arena"],
     QuickstartConfig: ["quickstart"],
 }
 # A value other than the default for the fields whose type alone does not say which.

@@ -1,0 +1,31 @@
+"""`gan-lab arena`: train a GAN run further against a frozen detector, beside a plain continuation."""
+
+from __future__ import annotations
+
+DESCRIPTION = (
+    "Continue a GAN run's last checkpoint twice: once with the generator also trained to make the frozen "
+    "detector say real (--weight W x its cross-entropy), once plainly (W = 0), the same steps on the same "
+    "real images. Each epoch scores both arms' fresh fakes with the detector (detection rate, TPR at 1% FPR, "
+    "faces found) and the report gives the time to evasion (kimg until the detection rate falls below "
+    "--target) with its interval. Writes results.csv, evasion.json, plots, a grid of the most evasive fakes "
+    "and report.md to a new runs/NNNNN-arena-<name>/ directory."
+)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "arena",
+        add_help=False,  # the options, --help included, come from ArenaConfig
+        help="train a GAN against a frozen detector and measure how long the detector lasts",
+    )
+    parser.set_defaults(handler=_arena, takes_rest=True)
+
+
+def _arena(args) -> int:
+    from gan_lab.arena.run import ArenaConfig, run_arena
+    from gan_lab.cli.options import parse_run_command
+
+    config, run = parse_run_command(ArenaConfig, args.rest, "gan-lab arena", DESCRIPTION)
+    run_dir = run_arena(config, runs_dir=run.runs_dir, progress=not run.quiet)
+    print(f"Arena run: {run_dir}\nReport: {run_dir / 'report.md'}")
+    return 0

@@ -1,0 +1,48 @@
+"""`gan-lab arena`: both arms from one checkpoint, the detector frozen, the time to evasion in the report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from detector.base.errors import LabError
+from detector.inference.predict import load_detector
+from gan_lab.arena.run import ArenaConfig, run_arena
+from gan_lab.cli import main
+
+
+def test_an_arena_run_evades_faster_than_the_plain_arm_and_leaves_the_detector_as_it_was(
+    detector_run, gan_run, tmp_path, capsys
+):
+    model_file = detector_run / "model.keras"
+    before = model_file.read_bytes()
+    weights = [weight.numpy() for weight in load_detector(detector_run).model.weights]
+    argv = ["arena", "--detector", str(detector_run), "--gan", str(gan_run), "--weight", "5", "--epochs", "2"]
+    argv += ["--steps-per-epoch", "3", "--n", "48", "--no-faces", "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    (run_dir,) = tmp_path.glob("*-arena-*")
+    assert "Report:" in capsys.readouterr().out
+    rows = json.loads((run_dir / "results.json").read_text())
+    assert [(row["arm"], row["epoch"]) for row in rows] == [("arena", 1), ("arena", 2), ("plain", 1), ("plain", 2)]
+    arena, plain = rows[1], rows[3]
+    assert arena["kimg"] == plain["kimg"] == pytest.approx(2 * 3 * 16 / 1000)
+    assert arena["detection_rate_high"] < plain["detection_rate_low"]  # beyond the intervals
+    evasion = json.loads((run_dir / "evasion.json").read_text())
+    assert evasion["arena"]["evaded"] and evasion["arena"]["kimg"] <= evasion["arena"]["last_kimg"]
+    report = (run_dir / "report.md").read_text()
+    assert "- Arena (W = 5): detection rate below 50% after" in report and "Plain continuation (W = 0)" in report
+    for name in ("plots/evasion.png", "evasive.png"):
+        assert (run_dir / name).read_bytes()[:4] == b"\x89PNG" and name in report
+    assert model_file.read_bytes() == before
+    after = [weight.numpy() for weight in load_detector(detector_run).model.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(weights, after))
+
+
+def test_bad_arena_options_are_refused_in_one_line(detector_run, gan_run, tmp_path):
+    with pytest.raises(ValueError, match="weight must be a positive number"):
+        run_arena(ArenaConfig(detector=str(detector_run), gan=str(gan_run), weight=0), tmp_path)
+    with pytest.raises(LabError, match="needs --detector"):
+        run_arena(ArenaConfig(gan=str(gan_run)), tmp_path)
+    with pytest.raises(LabError, match="is a gan run, not a detector run"):
+        run_arena(ArenaConfig(detector=str(gan_run), gan=str(gan_run)), tmp_path)
+    assert not list(tmp_path.iterdir())
