@@ -100,8 +100,8 @@ def _arena(path: Path, config: dict) -> tuple[str, str]:
     def reading(arm: str) -> str:
         result = evasion.get(arm) or {}
         if not result.get("evaded"):
-            return f"held {result.get('last_kimg', 0):.1f} kimg"
-        return f"evaded at {result['kimg']:.1f} kimg"
+            return f"held {result.get('last_kimg', 0):.2f} kimg"
+        return f"evaded at {result['kimg']:.2f} kimg"
 
     return FINISHED, f"against the detector: {reading('arena')}; plain continuation: {reading('plain')}"
 

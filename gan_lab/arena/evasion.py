@@ -49,13 +49,15 @@ def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
 def describe_evasion(result: dict) -> str:
     """One sentence: "detection rate below 50% after 6.3 kimg (...)" or "not evaded within 32.0 kimg (...)"."""
     if not result["evaded"]:
-        return f"not evaded within {result['last_kimg']:.1f} kimg (detection rate never below {result['target']:.0%})"
+        return f"not evaded within {result['last_kimg']:.2f} kimg (detection rate never below {result['target']:.0%})"
+    if result["kimg"] == 0:
+        return f"detection rate already below {result['target']:.0%} at the checkpoint (0 kimg): nothing to evade"
     established = (
-        f"not established within {result['last_kimg']:.1f} kimg"
+        f"not established within {result['last_kimg']:.2f} kimg"
         if result["kimg_high"] is None
-        else f"established at {result['kimg_high']:.1f} kimg"
+        else f"established at {result['kimg_high']:.2f} kimg"
     )
     return (
-        f"detection rate below {result['target']:.0%} after {result['kimg']:.1f} kimg (first possible at "
-        f"{result['kimg_low']:.1f}, {established}: where the 95% intervals cross the target)"
+        f"detection rate below {result['target']:.0%} after {result['kimg']:.2f} kimg (first possible at "
+        f"{result['kimg_low']:.2f}, {established}: where the 95% intervals cross the target)"
     )

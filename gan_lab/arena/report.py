@@ -84,7 +84,7 @@ def _table(rows: list[dict]) -> list[str]:
     lines = ["| arm | epoch | kimg | caught | TPR at 1% FPR | faces found |", "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         lines.append(
-            f"| {row['arm']} | {row['epoch']} | {row['kimg']:.1f} | {rate(row, 'detection_rate')} | "
+            f"| {row['arm']} | {row['epoch']} | {row['kimg']:.2f} | {rate(row, 'detection_rate')} | "
             f"{rate(row, 'tpr_at_fpr_1')} | {rate(row, 'faces_found')} |"
         )
     return lines
@@ -100,7 +100,7 @@ def write_report(run_dir: Path, config, rows: list[dict], evasion: dict, last: d
     lines = [
         f"# Arena: `{Path(config.gan).name}` against `{Path(config.detector).name}`",
         "",
-        f"Both arms continue the GAN run's last checkpoint for {config.epochs} epochs of {config.steps_per_epoch} "
+        f"Both arms continue the GAN run's last checkpoint (epoch 0) for {config.epochs} epochs of {config.steps_per_epoch} "
         f"steps; the arena arm's generator loss adds {config.weight:g} x the frozen detector's cross-entropy on its "
         "fakes labelled real, the plain arm's does not (the same checkpoint, random state and real batches). Each "
         f"epoch, {config.n} fresh fakes per arm (the same latents, seed {config.seed}, never trained on; stored as "

@@ -151,8 +151,9 @@ def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progres
     rows, last = [], {}
     for arm, weight in zip(ARMS, (config.weight, 0.0)):
         gan = _arm(gan_dir, detector, weight)
-        for epoch in range(1, config.epochs + 1):
-            gan.fit(dataset, epochs=1, steps_per_epoch=config.steps_per_epoch, verbose=0, shuffle=False)
+        for epoch in range(config.epochs + 1):  # epoch 0: the checkpoint itself, before any arena step
+            if epoch:
+                gan.fit(dataset, epochs=1, steps_per_epoch=config.steps_per_epoch, verbose=0, shuffle=False)
             latents = seeded_latents(config.seed, epoch, config.n, gan.latent_dim, SCORING_STREAM)
             row, fakes, p_fake = _score(
                 detector, gan.generator, latents, encoding, probe.faces_found if config.faces else None

@@ -12,17 +12,19 @@ def test_the_crossing_is_interpolated_and_bounded_by_the_intervals():
     result = time_to_evasion(list(reversed(points)))  # any order: sorted by kimg
     assert result["evaded"] and result["kimg"] == pytest.approx(6 + 2 * (0.02 / 0.12))
     assert result["kimg_low"] == 6 and result["kimg_high"] == 8 and result["last_kimg"] == 10
-    assert "below 50% after 6.3 kimg (first possible at 6.0, established at 8.0 kimg" in describe_evasion(result)
+    assert "below 50% after 6.33 kimg (first possible at 6.00, established at 8.00 kimg" in describe_evasion(result)
 
 
 def test_a_detector_that_holds_is_not_evaded_and_a_first_epoch_below_target_counts_at_its_kimg():
     held = time_to_evasion([_point(2, 0.9), _point(4, 0.8)])
     assert not held["evaded"] and held["kimg"] is None and held["kimg_high"] is None
-    assert describe_evasion(held) == "not evaded within 4.0 kimg (detection rate never below 50%)"
+    assert describe_evasion(held) == "not evaded within 4.00 kimg (detection rate never below 50%)"
     at_once = time_to_evasion([_point(1, 0.1), _point(2, 0.05)], target=0.2)
     assert at_once["kimg"] == 1 and at_once["kimg_low"] == at_once["kimg_high"] == 1
     wide = time_to_evasion([_point(2, 0.9), _point(4, 0.45, half=0.2)])
     assert wide["kimg"] == pytest.approx(2 + 2 * 0.4 / 0.45) and wide["kimg_high"] is None
-    assert "first possible at 4.0, not established within 4.0 kimg" in describe_evasion(wide)
+    assert "first possible at 4.00, not established within 4.00 kimg" in describe_evasion(wide)
+    at_start = time_to_evasion([_point(0, 0.3), _point(1, 0.1)])
+    assert describe_evasion(at_start).startswith("detection rate already below 50% at the checkpoint")
     with pytest.raises(ValueError, match="target"):
         time_to_evasion([_point(1, 0.5)], target=1.5)
