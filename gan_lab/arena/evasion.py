@@ -2,10 +2,10 @@
 falls below a target, with the interval of that crossing.
 
 Each arena epoch scores fresh fakes and gives a detection rate with its 95% interval. The
-crossing is read three ways: where the rate itself first falls below the target (interpolated
-linearly in kimg from the last epoch at or above it), and the bounds of that reading: the first
-epoch whose interval dips below the target (evasion possible: the earliest the crossing can be)
-and the first whose whole interval lies below it (evasion established: the latest).
+crossing is where the rate itself first falls below the target (interpolated linearly in kimg
+from the epoch before), bounded by the last epoch before it whose whole interval lies above the
+target (the detector surely held there) and the first whose whole interval lies below it
+(evasion established).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ def _first(points: list[dict], key: str, target: float) -> dict | None:
 
 def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
     """From epoch points {"kimg", "detection_rate", "detection_rate_low", "detection_rate_high"} in training order:
-    {"evaded", "kimg", "kimg_low", "kimg_high", "target", "last_kimg"} (kimg None when not reached)."""
+    {"evaded", "kimg", "kimg_low", "kimg_high", "target", "last_kimg"} (kimg None when not reached; kimg_high None
+    when no interval lies wholly below the target)."""
     if not 0 < target < 1:
         raise ValueError(f"target must be a rate between 0 and 1. Received: target={target!r}")
     points = sorted(points, key=lambda point: point["kimg"])
@@ -35,11 +36,12 @@ def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
                 share = (before["detection_rate"] - target) / fall if fall > 0 else 1.0
                 crossing = float(before["kimg"] + share * (after["kimg"] - before["kimg"]))
             break
-    possible, established = _first(points, "detection_rate_low", target), _first(points, "detection_rate_high", target)
+    established = _first(points, "detection_rate_high", target)
+    held = [point for point in points if point["detection_rate_low"] >= target and point["kimg"] <= (crossing or 0)]
     return {
         "evaded": crossing is not None,
         "kimg": crossing,
-        "kimg_low": None if possible is None else float(possible["kimg"]),
+        "kimg_low": None if crossing is None else float(held[-1]["kimg"] if held else points[0]["kimg"]),
         "kimg_high": None if established is None else float(established["kimg"]),
         "target": float(target),
         "last_kimg": float(points[-1]["kimg"]),
@@ -58,6 +60,6 @@ def describe_evasion(result: dict) -> str:
         else f"established at {result['kimg_high']:.2f} kimg"
     )
     return (
-        f"detection rate below {result['target']:.0%} after {result['kimg']:.2f} kimg (first possible at "
-        f"{result['kimg_low']:.2f}, {established}: where the 95% intervals cross the target)"
+        f"detection rate below {result['target']:.0%} after {result['kimg']:.2f} kimg (interpolated; it surely held "
+        f"at {result['kimg_low']:.2f} kimg, {established}: where the 95% intervals lie wholly above and below it)"
     )

@@ -11,8 +11,11 @@ def test_the_crossing_is_interpolated_and_bounded_by_the_intervals():
     points = [_point(2, 0.9), _point(4, 0.7), _point(6, 0.52), _point(8, 0.4), _point(10, 0.2)]
     result = time_to_evasion(list(reversed(points)))  # any order: sorted by kimg
     assert result["evaded"] and result["kimg"] == pytest.approx(6 + 2 * (0.02 / 0.12))
-    assert result["kimg_low"] == 6 and result["kimg_high"] == 8 and result["last_kimg"] == 10
-    assert "below 50% after 6.33 kimg (first possible at 6.00, established at 8.00 kimg" in describe_evasion(result)
+    # Surely held at 4 (interval above 50%), surely evaded at 8 (below); at 6 the interval straddles it.
+    assert result["kimg_low"] == 4 and result["kimg_high"] == 8 and result["last_kimg"] == 10
+    assert "below 50% after 6.33 kimg (interpolated; it surely held at 4.00 kimg, established at 8.00" in (
+        describe_evasion(result)
+    )
 
 
 def test_a_detector_that_holds_is_not_evaded_and_a_first_epoch_below_target_counts_at_its_kimg():
@@ -23,7 +26,7 @@ def test_a_detector_that_holds_is_not_evaded_and_a_first_epoch_below_target_coun
     assert at_once["kimg"] == 1 and at_once["kimg_low"] == at_once["kimg_high"] == 1
     wide = time_to_evasion([_point(2, 0.9), _point(4, 0.45, half=0.2)])
     assert wide["kimg"] == pytest.approx(2 + 2 * 0.4 / 0.45) and wide["kimg_high"] is None
-    assert "first possible at 4.00, not established within 4.00 kimg" in describe_evasion(wide)
+    assert wide["kimg_low"] == 2 and "held at 2.00 kimg, not established within 4.00 kimg" in describe_evasion(wide)
     at_start = time_to_evasion([_point(0, 0.3), _point(1, 0.1)])
     assert describe_evasion(at_start).startswith("detection rate already below 50% at the checkpoint")
     with pytest.raises(ValueError, match="target"):
