@@ -14,6 +14,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from detector.base.errors import LabError
@@ -106,6 +107,17 @@ def _arm(gan_dir: Path, detector: Detector, weight: float):
     return restore_dcgan(gan_dir, model_class=ArenaGAN, detector=detector.model, head=detector.head, weight=weight)
 
 
+class _AfterEachEpoch(keras.callbacks.Callback):
+    """Calls `function(epoch)` (1-based) after each epoch of fit()."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.function(epoch + 1)
+
+
 def _score(detector: Detector, generator, latents, encoding, faces) -> tuple[dict, np.ndarray, np.ndarray]:
     """One arm's figures on the fresh latents' fakes: (row, the fakes as scored, their P(fake))."""
     from detector.inference.metrics import fpr_key
@@ -133,7 +145,7 @@ def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progres
     _validate(config)
     detector = arena_detector(config.detector)
     gan_dir, _ = require_gan_run(config.gan)
-    gan_config, dataset = _gan_data(gan_dir)
+    gan_config, _ = _gan_data(gan_dir)
     if int(gan_config["size"]) != detector.size:
         raise LabError(
             f"Image sizes differ: {gan_dir} makes {gan_config['size']} px fakes, {detector.run_dir} takes {detector.size}"
@@ -149,20 +161,30 @@ def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progres
     )
     kimg_per_epoch = config.steps_per_epoch * int(gan_config["batch_size"]) / 1000.0
     rows, last = [], {}
+    faces = probe.faces_found if config.faces else None
     for arm, weight in zip(ARMS, (config.weight, 0.0)):
         gan = _arm(gan_dir, detector, weight)
-        for epoch in range(config.epochs + 1):  # epoch 0: the checkpoint itself, before any arena step
-            if epoch:
-                gan.fit(dataset, epochs=1, steps_per_epoch=config.steps_per_epoch, verbose=0, shuffle=False)
+
+        def score(epoch: int, arm=arm, weight=weight, gan=gan) -> None:
             latents = seeded_latents(config.seed, epoch, config.n, gan.latent_dim, SCORING_STREAM)
-            row, fakes, p_fake = _score(
-                detector, gan.generator, latents, encoding, probe.faces_found if config.faces else None
-            )
+            row, fakes, p_fake = _score(detector, gan.generator, latents, encoding, faces)
             found = row.pop("_faces", None)
             rows.append({"arm": arm, "epoch": epoch, "kimg": epoch * kimg_per_epoch, "weight": weight, **row})
             last[arm] = (fakes, p_fake, found)
             if progress:
                 print(f"[arena] {arm} epoch {epoch}: {row['detection_rate']:.1%} caught", flush=True)
+
+        score(0)  # the checkpoint itself, before any arena step
+        # A new pipeline per arm, one fit for all epochs: both arms draw the same real batches, in order.
+        _, dataset = _gan_data(gan_dir)
+        gan.fit(
+            dataset,
+            epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            verbose=0,
+            shuffle=False,
+            callbacks=[_AfterEachEpoch(score)],
+        )
     return _write_outputs(run_dir, resolved, rows, last)
 
 
