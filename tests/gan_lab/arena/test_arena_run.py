@@ -51,3 +51,19 @@ def test_bad_arena_options_are_refused_in_one_line(detector_run, gan_run, tmp_pa
     with pytest.raises(LabError, match="is a gan run, not a detector run"):
         run_arena(ArenaConfig(detector=str(gan_run), gan=str(gan_run)), tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_an_imported_detector_is_refused_in_one_line_naming_the_run(detector_run, gan_run, tmp_path, monkeypatch):
+    """An imported model (ONNX here) gives the arena no gradients: refused before any run directory exists."""
+    import dataclasses
+    import types
+
+    import gan_lab.arena.run as arena_run
+
+    detector = load_detector(detector_run)
+    imported = dataclasses.replace(detector, model=None, outside=types.SimpleNamespace(format="onnx"))
+    monkeypatch.setattr(arena_run, "load_detector", lambda path: imported)
+    with pytest.raises(LabError, match=r"is an imported detector \(onnx\): .*an ONNX model gives none") as error:
+        run_arena(ArenaConfig(detector=str(detector_run), gan=str(gan_run)), tmp_path)
+    assert str(detector_run) in str(error.value) and "\n" not in str(error.value)
+    assert not list(tmp_path.iterdir())

@@ -1,5 +1,6 @@
 """`gan-lab detector train --fakes-from RUN@EPOCHS`: GAN fakes of the hardening stream join the training split."""
 
+import dataclasses
 import json
 import re
 
@@ -116,10 +117,4 @@ def test_seeds_train_one_run_each_and_the_stress_test_gives_their_spread(
     assert "## Across training seeds" in report and "Across 3 detectors trained with seeds 0, 1, 2" in report
 
     with pytest.raises(LabError, match="both trained with seed 0"):
-        run_stress(dataclasses_replace(config, seed_runs=(str(detector_run),)), tmp_path / "stress", progress=False)
-
-
-def dataclasses_replace(config, **changes):
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
+        run_stress(dataclasses.replace(config, seed_runs=(str(detector_run),)), tmp_path / "stress", progress=False)
