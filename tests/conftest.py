@@ -62,6 +62,21 @@ def gan_run(synth_root, runs_dir):
 
 
 @pytest.fixture(scope="session")
+def inception_home(tmp_path_factory):
+    """A KERAS_HOME whose cache holds an InceptionV3 (random weights) under the file name keras.applications uses."""
+    import keras
+
+    from gan_lab.metrics.inception import WEIGHTS_FILE
+
+    home = tmp_path_factory.mktemp("keras-with-inception")
+    keras.utils.set_random_seed(1)
+    model = keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg")
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    model.save(home / "models" / WEIGHTS_FILE)
+    return home
+
+
+@pytest.fixture(scope="session")
 def lab_runs(tmp_path_factory):
     """A runs folder with one run of each kind: a `--preset tiny` quickstart (detector, GAN, stress, quickstart)."""
     from gan_lab.apps.quickstart import QuickstartConfig, run_quickstart

@@ -97,13 +97,19 @@ def _arena(path: Path, config: dict) -> tuple[str, str]:
     if not isinstance(evasion, dict) or not (path / "report.md").is_file():
         return _unfinished(path), "no results (the run stopped before its report)"
 
-    def reading(arm: str) -> str:
-        result = evasion.get(arm) or {}
+    def reading(result) -> str:
+        result = result if isinstance(result, dict) else {}
         if not result.get("evaded"):
             return f"held {result.get('last_kimg', 0):.2f} kimg"
         return f"evaded at {result['kimg']:.2f} kimg"
 
-    return FINISHED, f"against the detector: {reading('arena')}; plain continuation: {reading('plain')}"
+    headline = (
+        f"against the detector: {reading(evasion.get('arena'))}; plain continuation: {reading(evasion.get('plain'))}"
+    )
+    rounds = evasion.get("rounds") or []
+    if len(rounds) > 1 and isinstance(rounds[-1], dict):
+        headline += f"; hardened, round {rounds[-1].get('round')}: {reading(rounds[-1].get('arena'))}"
+    return FINISHED, headline
 
 
 def _quickstart(path: Path, config: dict) -> tuple[str, str]:

@@ -20,7 +20,8 @@ def _first(points: list[dict], key: str, target: float) -> dict | None:
 def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
     """From epoch points {"kimg", "detection_rate", "detection_rate_low", "detection_rate_high"} in training order:
     {"evaded", "kimg", "kimg_low", "kimg_high", "target", "last_kimg"} (kimg None when not reached; kimg_high None
-    when no interval lies wholly below the target)."""
+    when no interval lies wholly below the target; when not evaded, kimg_low is the last epoch the detector surely
+    held, None if none)."""
     if not 0 < target < 1:
         raise ValueError(f"target must be a rate between 0 and 1. Received: target={target!r}")
     points = sorted(points, key=lambda point: point["kimg"])
@@ -37,11 +38,16 @@ def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
                 crossing = float(before["kimg"] + share * (after["kimg"] - before["kimg"]))
             break
     established = _first(points, "detection_rate_high", target)
-    held = [point for point in points if point["detection_rate_low"] >= target and point["kimg"] <= (crossing or 0)]
+    until = points[-1]["kimg"] if crossing is None else crossing
+    held = [point for point in points if point["detection_rate_low"] >= target and point["kimg"] <= until]
+    if crossing is not None:
+        kimg_low = float(held[-1]["kimg"] if held else points[0]["kimg"])
+    else:
+        kimg_low = float(held[-1]["kimg"]) if held else None
     return {
         "evaded": crossing is not None,
         "kimg": crossing,
-        "kimg_low": None if crossing is None else float(held[-1]["kimg"] if held else points[0]["kimg"]),
+        "kimg_low": kimg_low,
         "kimg_high": None if established is None else float(established["kimg"]),
         "target": float(target),
         "last_kimg": float(points[-1]["kimg"]),
@@ -62,4 +68,36 @@ def describe_evasion(result: dict) -> str:
     return (
         f"detection rate below {result['target']:.0%} after {result['kimg']:.2f} kimg (interpolated; it surely held "
         f"at {result['kimg_low']:.2f} kimg, {established}: where the 95% intervals lie wholly above and below it)"
+    )
+
+
+def hardening_verdict(first: dict, later: dict, round_: int) -> str:
+    """Whether round `round_`'s (hardened) detector lasted longer than round 1's, beyond the crossings' intervals.
+
+    Longer when the later round surely held past the kimg at which round 1 was surely evaded;
+    shorter when the later round was surely evaded before round 1 surely held.
+    """
+    if not first["evaded"]:
+        return f"round 1 was not evaded within {first['last_kimg']:.2f} kimg, so there was no time to buy"
+    if later["kimg_low"] is not None and first["kimg_high"] is not None and later["kimg_low"] > first["kimg_high"]:
+        return (
+            f"yes, beyond the intervals: round {round_}'s detector surely held at {later['kimg_low']:.2f} kimg, "
+            f"where round 1's was surely evaded by {first['kimg_high']:.2f}"
+        )
+    if later["evaded"] and later["kimg_high"] is not None and later["kimg_high"] < first["kimg_low"]:
+        return (
+            f"no, round {round_} was evaded sooner, beyond the intervals: surely by {later['kimg_high']:.2f} kimg, "
+            f"where round 1's detector surely held at {first['kimg_low']:.2f}"
+        )
+    if later["evaded"]:
+        reached = f"round {round_} was evaded after {later['kimg']:.2f} kimg against round 1's {first['kimg']:.2f}"
+    else:
+        reached = f"round {round_} held for all {later['last_kimg']:.2f} kimg against round 1's {first['kimg']:.2f}"
+    if later["evaded"] and later["kimg"] <= first["kimg"]:
+        return f"not beyond the intervals: {reached}, within the crossings' intervals"
+    if first["kimg_high"] is None:
+        return f"not beyond the intervals: {reached}, but round 1's evasion was never established beyond its interval"
+    return (
+        f"not beyond the intervals: {reached}, but it was not surely above the target past {first['kimg_high']:.2f} "
+        "kimg, where round 1's evasion was established"
     )

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.base.runs import atomic_write_text, write_json
-from gan_lab.arena.evasion import describe_evasion
+from detector.base.runs import atomic_write_text, read_json, write_json
+from gan_lab.arena.evasion import describe_evasion, hardening_verdict
 from gan_lab.stress.plotting import pyplot, save_figure
 
 COLUMNS = (
+    "round",
     "arm",
     "epoch",
     "kimg",
@@ -26,10 +27,14 @@ COLUMNS = (
     "faces_found",
     "faces_found_low",
     "faces_found_high",
+    "kid_inception",
+    "kid_inception_std",
     "mean_p_fake",
 )
 GRID_SIZE = 8
 STYLE = {"arena": ("tab:red", "-"), "plain": ("tab:blue", "--")}
+ROUND_COLOURS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+PANELS = {"detection_rate": "detection rate", "faces_found": "faces found", "kid_inception": "KID vs held-out reals"}
 
 
 def _write_results(run_dir: Path, rows: list[dict]) -> None:
@@ -42,25 +47,43 @@ def _write_results(run_dir: Path, rows: list[dict]) -> None:
     atomic_write_text(run_dir / "results.csv", buffer.getvalue())
 
 
+def _lines(rows: list[dict], key: str):
+    """(label, colour, style, points) per line of one panel. With several rounds, each round has a colour: its
+    arena arm solid, its plain arm dashed; what does not depend on the detector (faces, KID) has one plain line,
+    since the plain arm's fakes are the same in every round."""
+    rounds = sorted({row["round"] for row in rows})
+    several = len(rounds) > 1
+    for round_ in rounds:
+        colour = ROUND_COLOURS[(round_ - 1) % len(ROUND_COLOURS)]
+        for arm in ("arena", "plain"):
+            detector_free = arm == "plain" and key != "detection_rate"
+            if detector_free and round_ != rounds[0]:
+                continue
+            points = [row for row in rows if row["arm"] == arm and row["round"] == round_ and row.get(key) is not None]
+            if not several or detector_free:
+                yield arm, STYLE[arm][0], STYLE[arm][1], points
+            else:
+                yield f"{arm}, round {round_}", colour, STYLE[arm][1], points
+
+
 def plot_evasion(rows: list[dict], target: float, path: Path) -> Path:
-    """Detection rate (and faces found, where measured) against kimg, the arena arm beside the plain one."""
-    keys = ["detection_rate"] + (["faces_found"] if any("faces_found" in row for row in rows) else [])
+    """Detection rate (and faces found and KID, where measured) against kimg, arena arms beside the plain one."""
+    keys = [key for key in PANELS if any(row.get(key) is not None for row in rows)]
     figure, axes = pyplot().subplots(1, len(keys), figsize=(5 * len(keys), 3.4), squeeze=False)
     for axis, key in zip(axes[0], keys):
-        for arm, (color, style) in STYLE.items():
-            points = [row for row in rows if row["arm"] == arm and key in row]
+        for label, colour, style, points in _lines(rows, key):
             kimg = [row["kimg"] for row in points]
-            axis.plot(kimg, [row[key] for row in points], style, color=color, marker="o", label=arm)
-            axis.fill_between(
-                kimg,
-                [row[f"{key}_low"] for row in points],
-                [row[f"{key}_high"] for row in points],
-                color=color,
-                alpha=0.15,
-            )
+            axis.plot(kimg, [row[key] for row in points], style, color=colour, marker="o", label=label)
+            if key == "kid_inception":
+                low = [row[key] - row["kid_inception_std"] for row in points]
+                high = [row[key] + row["kid_inception_std"] for row in points]
+            else:
+                low, high = [row[f"{key}_low"] for row in points], [row[f"{key}_high"] for row in points]
+            axis.fill_between(kimg, low, high, color=colour, alpha=0.15)
         if key == "detection_rate":
             axis.axhline(target, color="grey", linewidth=0.8, linestyle=":", label=f"target {target:.0%}")
-        axis.set(xlabel="kimg of arena training", ylabel=key.replace("_", " "), ylim=(-0.02, 1.02))
+        limits = {} if key == "kid_inception" else {"ylim": (-0.02, 1.02)}
+        axis.set(xlabel="kimg of arena training", ylabel=PANELS[key], **limits)
         axis.legend(fontsize=7)
     return save_figure(figure, path)
 
@@ -75,28 +98,83 @@ def evasive_grid(fakes: np.ndarray, p_fake: np.ndarray, faces, path: Path) -> tu
     return save_png(path, image_grid(fakes[chosen], columns=len(chosen))), p_fake[chosen]
 
 
-def _table(rows: list[dict]) -> list[str]:
-    def rate(row, key):
-        if key not in row:
-            return "-"
-        return f"{row[key]:.1%} [{row[key + '_low'] * 100:.1f}, {row[key + '_high'] * 100:.1f}]"
+def _rate(row: dict, key: str) -> str:
+    if row.get(key) is None:
+        return "-"
+    return f"{row[key]:.1%} [{row[key + '_low'] * 100:.1f}, {row[key + '_high'] * 100:.1f}]"
 
-    lines = ["| arm | epoch | kimg | caught | TPR at 1% FPR | faces found |", "| --- | --- | --- | --- | --- | --- |"]
+
+def _table(rows: list[dict]) -> list[str]:
+    rounds = len({row["round"] for row in rows}) > 1
+    kid = any(row.get("kid_inception") is not None for row in rows)
+    header = ["round"] * rounds + ["arm", "epoch", "kimg", "caught", "TPR at 1% FPR", "faces found"] + ["KID"] * kid
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
-        lines.append(
-            f"| {row['arm']} | {row['epoch']} | {row['kimg']:.2f} | {rate(row, 'detection_rate')} | "
-            f"{rate(row, 'tpr_at_fpr_1')} | {rate(row, 'faces_found')} |"
-        )
+        cells = [str(row["round"])] * rounds + [row["arm"], str(row["epoch"]), f"{row['kimg']:.2f}"]
+        cells += [_rate(row, "detection_rate"), _rate(row, "tpr_at_fpr_1"), _rate(row, "faces_found")]
+        if kid:
+            value = row.get("kid_inception")
+            cells.append("-" if value is None else f"{value:.3g} ± {row['kid_inception_std']:.2g}")
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def write_report(run_dir: Path, config, rows: list[dict], evasion: dict, last: dict) -> Path:
+def _rounds_section(evasion: dict) -> list[str]:
+    """Time to evasion per round, the round's evasive fakes before and after hardening, and the verdict."""
+    rounds = evasion["rounds"]
+    if len(rounds) < 2:
+        return []
+    lines = [
+        "## Rounds",
+        "",
+        "After each round the round's detector is fine-tuned (the stress test's hardening: its training split plus "
+        "fakes of the round's last evader, drawn from the hardening latent stream) and the next round evades the "
+        'hardened copy from the same checkpoint. "Caught after hardening" scores the round\'s last scored fakes, '
+        'which no hardening trained on; "reals called fake" is the round\'s detector on its own test reals.',
+        "",
+        "| round | detector | arena: time to evasion | plain: time to evasion | caught after hardening | reals called fake |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for record in rounds:
+        lines.append(
+            f"| {record['round']} | `{Path(record['detector']).name}` | {describe_evasion(record['arena'])} | "
+            f"{describe_evasion(record['plain'])} | {_rate(record.get('hardened', {}), 'detection_rate')} | "
+            f"{_rate(record, 'reals_called_fake')} |"
+        )
+    lines.append("")
+    for record in rounds[1:]:
+        lines.append(
+            f"- Did hardening buy time by round {record['round']}? "
+            f"{hardening_verdict(rounds[0]['arena'], record['arena'], record['round'])}."
+        )
+    return [*lines, ""]
+
+
+def _grids(run_dir: Path, lasts: list) -> list[str]:
+    """A grid of the most evasive fakes per round (evasive.png for round 1)."""
+    lines = []
+    for round_, (fakes, p_fake, faces) in enumerate(lasts, start=1):
+        name = "evasive.png" if round_ == 1 else f"evasive-round-{round_}.png"
+        grid, shown = evasive_grid(fakes, p_fake, faces, run_dir / name)
+        lines += [
+            ("The arena arm's" if len(lasts) == 1 else f"Round {round_}: the arena arm's")
+            + " last fakes the detector scores lowest"
+            + (" among those in which MTCNN finds a face" if faces is not None and np.any(faces) else "")
+            + f" (P(fake) {', '.join(f'{value:.3f}' for value in shown)}):",
+            "",
+            f"![most evasive fakes]({grid.relative_to(run_dir)})",
+            "",
+        ]
+    return lines
+
+
+def write_report(run_dir: Path, config, rows: list[dict], evasion: dict, lasts: list) -> Path:
     """Every output file of an arena run; returns report.md's path."""
     _write_results(run_dir, rows)
     write_json(run_dir / "evasion.json", evasion)
     plot = plot_evasion(rows, config.target, run_dir / "plots" / "evasion.png")
-    fakes, p_fake, faces = last["arena"]
-    grid, shown = evasive_grid(fakes, p_fake, faces, run_dir / "evasive.png")
+    notes = read_json(run_dir / "config.json").get("resolved", {})
+    first = ", round 1 (the rounds are below)" if len(lasts) > 1 else ""
     lines = [
         f"# Arena: `{Path(config.gan).name}` against `{Path(config.detector).name}`",
         "",
@@ -104,21 +182,22 @@ def write_report(run_dir: Path, config, rows: list[dict], evasion: dict, last: d
         f"steps; the arena arm's generator loss adds {config.weight:g} x the frozen detector's cross-entropy on its "
         "fakes labelled real, the plain arm's does not (the same checkpoint, random state and real batches). Each "
         f"epoch, {config.n} fresh fakes per arm (the same latents, seed {config.seed}, never trained on; stored as "
-        "8-bit images) are scored at the detector's validation threshold; rates carry 95% Wilson intervals.",
+        "8-bit images) are scored at the detector's validation threshold; rates carry 95% Wilson intervals. The fakes "
+        "come from the generator being trained, not from the run's EMA copy the stress test scores (an EMA lags "
+        "what the generator has learnt).",
         "",
-        f"- Arena (W = {config.weight:g}): {describe_evasion(evasion['arena'])}.",
-        f"- Plain continuation (W = 0): {describe_evasion(evasion['plain'])}.",
+        f"- Arena (W = {config.weight:g}){first}: {describe_evasion(evasion['arena'])}.",
+        f"- Plain continuation (W = 0){first}: {describe_evasion(evasion['plain'])}.",
+        *[f"- {note[0].upper()}{note[1:]}." for key, note in notes.items() if key in ("faces", "kid") and note],
         "",
         *_table(rows),
         "",
         f"![detection rate against kimg]({plot.relative_to(run_dir)})",
         "",
-        "The arena arm's last fakes the detector scores lowest"
-        + (" among those in which MTCNN finds a face" if faces is not None and np.any(faces) else "")
-        + f" (P(fake) {', '.join(f'{value:.3f}' for value in shown)}):",
-        "",
-        f"![most evasive fakes]({grid.relative_to(run_dir)})",
-        "",
-        "Files: `results.csv`, `results.json`, `evasion.json`, `config.json`, `plots/`.",
+        *_rounds_section(evasion),
+        *_grids(run_dir, lasts),
+        "Files: `results.csv`, `results.json`, `evasion.json`, `config.json`, `plots/`"
+        + (", `detectors/` (the hardened detectors, each a detector run)" if len(lasts) > 1 else "")
+        + ".",
     ]
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -6,6 +6,11 @@ say "real" (`gan_lab.arena.model.ArenaGAN`, weight W), the plain arm's does not 
 step draw for draw). After every epoch each arm's generator makes the same fresh latents'
 fakes (the stress test's scoring stream), stored as the reals are, and the detector scores them:
 so evasion is told apart from the drift of a GAN that simply keeps training.
+
+With rounds, each round after the first hardens the last round's detector on its evasive fakes
+(drawn from the hardening latent stream, so the scoring fakes stay unseen) and evades it again
+from the same checkpoint. The plain arm does not depend on the detector: it is trained once and
+its fakes are scored by each round's detector.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from gan_lab.gan.latents import SCORING_STREAM, seeded_latents
 from gan_lab.metrics.intervals import rate_with_interval
 
 ARMS = ("arena", "plain")
+FAKES_BATCH = 64
 
 
 @dataclasses.dataclass
@@ -41,13 +47,26 @@ class ArenaConfig:
     steps_per_epoch: int = 50  # generator and discriminator steps per epoch, at the GAN run's batch size
     n: int = 200  # fresh fakes per arm and epoch, scored by the detector
     target: float = DEFAULT_TARGET  # evaded when the detection rate falls below this
+    rounds: int = 1  # after each round, harden the detector on its evasive fakes and evade it again
+    harden_n: int = 256  # evasive fakes (from their own latent stream) each hardening fine-tunes on
     faces: bool = True  # the share of fakes in which MTCNN finds a face, per arm and epoch
+    inception: bool = True  # KID against held-out reals in InceptionV3 features (weights: the Keras cache)
     seed: int = 0  # the fresh fakes' latents
     name: str = ""  # run directory suffix
 
 
+@dataclasses.dataclass
+class _Epoch:
+    """One arm's fakes after one epoch, with what does not depend on the detector."""
+
+    epoch: int
+    fakes: np.ndarray  # uint8, as the detector scores them
+    faces: np.ndarray | None  # per fake: MTCNN found a face
+    quality: dict  # KID against held-out reals, when measured
+
+
 def _validate(config: ArenaConfig) -> None:
-    for option in ("epochs", "steps_per_epoch", "n"):
+    for option in ("epochs", "steps_per_epoch", "n", "rounds", "harden_n"):
         value = getattr(config, option)
         if not is_int(value) or value < 1:
             raise ValueError(f"{option} must be a positive integer. Received: {option}={value!r}")
@@ -97,16 +116,6 @@ def _gan_data(gan_dir: Path):
     return config, dataset
 
 
-def _arm(gan_dir: Path, detector: Detector, weight: float):
-    """The GAN run's last checkpoint as an ArenaGAN (weight 0: the plain continuation)."""
-    import keras
-
-    from gan_lab.gan.train import restore_dcgan
-
-    keras.utils.set_random_seed(0)  # dropout and anything else outside the GAN's own seed generator
-    return restore_dcgan(gan_dir, model_class=ArenaGAN, detector=detector.model, head=detector.head, weight=weight)
-
-
 class _AfterEachEpoch(keras.callbacks.Callback):
     """Calls `function(epoch)` (1-based) after each epoch of fit()."""
 
@@ -118,29 +127,137 @@ class _AfterEachEpoch(keras.callbacks.Callback):
         self.function(epoch + 1)
 
 
-def _score(detector: Detector, generator, latents, encoding, faces) -> tuple[dict, np.ndarray, np.ndarray]:
-    """One arm's figures on the fresh latents' fakes: (row, the fakes as scored, their P(fake))."""
-    from detector.inference.metrics import fpr_key
-    from gan_lab.gan.sample import generate
+def _train_arm(gan_dir: Path, detector: Detector, weight: float, config: ArenaConfig, sample, label: str, progress):
+    """The GAN run's last checkpoint as an ArenaGAN (weight 0: the plain continuation), trained for all epochs:
+    (`sample(epoch, generator)` of the checkpoint and after each epoch, the generator at the end)."""
+    from gan_lab.gan.train import restore_dcgan
 
-    fakes = np.asarray(encoding(generate(generator, latents, 64)), dtype=np.float32)
-    p_fake = detector.score(fakes)
+    def after(epoch: int) -> None:
+        epochs.append(sample(epoch, gan.generator))
+        if progress:
+            print(f"[arena] {label}: epoch {epoch}/{config.epochs} trained and sampled", flush=True)
+
+    keras.utils.set_random_seed(0)  # dropout and anything else outside the GAN's own seed generator
+    gan = restore_dcgan(gan_dir, model_class=ArenaGAN, detector=detector.model, head=detector.head, weight=weight)
+    epochs = [sample(0, gan.generator)]  # the checkpoint itself, before any arena step
+    # A new pipeline per arm, one fit for all epochs: both arms draw the same real batches, in order.
+    _, dataset = _gan_data(gan_dir)
+    gan.fit(
+        dataset,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        verbose=0,
+        shuffle=False,
+        callbacks=[_AfterEachEpoch(after)],
+    )
+    return epochs, gan.generator
+
+
+def _sampler(config: ArenaConfig, encoding, probe, real_features):
+    """sample(epoch, generator) -> _Epoch: the fresh latents' fakes, their faces and KID."""
+    from gan_lab.gan.sample import generate
+    from gan_lab.metrics.kid import kernel_inception_distance
+
+    def sample(epoch: int, generator) -> _Epoch:
+        latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
+        pixels = np.asarray(encoding(generate(generator, latents, FAKES_BATCH)), dtype=np.float32)
+        quality = {}
+        features = probe.inception_features(pixels) if real_features is not None else None
+        if features is not None:
+            value, spread = kernel_inception_distance(real_features, features, seed=[config.seed, epoch])
+            quality = {"kid_inception": value, "kid_inception_std": spread}
+        return _Epoch(epoch, np.rint(pixels * 255).astype(np.uint8), probe.faces_found(pixels), quality)
+
+    return sample
+
+
+def _score(detector: Detector, pixels: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The detector's figures on fakes (float32 [0, 1]): (row, their P(fake))."""
+    from detector.inference.metrics import fpr_key
+
+    p_fake = detector.score(pixels)
     row = {"mean_p_fake": float(np.mean(p_fake)), **rate_with_interval("detection_rate", p_fake >= detector.threshold)}
     threshold = detector.operating_thresholds.get(fpr_key(0.01))
     if threshold is not None:
         row.update(rate_with_interval("tpr_at_fpr_1", p_fake >= threshold))
-    if faces is not None:
-        found = faces(fakes)
-        if found is not None:
-            row.update(rate_with_interval("faces_found", found))
-            row["_faces"] = found
-    return row, fakes, p_fake
+    return row, p_fake
 
 
-def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True) -> Path:
-    """Both arms, epoch by epoch, then results.csv/json, the plot, the evasive grid and report.md."""
-    from gan_lab.metrics.quality import open_probe
-    from gan_lab.stress.formats import resolve_encoding
+def _rows(detector: Detector, epochs: list[_Epoch], arm: str, weight: float, round_: int, kimg_per_epoch: float):
+    """One arm's rows in one round, its epochs scored by that round's detector; and the last epoch's P(fake)."""
+    rows, p_fake = [], None
+    for sample in epochs:
+        row, p_fake = _score(detector, sample.fakes.astype(np.float32) / 255.0)
+        if sample.faces is not None:
+            row.update(rate_with_interval("faces_found", sample.faces))
+        rows.append(
+            {
+                "round": round_,
+                "arm": arm,
+                "epoch": sample.epoch,
+                "kimg": sample.epoch * kimg_per_epoch,
+                "weight": weight,
+                **row,
+                **sample.quality,
+            }
+        )
+    return rows, p_fake
+
+
+def _real_features(gan_dir: Path, config: ArenaConfig, probe) -> tuple[np.ndarray | None, str]:
+    """InceptionV3 features of as many held-out reals (never trained on by the GAN) as fakes; or None and why."""
+    from gan_lab.stress.leakage import memorisation_reals
+
+    if probe.inception is None:
+        return None, probe.notes["inception"]
+    reals = memorisation_reals(gan_dir, config.n, config.seed)
+    if reals.held_out is None:
+        return None, "no KID: " + reals.note.removeprefix("not checked: ")
+    return probe.inception_features(reals.held_out), (
+        f"KID against {len(reals.held_out)} real images of the GAN's data it never trained on"
+    )
+
+
+def _reals_called_fake(detector: Detector, n: int, seed: int) -> dict:
+    """The share of the detector's own test reals (up to n) it calls fake, with its interval; {} without them."""
+    from detector import REAL
+    from detector.data.datasets import class_images, run_index
+
+    try:
+        index = run_index(detector.config, Path(detector.run_dir) / "config.json")
+        reals = class_images(index, "test", REAL, detector.size, detector.crop, n, seed=seed)
+    except (LabError, OSError):
+        return {}
+    if not len(reals):
+        return {}
+    return rate_with_interval("reals_called_fake", detector.score(reals) >= detector.threshold)
+
+
+def _harden(detector: Detector, generator, run_dir: Path, round_: int, config: ArenaConfig, encoding, progress):
+    """A copy of the round's detector fine-tuned on `harden_n` of its evader's fakes (hardening latent stream)."""
+    from gan_lab.gan.latents import HARDENING_STREAM
+    from gan_lab.gan.sample import generate
+    from gan_lab.stress.harden import harden_with_fakes
+
+    latents = seeded_latents(config.seed, round_, config.harden_n, int(generator.input_shape[-1]), HARDENING_STREAM)
+    fakes = np.asarray(encoding(generate(generator, latents, FAKES_BATCH)), dtype=np.float32)
+    provenance = {"arena_run": os.fspath(run_dir.resolve()), "arena_round": round_, "latent_stream": "hardening"}
+    if progress:
+        print(f"[arena] round {round_}: hardening the detector on {len(fakes)} of its evader's fakes", flush=True)
+    hardened = harden_with_fakes(
+        detector.run_dir,
+        fakes,
+        run_dir / "detectors" / f"round-{round_ + 1}",
+        provenance,
+        seed=config.seed,
+        progress=progress,
+    )
+    return load_detector(hardened)
+
+
+def _start(config: ArenaConfig, runs_dir) -> tuple[Detector, Path, dict, Path, ArenaConfig]:
+    """Every check before a run directory exists, then the run directory: (detector, GAN run, its config, run, config)."""
+    from gan_lab.stress.harden import hardenable
 
     _validate(config)
     detector = arena_detector(config.detector)
@@ -150,47 +267,56 @@ def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progres
         raise LabError(
             f"Image sizes differ: {gan_dir} makes {gan_config['size']} px fakes, {detector.run_dir} takes {detector.size}"
         )
-    encoding = resolve_encoding("png", None, [], False)  # 8 bits, as images on disk are
-    probe = open_probe(False, config.faces, 0, config.n)
+    if config.rounds > 1:
+        hardenable(detector.run_dir)  # each round after the first fine-tunes it
     run_dir = create_run_dir("arena", config.name or Path(detector.run_dir).name, runs_dir)
     resolved = dataclasses.replace(
         config, detector=os.fspath(Path(detector.run_dir).resolve()), gan=os.fspath(gan_dir.resolve())
     )
-    write_json(
-        run_dir / "config.json", {**dataclasses.asdict(resolved), "resolved": {"faces": probe.notes.get("faces")}}
-    )
+    return detector, gan_dir, gan_config, run_dir, resolved
+
+
+def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True) -> Path:
+    """Every round's arms, epoch by epoch, then results.csv/json, the plots, the evasive grid and report.md."""
+    from gan_lab.metrics.quality import open_probe
+    from gan_lab.stress.formats import resolve_encoding
+
+    detector, gan_dir, gan_config, run_dir, config = _start(config, runs_dir)
+    encoding = resolve_encoding("png", None, [], False)  # 8 bits, as images on disk are
+    probe = open_probe(config.inception, config.faces, config.n, config.n)
+    real_features, kid_note = _real_features(gan_dir, config, probe)
+    notes = {"faces": probe.notes.get("faces"), "kid": kid_note}
+    write_json(run_dir / "config.json", {**dataclasses.asdict(config), "resolved": notes})
+    if progress:
+        print("\n".join(f"[arena] {note}" for note in notes.values()), flush=True)
+    sample = _sampler(config, encoding, probe, real_features)
     kimg_per_epoch = config.steps_per_epoch * int(gan_config["batch_size"]) / 1000.0
-    rows, last = [], {}
-    faces = probe.faces_found if config.faces else None
-    for arm, weight in zip(ARMS, (config.weight, 0.0)):
-        gan = _arm(gan_dir, detector, weight)
-
-        def score(epoch: int, arm=arm, weight=weight, gan=gan) -> None:
-            latents = seeded_latents(config.seed, epoch, config.n, gan.latent_dim, SCORING_STREAM)
-            row, fakes, p_fake = _score(detector, gan.generator, latents, encoding, faces)
-            found = row.pop("_faces", None)
-            rows.append({"arm": arm, "epoch": epoch, "kimg": epoch * kimg_per_epoch, "weight": weight, **row})
-            last[arm] = (fakes, p_fake, found)
-            if progress:
-                print(f"[arena] {arm} epoch {epoch}: {row['detection_rate']:.1%} caught", flush=True)
-
-        score(0)  # the checkpoint itself, before any arena step
-        # A new pipeline per arm, one fit for all epochs: both arms draw the same real batches, in order.
-        _, dataset = _gan_data(gan_dir)
-        gan.fit(
-            dataset,
-            epochs=config.epochs,
-            steps_per_epoch=config.steps_per_epoch,
-            verbose=0,
-            shuffle=False,
-            callbacks=[_AfterEachEpoch(score)],
-        )
-    return _write_outputs(run_dir, resolved, rows, last)
+    plain, _ = _train_arm(gan_dir, detector, 0.0, config, sample, "plain", progress)
+    rows, rounds, lasts = [], [], []
+    for round_ in range(1, config.rounds + 1):
+        arena, generator = _train_arm(gan_dir, detector, config.weight, config, sample, f"round {round_}", progress)
+        arena_rows, p_fake = _rows(detector, arena, "arena", config.weight, round_, kimg_per_epoch)
+        rows += arena_rows + _rows(detector, plain, "plain", 0.0, round_, kimg_per_epoch)[0]
+        record = {"round": round_, "detector": os.fspath(Path(detector.run_dir).resolve())}
+        record.update(_reals_called_fake(detector, config.n, config.seed))
+        if progress:
+            for row in rows[-2 * len(arena) :]:
+                print(f"[arena] round {round_} {row['arm']} epoch {row['epoch']}: {row['detection_rate']:.1%} caught")
+        lasts.append((arena[-1].fakes.astype(np.float32) / 255.0, p_fake, arena[-1].faces))
+        if round_ < config.rounds:
+            detector = _harden(detector, generator, run_dir, round_, config, encoding, progress)
+            record["hardened"] = _score(detector, lasts[-1][0])[0]  # the round's evasive fakes, never trained on
+        rounds.append(record)
+    return _write_outputs(run_dir, config, rows, rounds, lasts)
 
 
-def _write_outputs(run_dir: Path, config: ArenaConfig, rows: list[dict], last: dict) -> Path:
+def _write_outputs(run_dir: Path, config: ArenaConfig, rows: list[dict], rounds: list[dict], lasts: list) -> Path:
     from gan_lab.arena.report import write_report
 
-    evasion = {arm: time_to_evasion([row for row in rows if row["arm"] == arm], config.target) for arm in ARMS}
-    write_report(run_dir, config, rows, evasion, last)
+    for record in rounds:
+        for arm in ARMS:
+            points = [row for row in rows if row["arm"] == arm and row["round"] == record["round"]]
+            record[arm] = time_to_evasion(points, config.target)
+    evasion = {"arena": rounds[0]["arena"], "plain": rounds[0]["plain"], "rounds": rounds}
+    write_report(run_dir, config, rows, evasion, lasts)
     return run_dir

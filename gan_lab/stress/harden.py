@@ -173,11 +173,24 @@ def harden_detector(
     out_dir becomes a detector run directory: model.keras, config.json (the original's plus
     what hardening added), metrics.json (threshold chosen on the validation split).
     """
-    import keras
-
     if not epochs:
         raise ValueError(f"epochs must name at least one GAN epoch. Received: epochs={epochs!r}")
-    keras.utils.set_random_seed(seed)
+    hardenable(detector_dir)  # refuse before the fakes are made
+    return harden_with_fakes(
+        detector_dir,
+        hardening_fakes(Path(gan_dir), epochs, n, seed),
+        out_dir,
+        {"gan": os.fspath(Path(gan_dir).resolve()), "gan_epochs": list(epochs), "fakes_per_epoch": n},
+        seed=seed,
+        fine_tune_epochs=fine_tune_epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def hardenable(detector_dir: str | os.PathLike):
+    """(the detector, its data index, its training split), or a LabError saying why it cannot be fine-tuned."""
     detector = load_detector(detector_dir)
     if detector.imported:
         raise LabError(
@@ -187,7 +200,28 @@ def harden_detector(
     train = index.splits.get("train")
     if train is None or not len(train.paths):
         raise LabError(f"The detector's data {index.root} has no training split to fine-tune on")
-    extra = hardening_fakes(Path(gan_dir), epochs, n, seed)
+    return detector, index, train
+
+
+def harden_with_fakes(
+    detector_dir: str | os.PathLike,
+    extra: np.ndarray,
+    out_dir: str | os.PathLike,
+    provenance: dict,
+    seed: int = 0,
+    fine_tune_epochs: int = 1,
+    learning_rate: float = HARDEN_LEARNING_RATE,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> Path:
+    """Fine-tune a copy of the detector on its training split plus the `extra` fakes (float32 [0, 1]).
+
+    `provenance` (where the fakes came from) goes into the hardened run's config.json and metrics.json.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    detector, index, train = hardenable(detector_dir)
     dataset = _training_dataset(train, extra, detector.size, detector.crop, batch_size, seed, detector.head)
     model, final_loss = _fine_tune(detector, dataset, fine_tune_epochs, learning_rate, progress)
     # Keras' running averages (momentum 0.99) barely move in a short fine-tune: re-estimate them on the mix.
@@ -197,9 +231,7 @@ def harden_detector(
     )
     hardening = {
         "from_detector": os.fspath(Path(detector.run_dir).resolve()),
-        "gan": os.fspath(Path(gan_dir).resolve()),
-        "gan_epochs": list(epochs),
-        "fakes_per_epoch": n,
+        **provenance,
         "extra_fakes": int(len(extra)),
         "fine_tune_epochs": fine_tune_epochs,
         "learning_rate": learning_rate,

@@ -1,5 +1,6 @@
 """`gan-lab arena`: both arms from one checkpoint, the detector frozen, the time to evasion in the report."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,7 +20,17 @@ def test_an_arena_run_evades_faster_than_the_plain_arm_and_leaves_the_detector_a
     weights = [weight.numpy() for weight in load_detector(detector_run).model.weights]
     argv = ["arena", "--detector", str(detector_run), "--gan", str(gan_run), "--weight", "5", "--epochs", "2"]
     argv += ["--target", "0.1"]  # the tiny detector catches a few of the checkpoint's fakes, none of the evasive
-    argv += ["--steps-per-epoch", "3", "--n", "48", "--no-faces", "--runs-dir", str(tmp_path), "--quiet"]
+    argv += [
+        "--steps-per-epoch",
+        "3",
+        "--n",
+        "48",
+        "--no-faces",
+        "--no-inception",
+        "--runs-dir",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert main(argv) == 0
     (run_dir,) = tmp_path.glob("*-arena-*")
     assert "Report:" in capsys.readouterr().out
@@ -67,3 +78,35 @@ def test_an_imported_detector_is_refused_in_one_line_naming_the_run(detector_run
         run_arena(ArenaConfig(detector=str(detector_run), gan=str(gan_run)), tmp_path)
     assert str(detector_run) in str(error.value) and "\n" not in str(error.value)
     assert not list(tmp_path.iterdir())
+
+
+def test_rounds_harden_the_detector_on_its_evader_and_say_whether_that_bought_time(
+    detector_run, gan_run, inception_home, tmp_path, monkeypatch
+):
+    """Round 2 evades a hardened copy from the same checkpoint; the plain arm's fakes are scored by both detectors."""
+    monkeypatch.setenv("KERAS_HOME", str(inception_home))
+    before = (detector_run / "model.keras").read_bytes()
+    config = ArenaConfig(detector=str(detector_run), gan=str(gan_run), weight=5, epochs=2, steps_per_epoch=3, n=24)
+    config = dataclasses.replace(config, target=0.1, rounds=2, harden_n=32, faces=False)
+    run_dir = run_arena(config, tmp_path, progress=False)
+    rows = json.loads((run_dir / "results.json").read_text())
+    assert [(row["round"], row["arm"], row["epoch"]) for row in rows] == [
+        (round_, arm, epoch) for round_ in (1, 2) for arm in ("arena", "plain") for epoch in range(3)
+    ]
+    by = {(row["round"], row["arm"], row["epoch"]): row for row in rows}
+    for epoch in range(3):  # the same plain fakes in both rounds: the same KID, scored by another detector
+        assert by[1, "plain", epoch]["kid_inception"] == by[2, "plain", epoch]["kid_inception"]
+        assert np.isfinite(by[1, "arena", epoch]["kid_inception"])
+    hardened_dir = run_dir / "detectors" / "round-2"
+    hardened = load_detector(hardened_dir)
+    assert hardened.config["hardening"]["arena_round"] == 1 and hardened.config["hardening"]["extra_fakes"] == 32
+    evasion = json.loads((run_dir / "evasion.json").read_text())
+    first, second = evasion["rounds"]
+    assert first["detector"] == str(detector_run.resolve()) and second["detector"] == str(hardened_dir.resolve())
+    assert evasion["arena"] == first["arena"] and set(second) >= {"arena", "plain", "reals_called_fake"}
+    # Round 1's last fakes (never trained on): the original let them through; its hardened copy catches more.
+    assert by[1, "arena", 2]["detection_rate"] < 0.1 < first["hardened"]["detection_rate"]
+    report = (run_dir / "report.md").read_text()
+    assert "## Rounds" in report and "- Did hardening buy time by round 2? " in report
+    assert "KID against" in report and (run_dir / "evasive-round-2.png").is_file()
+    assert (detector_run / "model.keras").read_bytes() == before

@@ -1,6 +1,6 @@
 import pytest
 
-from gan_lab.arena.evasion import describe_evasion, time_to_evasion
+from gan_lab.arena.evasion import describe_evasion, hardening_verdict, time_to_evasion
 
 
 def _point(kimg, rate, half=0.05):
@@ -31,3 +31,20 @@ def test_a_detector_that_holds_is_not_evaded_and_a_first_epoch_below_target_coun
     assert describe_evasion(at_start).startswith("detection rate already below 50% at the checkpoint")
     with pytest.raises(ValueError, match="target"):
         time_to_evasion([_point(1, 0.5)], target=1.5)
+
+
+def test_hardening_bought_time_only_beyond_the_crossings_intervals():
+    first = time_to_evasion([_point(2, 0.9), _point(4, 0.3), _point(6, 0.1)])  # surely evaded by 4
+    assert first["kimg_low"] == 2 and first["kimg_high"] == 4
+    longer = time_to_evasion([_point(2, 0.9), _point(4, 0.8), _point(6, 0.7)])  # never evaded, surely held at 6
+    assert longer["kimg_low"] == 6
+    assert hardening_verdict(first, longer, 2).startswith("yes, beyond the intervals: round 2's detector surely held")
+    sooner = time_to_evasion([_point(1, 0.1), _point(4, 0.1)])
+    assert hardening_verdict(first, sooner, 2).startswith("no, round 2 was evaded sooner")
+    alike = time_to_evasion([_point(2, 0.9), _point(4, 0.5), _point(6, 0.1)])
+    verdict = hardening_verdict(first, alike, 3)  # later (4.00 kimg against 3.33), but round 3 surely held only at 2
+    assert verdict.startswith("not beyond the intervals: round 3 was evaded after 4.00 kimg against round 1's 3.33")
+    wobbly = time_to_evasion([_point(2, 0.52), _point(4, 0.52)], 0.5)  # held, but never surely above the target
+    assert wobbly["kimg_low"] is None and "held for all 4.00 kimg" in hardening_verdict(first, wobbly, 2)
+    held = time_to_evasion([_point(2, 0.9)])
+    assert hardening_verdict(held, longer, 2) == "round 1 was not evaded within 2.00 kimg, so there was no time to buy"

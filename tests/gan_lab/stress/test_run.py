@@ -13,23 +13,9 @@ from gan_lab.stress.run import read_scores_csv, run_stress
 N = 24
 
 
-def write_inception_weights(keras_home):
-    """An InceptionV3 (random weights) saved under the file name keras.applications looks for."""
-    import keras
-
-    from gan_lab.metrics.inception import WEIGHTS_FILE
-
-    keras.utils.set_random_seed(1)
-    model = keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg")
-    (keras_home / "models").mkdir(parents=True, exist_ok=True)
-    model.save(keras_home / "models" / WEIGHTS_FILE)
-
-
 @pytest.fixture(scope="module")
-def stress_run(detector_run, gan_run, tmp_path_factory):
+def stress_run(detector_run, gan_run, inception_home, tmp_path_factory):
     runs = tmp_path_factory.mktemp("stress-runs")
-    keras_home = tmp_path_factory.mktemp("keras-with-inception")
-    write_inception_weights(keras_home)
     config = StressConfig(
         detector=str(detector_run),
         gan=str(gan_run),
@@ -41,7 +27,7 @@ def stress_run(detector_run, gan_run, tmp_path_factory):
         bootstrap=200,
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KERAS_HOME", str(keras_home))
+        patch.setenv("KERAS_HOME", str(inception_home))
         return run_stress(config, runs_dir=runs, progress=False)
 
 
