@@ -175,11 +175,16 @@ def write_report(run_dir: Path, config, rows: list[dict], evasion: dict, lasts: 
     plot = plot_evasion(rows, config.target, run_dir / "plots" / "evasion.png")
     notes = read_json(run_dir / "config.json").get("resolved", {})
     first = ", round 1 (the rounds are below)" if len(lasts) > 1 else ""
+    start = (
+        f"train a new GAN on `{config.data}` (the lab's default recipe, run `{Path(config.gan).name}`; epoch 0 is its "
+        "initialisation)"
+        if config.data
+        else "continue the GAN run's last checkpoint (epoch 0)"
+    )
     lines = [
         f"# Arena: `{Path(config.gan).name}` against `{Path(config.detector).name}`",
         "",
-        f"Both arms continue the GAN run's last checkpoint (epoch 0) for {config.epochs} epochs of {config.steps_per_epoch} "
-        f"steps; the arena arm's generator loss adds {config.weight:g} x the frozen detector's cross-entropy on its "
+        f"Both arms {start} for {config.epochs} epochs of {config.steps_per_epoch} steps; the arena arm's generator loss adds {config.weight:g} x the frozen detector's cross-entropy on its "
         "fakes labelled real, the plain arm's does not (the same checkpoint, random state and real batches). Each "
         f"epoch, {config.n} fresh fakes per arm (the same latents, seed {config.seed}, never trained on; stored as "
         "8-bit images) are scored at the detector's validation threshold; rates carry 95% Wilson intervals. The fakes "

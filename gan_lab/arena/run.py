@@ -42,6 +42,7 @@ class ArenaConfig:
 
     detector: str = ""  # the detector run to evade (lab-trained; it stays frozen)
     gan: str = ""  # the GAN run whose last checkpoint both arms continue
+    data: str = ""  # instead of --gan: real images ("synth": SynthFaces) both arms train a new GAN on, from scratch
     weight: float = 1.0  # W: the detector's loss on the fakes (labelled real) beside the discriminator's
     epochs: int = 4  # arena epochs, each scored
     steps_per_epoch: int = 50  # generator and discriminator steps per epoch, at the GAN run's batch size
@@ -74,9 +75,10 @@ def _validate(config: ArenaConfig) -> None:
         raise ValueError(f"weight must be a positive number (0 is the plain arm). Received: weight={config.weight!r}")
     if not 0 < config.target < 1:
         raise ValueError(f"target must be a rate between 0 and 1. Received: target={config.target!r}")
-    if not config.detector or not config.gan:
+    if not config.detector or bool(config.gan) == bool(config.data):
         raise LabError(
-            "The arena needs --detector RUN_DIR (the detector to evade) and --gan RUN_DIR (the GAN to train)"
+            "The arena needs --detector RUN_DIR (the detector to evade) and one of --gan RUN_DIR (a GAN run to "
+            "continue) or --data DIR (real images to train a new GAN on)"
         )
 
 
@@ -255,20 +257,42 @@ def _harden(detector: Detector, generator, run_dir: Path, round_: int, config: A
     return load_detector(hardened)
 
 
-def _start(config: ArenaConfig, runs_dir) -> tuple[Detector, Path, dict, Path, ArenaConfig]:
-    """Every check before a run directory exists, then the run directory: (detector, GAN run, its config, run, config)."""
+def _new_gan_run(config: ArenaConfig, detector: Detector, runs_dir, progress: bool) -> Path:
+    """A GAN run of the lab's default recipe on --data at the detector's size, at epoch 0 (nothing trained yet)."""
+    from gan_lab.gan.train import GanConfig, start_gan_run
+
+    name = f"arena-{config.name or Path(detector.run_dir).name}"
+    gan = GanConfig(
+        data=config.data,
+        size=detector.size,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        seed=config.seed,
+        name=name,
+    )
+    return start_gan_run(gan, runs_dir, progress)
+
+
+def _start(config: ArenaConfig, runs_dir, progress: bool) -> tuple[Detector, Path, dict, Path, ArenaConfig]:
+    """Every check before a run directory exists, then the run directory: (detector, GAN run, its config, run, config).
+
+    With --data, the GAN run is a new one (the lab's default recipe) holding only its initial epoch 0.
+    """
     from gan_lab.stress.harden import hardenable
 
     _validate(config)
     detector = arena_detector(config.detector)
-    gan_dir, _ = require_gan_run(config.gan)
+    if config.rounds > 1:
+        hardenable(detector.run_dir)  # each round after the first fine-tunes it
+    if config.data:
+        gan_dir = _new_gan_run(config, detector, runs_dir, progress)
+    else:
+        gan_dir, _ = require_gan_run(config.gan)
     gan_config, _ = _gan_data(gan_dir)
     if int(gan_config["size"]) != detector.size:
         raise LabError(
             f"Image sizes differ: {gan_dir} makes {gan_config['size']} px fakes, {detector.run_dir} takes {detector.size}"
         )
-    if config.rounds > 1:
-        hardenable(detector.run_dir)  # each round after the first fine-tunes it
     run_dir = create_run_dir("arena", config.name or Path(detector.run_dir).name, runs_dir)
     resolved = dataclasses.replace(
         config, detector=os.fspath(Path(detector.run_dir).resolve()), gan=os.fspath(gan_dir.resolve())
@@ -281,7 +305,7 @@ def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progres
     from gan_lab.metrics.quality import open_probe
     from gan_lab.stress.formats import resolve_encoding
 
-    detector, gan_dir, gan_config, run_dir, config = _start(config, runs_dir)
+    detector, gan_dir, gan_config, run_dir, config = _start(config, runs_dir, progress)
     encoding = resolve_encoding("png", None, [], False)  # 8 bits, as images on disk are
     probe = open_probe(config.inception, config.faces, config.n, config.n)
     real_features, kid_note = _real_features(gan_dir, config, probe)

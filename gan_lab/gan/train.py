@@ -47,6 +47,7 @@ from gan_lab.gan.checkpoints import (
     list_checkpoints,
     load_model,
     restore_optimizer_state,
+    save_checkpoint,
 )
 from gan_lab.gan.latents import DIVERSITY_STREAM, GRID_STREAM, seeded_latents, stream_rng
 from gan_lab.gan.report import (
@@ -414,6 +415,19 @@ def _start_run(config: GanConfig, runs_dir, progress: bool, scaling: Scaling):
         f"Training a {config.size} px DCGAN ({config.discriminator} discriminator{on}) on {config.data} -> {run_dir}",
     )
     return run_dir, config, index, gan
+
+
+def start_gan_run(config: GanConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True) -> Path:
+    """A new GAN run whose one checkpoint is epoch 0: the models as initialised, before any step.
+
+    What continues a GAN run's last checkpoint starts from it (the arena with --data);
+    `gan train --resume` trains it from the start, exactly as a new run with its options would.
+    """
+    with lifecycle.run_claims():
+        run_dir, config, _, gan = _start_run(config, runs_dir, progress, Scaling.of(config))
+        state = {"epoch": 0, "train_seconds": 0.0, "d_iterations": 0, "g_iterations": 0}
+        save_checkpoint(gan, run_dir, 0, state, [], HISTORY_COLUMNS)
+    return run_dir
 
 
 def _resume_run(run_dir, given: GanConfig | None, progress: bool, scaling: Scaling):

@@ -110,3 +110,33 @@ def test_rounds_harden_the_detector_on_its_evader_and_say_whether_that_bought_ti
     assert "## Rounds" in report and "- Did hardening buy time by round 2? " in report
     assert "KID against" in report and (run_dir / "evasive-round-2.png").is_file()
     assert (detector_run / "model.keras").read_bytes() == before
+
+
+def test_from_data_both_arms_train_a_new_gan_from_its_initialisation(detector_run, synth_root, tmp_path):
+    from gan_lab.gan.checkpoints import list_checkpoints
+
+    config = ArenaConfig(detector=str(detector_run), data=str(synth_root), weight=5, epochs=1, steps_per_epoch=2, n=16)
+    run_dir = run_arena(dataclasses.replace(config, faces=False, inception=False, name="scratch"), tmp_path, False)
+    (gan_dir,) = tmp_path.glob("*-gan-arena-scratch")
+    assert list(list_checkpoints(gan_dir)) == [0]  # the new GAN run holds its initialisation only
+    recorded = json.loads((run_dir / "config.json").read_text())
+    assert recorded["gan"] == str(gan_dir.resolve()) and recorded["data"] == str(synth_root)
+    rows = json.loads((run_dir / "results.json").read_text())
+    assert rows[0]["mean_p_fake"] == rows[2]["mean_p_fake"]  # epoch 0: one initialisation, whichever arm
+    assert "train a new GAN on" in (run_dir / "report.md").read_text()
+    with pytest.raises(LabError, match="one of --gan RUN_DIR .* or --data DIR"):
+        run_arena(dataclasses.replace(config, gan=str(gan_dir)), tmp_path)
+
+
+def test_a_gan_run_whose_data_folder_is_gone_is_refused_naming_its_config(detector_run, gan_run, tmp_path):
+    import shutil
+
+    moved = tmp_path / "moved" / gan_run.name
+    shutil.copytree(gan_run, moved)
+    recorded = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps({**recorded, "data": str(tmp_path / "gone")}))
+    runs = tmp_path / "runs"
+    with pytest.raises(LabError, match=r"data folder .*gone.* is not on this machine") as error:
+        run_arena(ArenaConfig(detector=str(detector_run), gan=str(moved)), runs)
+    assert str(moved / "config.json") in str(error.value)
+    assert not runs.exists() or not list(runs.iterdir())
