@@ -27,6 +27,8 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 # A row of softmax outputs sums to 1 within this; other rows are taken as logits and softmaxed.
 _SUMS_TO_ONE = 1e-3
+# Probabilities are clipped this far from 0 and 1 before they become logits.
+_EPSILON = 1e-7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,18 +70,45 @@ class Adaptor:
         side = self.size
         return (None, side, side, 3) if self.layout == "nhwc" else (None, 3, side, side)
 
+    def _normalised(self, x):
+        """Pixels in [0, 1] (a numpy array or a tensor) in the model's value range."""
+        if self.normalize == "byte":
+            return x * 255.0
+        if self.normalize == "symmetric":
+            return x * 2.0 - 1.0
+        if self.normalize == "imagenet":
+            return (x - IMAGENET_MEAN) / IMAGENET_STD
+        return x
+
     def inputs(self, pixels: np.ndarray) -> np.ndarray:
         """The model's input for float32 pixels in [0, 1], NHWC."""
-        x = np.asarray(pixels, dtype=np.float32)
-        if self.normalize == "byte":
-            x = x * 255.0
-        elif self.normalize == "symmetric":
-            x = x * 2.0 - 1.0
-        elif self.normalize == "imagenet":
-            x = (x - IMAGENET_MEAN) / IMAGENET_STD
+        x = self._normalised(np.asarray(pixels, dtype=np.float32))
         if self.layout == "nchw":
             x = np.transpose(x, (0, 3, 1, 2))
         return np.ascontiguousarray(x, dtype=np.float32)
+
+    def graph_inputs(self, pixels):
+        """`inputs` in TensorFlow ops, for a float32 NHWC tensor: differentiable in the pixels."""
+        import tensorflow as tf
+
+        x = self._normalised(pixels)
+        return tf.transpose(x, (0, 3, 1, 2)) if self.layout == "nchw" else x
+
+    def graph_logit(self, outputs):
+        """The logit of P(fake), (N, 1) float32, from the model's output tensor: as `p_fake`, in TensorFlow ops."""
+        import tensorflow as tf
+
+        rows = tf.reshape(tf.cast(outputs, tf.float32), (tf.shape(outputs)[0], -1))
+        if self.output == "logit":
+            return rows[:, :1]
+        if self.output == "softmax":
+            sums_to_one = tf.reduce_all(rows >= 0.0) & tf.reduce_all(
+                tf.abs(tf.reduce_sum(rows, axis=1) - 1.0) <= _SUMS_TO_ONE
+            )
+            rows = tf.where(sums_to_one, rows, tf.nn.softmax(rows, axis=1))
+        index = self.fake_index if self.output == "softmax" else 0
+        p_fake = tf.clip_by_value(rows[:, index : index + 1], _EPSILON, 1.0 - _EPSILON)
+        return tf.math.log(p_fake) - tf.math.log1p(-p_fake)
 
     def p_fake(self, outputs, source: str = "the model") -> np.ndarray:
         """P(fake) (N,) from the model's outputs for N images; LabError when they contradict `output` or are NaN."""
@@ -182,7 +211,11 @@ class _SavedModel:
         self.output_name = sorted(self.function.structured_outputs)[0]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.function(**{self.input_name: x})[self.output_name])
+        return np.asarray(self.graph(x))
+
+    def graph(self, x):
+        """The serving signature on a tensor (differentiable: a restored function keeps its gradients)."""
+        return self.function(**{self.input_name: x})[self.output_name]
 
 
 class _Keras:
@@ -204,8 +237,12 @@ class _Keras:
         if self._forward is None:
             import tensorflow as tf
 
-            self._forward = tf.function(lambda batch: self.model(batch, training=False))
+            self._forward = tf.function(self.graph)
         return np.asarray(self._forward(x))
+
+    def graph(self, x):
+        """The model in inference mode on a tensor."""
+        return self.model(x, training=False)
 
 
 _LOADERS = {"onnx": _Onnx, "savedmodel": _SavedModel, "keras": _Keras}
@@ -254,6 +291,17 @@ class OutsideModel:
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return self.adaptor.p_fake(self.raw(pixels), source=os.fspath(self.path))
+
+    def logit_graph(self):
+        """A function of float32 NHWC pixel tensors in [0, 1] giving the logit of P(fake), (N, 1), differentiable in
+        the pixels: the adaptor's steps as TensorFlow ops around the model. LabError for ONNX, which gives no gradients."""
+        graph = getattr(self.backend, "graph", None)
+        if graph is None:
+            raise LabError(
+                f"{self.path} is an {self.format.upper()} model: the lab runs it for scores but reaches no gradients "
+                "through it; import the model as a SavedModel or a .keras file for that"
+            )
+        return lambda pixels: self.adaptor.graph_logit(graph(self.adaptor.graph_inputs(pixels)))
 
     def check(self) -> None:
         """Run the model on two seeded random images: LabError naming the file when its outputs are unusable."""

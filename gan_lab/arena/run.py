@@ -83,17 +83,36 @@ def _validate(config: ArenaConfig) -> None:
 
 
 def arena_detector(path: str | os.PathLike) -> Detector:
-    """The detector to evade, or a LabError saying in one line why its gradients are out of reach."""
+    """The detector to evade: a lab run, or an imported Keras or SavedModel detector; a LabError in one line for
+    an imported ONNX model, whose gradients are out of reach."""
     from detector.base.runs import require_run_dir
 
     detector = load_detector(require_run_dir(path, "detector"))
-    if detector.model is None:
+    if detector.model is None and getattr(detector.outside, "format", None) not in ("keras", "savedmodel"):
         source = getattr(detector.outside, "format", "imported")
         raise LabError(
             f"{detector.run_dir} is an imported detector ({source}): the arena trains the generator through the "
-            "detector's gradients, which the lab reaches only in its own Keras detectors; an ONNX model gives none"
+            "detector's gradients, which the lab reaches in Keras and SavedModel detectors; an ONNX model gives none"
         )
     return detector
+
+
+class _OutsideLogit(keras.layers.Layer):
+    """An imported detector as a layer: pixels in [0, 1] in, the logit of P(fake) out, through its adaptor."""
+
+    def __init__(self, function, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.function = function
+
+    def call(self, pixels, training=False):
+        return self.function(pixels)
+
+
+def _evasion_target(detector: Detector) -> tuple:
+    """(what the generator's fakes go through in its loss, that output's head)."""
+    if detector.model is not None:
+        return detector.model, detector.head
+    return _OutsideLogit(detector.outside.logit_graph(), name="imported_detector"), "logit"
 
 
 def _gan_data(gan_dir: Path):
@@ -140,7 +159,8 @@ def _train_arm(gan_dir: Path, detector: Detector, weight: float, config: ArenaCo
             print(f"[arena] {label}: epoch {epoch}/{config.epochs} trained and sampled", flush=True)
 
     keras.utils.set_random_seed(0)  # dropout and anything else outside the GAN's own seed generator
-    gan = restore_dcgan(gan_dir, model_class=ArenaGAN, detector=detector.model, head=detector.head, weight=weight)
+    target, head = _evasion_target(detector)
+    gan = restore_dcgan(gan_dir, model_class=ArenaGAN, detector=target, head=head, weight=weight)
     epochs = [sample(0, gan.generator)]  # the checkpoint itself, before any arena step
     # A new pipeline per arm, one fit for all epochs: both arms draw the same real batches, in order.
     _, dataset = _gan_data(gan_dir)

@@ -333,3 +333,50 @@ def test_an_import_that_fails_after_its_run_was_made_leaves_nothing(outside_mode
     with pytest.raises(LabError):
         import_savedmodel(outside_models, runs, calibrate=str(empty))
     assert not any(runs.iterdir())
+
+
+def test_an_imported_keras_or_savedmodel_detector_gives_logits_with_gradients_and_onnx_says_why_not(
+    imported_runs, detector_run, tmp_path
+):
+    """`logit_graph` is the scoring path in TensorFlow ops: sigmoid(logit) = P(fake), with gradients in the pixels."""
+    import tensorflow as tf
+
+    keras_run = import_detector(
+        ImportConfig(model=str(detector_run / "model.keras"), size=SIZE, output="probability"), runs_dir=tmp_path
+    )
+    pixels = _images(5, seed=3)
+    for run in (keras_run, imported_runs["savedmodel"]):
+        detector = load_detector(run)
+        x = tf.constant(pixels)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = detector.outside.logit_graph()(x)
+        gradient = tape.gradient(logits, x).numpy()
+        assert logits.shape == (5, 1)
+        np.testing.assert_allclose(tf.sigmoid(logits).numpy()[:, 0], detector.score(pixels), atol=1e-5, rtol=0)
+        assert np.all(np.isfinite(gradient)) and np.abs(gradient).sum() > 0
+    with pytest.raises(LabError, match=r"model\.onnx is an ONNX model: .* reaches no gradients"):
+        load_detector(imported_runs["onnx"]).outside.logit_graph()
+
+
+@pytest.mark.parametrize("output", ["logit", "probability", "softmax-probabilities", "softmax-logits"])
+def test_the_adaptors_graph_logit_agrees_with_its_p_fake(output):
+    import tensorflow as tf
+
+    from detector.models.interchange import Adaptor
+
+    rows = np.random.default_rng(4).normal(size=(7, 3)).astype(np.float32)
+    if output == "logit":
+        adaptor, outputs = Adaptor(size=SIZE, output="logit"), rows[:, :1]
+    elif output == "probability":
+        adaptor, outputs = Adaptor(size=SIZE, output="probability"), 1 / (1 + np.exp(-rows[:, :1]))
+    else:
+        adaptor = Adaptor(size=SIZE, output="softmax", fake_index=2)
+        outputs = rows if output == "softmax-logits" else np.exp(rows) / np.exp(rows).sum(axis=1, keepdims=True)
+    logits = adaptor.graph_logit(tf.constant(outputs)).numpy()
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits[:, 0])), adaptor.p_fake(outputs), atol=1e-6, rtol=0)
+    pixels = _images(2)
+    for layout in ("nhwc", "nchw"):
+        for normalize in ("unit", "byte", "symmetric", "imagenet"):
+            adaptor = Adaptor(size=SIZE, layout=layout, normalize=normalize)
+            np.testing.assert_allclose(adaptor.graph_inputs(tf.constant(pixels)).numpy(), adaptor.inputs(pixels))

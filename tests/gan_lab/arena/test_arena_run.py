@@ -140,3 +140,19 @@ def test_a_gan_run_whose_data_folder_is_gone_is_refused_naming_its_config(detect
         run_arena(ArenaConfig(detector=str(detector_run), gan=str(moved)), runs)
     assert str(moved / "config.json") in str(error.value)
     assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_an_imported_savedmodel_detector_is_evaded_through_its_own_graph(detector_run, gan_run, tmp_path):
+    """The lab detector sent out as a SavedModel and imported back: the arena reaches its gradients."""
+    from detector.inference.imported import ImportConfig, export_detector, import_detector
+
+    exported = export_detector(detector_run, "savedmodel", tmp_path / "outside")
+    imported = import_detector(ImportConfig(model=str(exported), size=32, output="probability"), tmp_path / "runs")
+    config = ArenaConfig(detector=str(imported), gan=str(gan_run), weight=5, epochs=2, steps_per_epoch=3, n=48)
+    run_dir = run_arena(dataclasses.replace(config, target=0.1, faces=False, inception=False), tmp_path, False)
+    rows = json.loads((run_dir / "results.json").read_text())
+    arena, plain = rows[2], rows[5]
+    assert (arena["arm"], plain["arm"], arena["epoch"], plain["epoch"]) == ("arena", "plain", 2, 2)
+    assert arena["detection_rate_high"] < plain["detection_rate_low"]  # beyond the intervals
+    with pytest.raises(LabError, match="was imported from outside the lab: hardening fine-tunes"):
+        run_arena(dataclasses.replace(config, rounds=2), tmp_path / "refused")
