@@ -40,7 +40,7 @@ FAKES_BATCH = 64
 class ArenaConfig:
     """Every option of an arena run; its config.json holds them resolved."""
 
-    detector: str = ""  # the detector run to evade (lab-trained; it stays frozen)
+    detector: str = ""  # the detector run to evade (the lab's, or an imported Keras or SavedModel one; it stays frozen)
     gan: str = ""  # the GAN run whose last checkpoint both arms continue
     data: str = ""  # instead of --gan: real images ("synth": SynthFaces) both arms train a new GAN on, from scratch
     weight: float = 1.0  # W: the detector's loss on the fakes (labelled real) beside the discriminator's

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 DESCRIPTION = (
-    "Continue a GAN run's last checkpoint twice: once with the generator also trained to make the frozen "
+    "Continue a GAN run's last checkpoint (or, with --data DIR, a new GAN's initialisation) twice: once with the generator also trained to make the frozen "
     "detector say real (--weight W x its cross-entropy), once plainly (W = 0), the same steps on the same "
     "real images. Each epoch scores both arms' fresh fakes with the detector (detection rate, TPR at 1% FPR, "
-    "faces found) and the report gives the time to evasion (kimg until the detection rate falls below "
+    "faces found, KID against held-out reals) and the report gives the time to evasion (kimg until the detection rate falls below "
     "--target) with its interval. With --rounds R, each round after the first hardens the last round's "
     "detector on its evader's fakes and evades it again from the same checkpoint, and the report says whether "
     "hardening bought time. Writes results.csv, evasion.json, plots, a grid of the most evasive fakes "

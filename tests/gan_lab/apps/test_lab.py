@@ -1,5 +1,6 @@
 """The lab in a browser, served by waitress on 127.0.0.1: every run's page, its pictures, and what it refuses."""
 
+import dataclasses
 import http.client
 import re
 import shutil
@@ -10,13 +11,15 @@ import pytest
 
 from detector.base.runs import list_runs, read_json, write_json
 from gan_lab.apps.web import create_app, production_server
+from gan_lab.arena.run import ArenaConfig, run_arena
 
 IMAGE_TYPES = ("image/png", "image/gif")
 
 
 @pytest.fixture(scope="module")
 def lab(lab_runs, tmp_path_factory):
-    """The lab over a copy of the tiny quickstart's runs, plus a second stress run and an interrupted GAN run."""
+    """The lab over a copy of the tiny quickstart's runs, plus a second stress run, an interrupted GAN run and an
+    arena run of two rounds."""
     runs = tmp_path_factory.mktemp("served-runs")
     for path in list_runs(lab_runs):
         shutil.copytree(path, runs / path.name)
@@ -25,6 +28,9 @@ def lab(lab_runs, tmp_path_factory):
     [gan] = list_runs(runs, "gan")
     unfinished = shutil.copytree(gan, runs / "00006-gan-unfinished")
     write_json(unfinished / "config.json", {**read_json(unfinished / "config.json"), "epochs": 40})
+    [detector] = list_runs(runs, "detector")
+    arena = ArenaConfig(detector=str(detector), gan=str(gan), epochs=1, steps_per_epoch=2, n=16, rounds=2, harden_n=16)
+    run_arena(dataclasses.replace(arena, faces=False, inception=False, name="rounds"), runs, progress=False)
     server = production_server(create_app(None, runs_dir=runs), "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -63,6 +69,7 @@ def test_the_index_lists_every_run_by_kind_with_its_status_and_headline(lab):
     assert re.search(r"00006-gan-unfinished.*?status interrupted", html, re.S)
     assert re.search(r"fakes caught at epoch 2: [0-9.]+% \[[0-9.]+%, [0-9.]+%\]", html)
     assert re.search(r"test accuracy [0-9.]+, AP [0-9.]+", html)
+    assert re.search(r"arena-rounds.*?against the detector: .*?; hardened, round 2: (held|evaded at) [0-9.]+", html, re.S)
 
 
 def test_every_page_and_every_picture_on_it_is_served(lab):
