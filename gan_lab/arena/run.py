@@ -226,6 +226,19 @@ def _rows(detector: Detector, epochs: list[_Epoch], arm: str, weight: float, rou
     return rows, p_fake
 
 
+def _score_round(detector: Detector, arena: list[_Epoch], plain: list[_Epoch], round_: int, config, kimg, progress):
+    """Both arms' rows scored by the round's detector, the round's record, and (fakes, P(fake), faces) of its
+    arena arm's last epoch."""
+    arena_rows, p_fake = _rows(detector, arena, "arena", config.weight, round_, kimg)
+    rows = arena_rows + _rows(detector, plain, "plain", 0.0, round_, kimg)[0]
+    record = {"round": round_, "detector": os.fspath(Path(detector.run_dir).resolve())}
+    record.update(_reals_called_fake(detector, config.n, config.seed))
+    if progress:
+        for row in rows:
+            print(f"[arena] round {round_} {row['arm']} epoch {row['epoch']}: {row['detection_rate']:.1%} caught")
+    return rows, record, (arena[-1].fakes.astype(np.float32) / 255.0, p_fake, arena[-1].faces)
+
+
 def _real_features(gan_dir: Path, config: ArenaConfig, probe) -> tuple[np.ndarray | None, str]:
     """InceptionV3 features of as many held-out reals (never trained on by the GAN) as fakes; or None and why."""
     from gan_lab.stress.leakage import memorisation_reals
@@ -339,18 +352,11 @@ def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progres
     rows, rounds, lasts = [], [], []
     for round_ in range(1, config.rounds + 1):
         arena, generator = _train_arm(gan_dir, detector, config.weight, config, sample, f"round {round_}", progress)
-        arena_rows, p_fake = _rows(detector, arena, "arena", config.weight, round_, kimg_per_epoch)
-        rows += arena_rows + _rows(detector, plain, "plain", 0.0, round_, kimg_per_epoch)[0]
-        record = {"round": round_, "detector": os.fspath(Path(detector.run_dir).resolve())}
-        record.update(_reals_called_fake(detector, config.n, config.seed))
-        if progress:
-            for row in rows[-2 * len(arena) :]:
-                print(f"[arena] round {round_} {row['arm']} epoch {row['epoch']}: {row['detection_rate']:.1%} caught")
-        lasts.append((arena[-1].fakes.astype(np.float32) / 255.0, p_fake, arena[-1].faces))
+        round_rows, record, last = _score_round(detector, arena, plain, round_, config, kimg_per_epoch, progress)
         if round_ < config.rounds:
             detector = _harden(detector, generator, run_dir, round_, config, encoding, progress)
-            record["hardened"] = _score(detector, lasts[-1][0])[0]  # the round's evasive fakes, never trained on
-        rounds.append(record)
+            record["hardened"] = _score(detector, last[0])[0]  # the round's evasive fakes, never trained on
+        rows, rounds, lasts = rows + round_rows, rounds + [record], lasts + [last]
     return _write_outputs(run_dir, config, rows, rounds, lasts)
 
 
