@@ -24,7 +24,7 @@ class RunSummary:
     name: str
     kind: str
     path: Path
-    status: str  # FINISHED, TRAINING or INTERRUPTED (resumable for detector, GAN and quickstart runs)
+    status: str  # FINISHED, TRAINING or INTERRUPTED (resumable for detector, GAN, arena and quickstart runs)
     headline: str  # one line: the figure a reader wants first
     imported: bool = False
 
@@ -95,7 +95,7 @@ def _stress(path: Path, config: dict) -> tuple[str, str]:
 def _arena(path: Path, config: dict) -> tuple[str, str]:
     evasion = read_record(path / "evasion.json")
     if not isinstance(evasion, dict) or not (path / "report.md").is_file():
-        return _unfinished(path), "no results (the run stopped before its report)"
+        return _unfinished(path), "no results yet (resumable: gan-lab arena --resume RUN_DIR)"
 
     def reading(result) -> str:
         result = result if isinstance(result, dict) else {}

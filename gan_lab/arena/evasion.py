@@ -71,6 +71,15 @@ def describe_evasion(result: dict) -> str:
     )
 
 
+def evasion_cell(result: dict) -> str:
+    """A table cell: "0.21 kimg [0.00, 0.80]" (the crossing and the epochs surely held and surely evaded; "-" when not
+    established), or "held 3.20 kimg"."""
+    if not result["evaded"]:
+        return f"held {result['last_kimg']:.2f} kimg"
+    high = "-" if result["kimg_high"] is None else f"{result['kimg_high']:.2f}"
+    return f"{result['kimg']:.2f} kimg [{result['kimg_low']:.2f}, {high}]"
+
+
 def hardening_verdict(first: dict, later: dict, round_: int) -> str:
     """Whether round `round_`'s (hardened) detector lasted longer than round 1's, beyond the crossings' intervals.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.base.runs import atomic_write_text, read_json, write_json
-from gan_lab.arena.evasion import describe_evasion, hardening_verdict
+from gan_lab.arena.evasion import describe_evasion, evasion_cell, hardening_verdict
 from gan_lab.stress.plotting import pyplot, save_figure
 
 COLUMNS = (
@@ -130,15 +130,16 @@ def _rounds_section(evasion: dict) -> list[str]:
         "After each round the round's detector is fine-tuned (the stress test's hardening: its training split plus "
         "fakes of the round's last evader, drawn from the hardening latent stream) and the next round evades the "
         'hardened copy from the same checkpoint. "Caught after hardening" scores the round\'s last scored fakes, '
-        'which no hardening trained on; "reals called fake" is the round\'s detector on its own test reals.',
+        'which no hardening trained on; "reals called fake" is the round\'s detector on its own test reals. Times to '
+        "evasion: the interpolated crossing [the last epoch surely held, the first surely evaded].",
         "",
         "| round | detector | arena: time to evasion | plain: time to evasion | caught after hardening | reals called fake |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for record in rounds:
         lines.append(
-            f"| {record['round']} | `{Path(record['detector']).name}` | {describe_evasion(record['arena'])} | "
-            f"{describe_evasion(record['plain'])} | {_rate(record.get('hardened', {}), 'detection_rate')} | "
+            f"| {record['round']} | `{Path(record['detector']).name}` | {evasion_cell(record['arena'])} | "
+            f"{evasion_cell(record['plain'])} | {_rate(record.get('hardened', {}), 'detection_rate')} | "
             f"{_rate(record, 'reals_called_fake')} |"
         )
     lines.append("")

@@ -16,6 +16,7 @@ its fakes are scored by each round's detector.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from gan_lab.metrics.intervals import rate_with_interval
 
 ARMS = ("arena", "plain")
 FAKES_BATCH = 64
+ARMS_FOLDER = "arms"  # each trained arm's sampled epochs, arms/plain.npz and arms/round-R.npz
+QUALITY_KEYS = ("kid_inception", "kid_inception_std")
 
 
 @dataclasses.dataclass
@@ -268,26 +271,81 @@ def _reals_called_fake(detector: Detector, n: int, seed: int) -> dict:
     return rate_with_interval("reals_called_fake", detector.score(reals) >= detector.threshold)
 
 
-def _harden(detector: Detector, generator, run_dir: Path, round_: int, config: ArenaConfig, encoding, progress):
-    """A copy of the round's detector fine-tuned on `harden_n` of its evader's fakes (hardening latent stream)."""
+def _hardening_fakes(generator, round_: int, config: ArenaConfig, encoding) -> np.ndarray:
+    """`harden_n` fakes of the round's evader from the hardening latent stream (never scored), uint8."""
     from gan_lab.gan.latents import HARDENING_STREAM
     from gan_lab.gan.sample import generate
-    from gan_lab.stress.harden import harden_with_fakes
 
     latents = seeded_latents(config.seed, round_, config.harden_n, int(generator.input_shape[-1]), HARDENING_STREAM)
-    fakes = np.asarray(encoding(generate(generator, latents, FAKES_BATCH)), dtype=np.float32)
-    provenance = {"arena_run": os.fspath(run_dir.resolve()), "arena_round": round_, "latent_stream": "hardening"}
-    if progress:
-        print(f"[arena] round {round_}: hardening the detector on {len(fakes)} of its evader's fakes", flush=True)
-    hardened = harden_with_fakes(
-        detector.run_dir,
-        fakes,
-        run_dir / "detectors" / f"round-{round_ + 1}",
-        provenance,
-        seed=config.seed,
-        progress=progress,
-    )
-    return load_detector(hardened)
+    return np.rint(np.asarray(encoding(generate(generator, latents, FAKES_BATCH))) * 255).astype(np.uint8)
+
+
+def _harden(detector: Detector, fakes: np.ndarray, run_dir: Path, round_: int, config: ArenaConfig, progress):
+    """The round's detector fine-tuned on its evader's fakes, as detectors/round-<next>/ (kept when complete)."""
+    import shutil
+
+    from gan_lab.stress.harden import harden_with_fakes
+
+    out = run_dir / "detectors" / f"round-{round_ + 1}"
+    if not out.is_dir():
+        if progress:
+            print(f"[arena] round {round_}: hardening the detector on {len(fakes)} of its evader's fakes", flush=True)
+        partial = out.with_name(f".{out.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        provenance = {"arena_run": os.fspath(run_dir.resolve()), "arena_round": round_, "latent_stream": "hardening"}
+        pixels = fakes.astype(np.float32) / 255.0
+        harden_with_fakes(detector.run_dir, pixels, partial, provenance, seed=config.seed, progress=progress)
+        os.replace(partial, out)  # whole or not at all
+    return load_detector(out)
+
+
+def _save_arm(path: Path, epochs: list[_Epoch], hardening: np.ndarray | None) -> None:
+    """An arm's sampled epochs (and its hardening fakes) as one .npz, written whole."""
+    import io
+
+    from detector.base.runs import atomic_write_bytes
+
+    arrays = {"epoch": np.array([sample.epoch for sample in epochs]), "fakes": np.stack([e.fakes for e in epochs])}
+    if epochs[0].faces is not None:
+        arrays["faces"] = np.stack([sample.faces for sample in epochs])
+    for key in epochs[0].quality:
+        arrays[key] = np.array([sample.quality[key] for sample in epochs])
+    if hardening is not None:
+        arrays["hardening"] = hardening
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_arm(path: Path) -> tuple[list[_Epoch], np.ndarray | None]:
+    try:
+        with np.load(path) as saved:
+            arrays = {key: saved[key] for key in saved.files}
+        epochs = [
+            _Epoch(
+                int(epoch),
+                arrays["fakes"][i],
+                arrays["faces"][i] if "faces" in arrays else None,
+                {key: float(arrays[key][i]) for key in QUALITY_KEYS if key in arrays},
+            )
+            for i, epoch in enumerate(arrays["epoch"])
+        ]
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise LabError(f"{path} is unreadable ({error}): delete it and resume again to train that arm anew") from None
+    return epochs, arrays.get("hardening")
+
+
+def _stored_arm(run_dir: Path, name: str, train, progress: bool) -> tuple[list[_Epoch], np.ndarray | None]:
+    """An arm's epochs (and hardening fakes) from arms/<name>.npz when an earlier try of the run trained it, else
+    `train()`'s, stored there first: a resumed run trains only what is missing."""
+    path = run_dir / ARMS_FOLDER / f"{name}.npz"
+    if path.is_file():
+        if progress:
+            print(f"[arena] {name}: kept from before ({path})", flush=True)
+        return _load_arm(path)
+    epochs, hardening = train()
+    _save_arm(path, epochs, hardening)
+    return epochs, hardening
 
 
 def _new_gan_run(config: ArenaConfig, detector: Detector, runs_dir, progress: bool) -> Path:
@@ -333,12 +391,26 @@ def _start(config: ArenaConfig, runs_dir, progress: bool) -> tuple[Detector, Pat
     return detector, gan_dir, gan_config, run_dir, resolved
 
 
-def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True) -> Path:
-    """Every round's arms, epoch by epoch, then results.csv/json, the plots, the evasive grid and report.md."""
+def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progress: bool = True, resume=None) -> Path:
+    """Every round's arms, epoch by epoch, then results.csv/json, the plots, the evasive grid and report.md.
+
+    resume: an interrupted arena run: the arms and hardened detectors it finished are kept, the rest trained.
+    """
+    from detector.training import lifecycle
+
+    with lifecycle.run_claims():
+        if resume is None:
+            detector, gan_dir, gan_config, run_dir, config = _start(config, runs_dir, progress)
+        else:
+            detector, gan_dir, gan_config, run_dir, config = _reopen(resume, config, progress)
+        lifecycle.claim_run(run_dir)
+        return _run(detector, gan_dir, gan_config, run_dir, config, progress)
+
+
+def _run(detector: Detector, gan_dir: Path, gan_config: dict, run_dir: Path, config: ArenaConfig, progress) -> Path:
     from gan_lab.metrics.quality import open_probe
     from gan_lab.stress.formats import resolve_encoding
 
-    detector, gan_dir, gan_config, run_dir, config = _start(config, runs_dir, progress)
     encoding = resolve_encoding("png", None, [], False)  # 8 bits, as images on disk are
     probe = open_probe(config.inception, config.faces, config.n, config.n)
     real_features, kid_note = _real_features(gan_dir, config, probe)
@@ -348,16 +420,38 @@ def run_arena(config: ArenaConfig, runs_dir: str | os.PathLike = "runs", progres
         print("\n".join(f"[arena] {note}" for note in notes.values()), flush=True)
     sample = _sampler(config, encoding, probe, real_features)
     kimg_per_epoch = config.steps_per_epoch * int(gan_config["batch_size"]) / 1000.0
-    plain, _ = _train_arm(gan_dir, detector, 0.0, config, sample, "plain", progress)
+
+    def train(target: Detector, weight: float, round_: int | None):
+        label = "plain" if round_ is None else f"round {round_}"
+        epochs, generator = _train_arm(gan_dir, target, weight, config, sample, label, progress)
+        last_round = round_ is None or round_ == config.rounds
+        return epochs, None if last_round else _hardening_fakes(generator, round_, config, encoding)
+
+    plain, _ = _stored_arm(run_dir, "plain", functools.partial(train, detector, 0.0, None), progress)
     rows, rounds, lasts = [], [], []
     for round_ in range(1, config.rounds + 1):
-        arena, generator = _train_arm(gan_dir, detector, config.weight, config, sample, f"round {round_}", progress)
+        evade = functools.partial(train, detector, config.weight, round_)  # this round's detector
+        arena, hardening = _stored_arm(run_dir, f"round-{round_}", evade, progress)
         round_rows, record, last = _score_round(detector, arena, plain, round_, config, kimg_per_epoch, progress)
         if round_ < config.rounds:
-            detector = _harden(detector, generator, run_dir, round_, config, encoding, progress)
+            detector = _harden(detector, hardening, run_dir, round_, config, progress)
             record["hardened"] = _score(detector, last[0])[0]  # the round's evasive fakes, never trained on
         rows, rounds, lasts = rows + round_rows, rounds + [record], lasts + [last]
     return _write_outputs(run_dir, config, rows, rounds, lasts)
+
+
+def _reopen(resume, given: ArenaConfig | None, progress: bool):
+    """An interrupted arena run as `_start` gives a new one; LabError for options that contradict it."""
+    from detector.training import lifecycle
+
+    run_dir, recorded, record = lifecycle.recorded_config(resume, "arena", ArenaConfig)
+    config = lifecycle.resume_config(run_dir, recorded, record, given, changeable=())
+    detector = arena_detector(config.detector)
+    gan_dir, _ = require_gan_run(config.gan)
+    gan_config, _ = _gan_data(gan_dir)
+    if progress:
+        print(f"[arena] resuming {run_dir}", flush=True)
+    return detector, gan_dir, gan_config, run_dir, config
 
 
 def _write_outputs(run_dir: Path, config: ArenaConfig, rows: list[dict], rounds: list[dict], lasts: list) -> Path:

@@ -10,7 +10,7 @@ DESCRIPTION = (
     "--target) with its interval. With --rounds R, each round after the first hardens the last round's "
     "detector on its evader's fakes and evades it again from the same checkpoint, and the report says whether "
     "hardening bought time. Writes results.csv, evasion.json, plots, a grid of the most evasive fakes "
-    "and report.md to a new runs/NNNNN-arena-<name>/ directory."
+    "and report.md to a new runs/NNNNN-arena-<name>/ directory; --resume RUN_DIR finishes an interrupted one."
 )
 
 
@@ -27,7 +27,7 @@ def _arena(args) -> int:
     from gan_lab.arena.run import ArenaConfig, run_arena
     from gan_lab.cli.options import parse_run_command
 
-    config, run = parse_run_command(ArenaConfig, args.rest, "gan-lab arena", DESCRIPTION)
-    run_dir = run_arena(config, runs_dir=run.runs_dir, progress=not run.quiet)
+    config, run = parse_run_command(ArenaConfig, args.rest, "gan-lab arena", DESCRIPTION, kind="arena")
+    run_dir = run_arena(config, runs_dir=run.runs_dir, progress=not run.quiet, resume=run.resume)
     print(f"Arena run: {run_dir}\nReport: {run_dir / 'report.md'}")
     return 0

@@ -69,7 +69,9 @@ def test_the_index_lists_every_run_by_kind_with_its_status_and_headline(lab):
     assert re.search(r"00006-gan-unfinished.*?status interrupted", html, re.S)
     assert re.search(r"fakes caught at epoch 2: [0-9.]+% \[[0-9.]+%, [0-9.]+%\]", html)
     assert re.search(r"test accuracy [0-9.]+, AP [0-9.]+", html)
-    assert re.search(r"arena-rounds.*?against the detector: .*?; hardened, round 2: (held|evaded at) [0-9.]+", html, re.S)
+    assert re.search(
+        r"arena-rounds.*?against the detector: .*?; hardened, round 2: (held|evaded at) [0-9.]+", html, re.S
+    )
 
 
 def test_every_page_and_every_picture_on_it_is_served(lab):

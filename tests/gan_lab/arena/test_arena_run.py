@@ -156,3 +156,41 @@ def test_an_imported_savedmodel_detector_is_evaded_through_its_own_graph(detecto
     assert arena["detection_rate_high"] < plain["detection_rate_low"]  # beyond the intervals
     with pytest.raises(LabError, match="was imported from outside the lab: hardening fine-tunes"):
         run_arena(dataclasses.replace(config, rounds=2), tmp_path / "refused")
+
+
+def test_an_interrupted_arena_run_resumes_training_only_what_it_had_not_finished(
+    detector_run, gan_run, tmp_path, monkeypatch, capsys
+):
+    """Killed while hardening after round 1: the resumed run keeps both trained arms and trains round 2 only."""
+    import gan_lab.arena.run as arena_run
+
+    config = ArenaConfig(detector=str(detector_run), gan=str(gan_run), weight=5, epochs=1, steps_per_epoch=2, n=16)
+    config = dataclasses.replace(config, rounds=2, harden_n=16, faces=False, inception=False)
+    import gan_lab.stress.harden as harden
+
+    real_harden, trained = harden.harden_with_fakes, []
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harden, "harden_with_fakes", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_arena(config, tmp_path, progress=False)
+    (run_dir,) = tmp_path.glob("*-arena-*")
+    assert sorted(path.name for path in (run_dir / "arms").iterdir()) == ["plain.npz", "round-1.npz"]
+    assert not (run_dir / "report.md").exists() and not (run_dir / "detectors" / "round-2").exists()
+
+    monkeypatch.setattr(harden, "harden_with_fakes", real_harden)
+    real_train = arena_run._train_arm
+    monkeypatch.setattr(arena_run, "_train_arm", lambda *args: trained.append(args[5]) or real_train(*args))
+    argv = ["arena", "--resume", str(run_dir), "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    assert trained == ["round 2"] and (run_dir / "report.md").is_file()
+    rows = json.loads((run_dir / "results.json").read_text())
+    assert [(row["round"], row["arm"]) for row in rows] == [
+        (r, arm) for r in (1, 2) for arm in ("arena",) * 2 + ("plain",) * 2
+    ]
+    assert load_detector(run_dir / "detectors" / "round-2").config["hardening"]["arena_round"] == 1
+    refused = ["arena", "--resume", str(run_dir), "--weight", "1", "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(refused) != 0
+    assert "weight=1.0 (the run has 5" in capsys.readouterr().err
