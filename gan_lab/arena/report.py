@@ -119,7 +119,11 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _rounds_section(evasion: dict) -> list[str]:
+def _epoch(row: dict) -> int:
+    return row["epoch"]
+
+
+def _rounds_section(evasion: dict, rows: list[dict]) -> list[str]:
     """Time to evasion per round, the round's evasive fakes before and after hardening, and the verdict."""
     rounds = evasion["rounds"]
     if len(rounds) < 2:
@@ -133,14 +137,16 @@ def _rounds_section(evasion: dict) -> list[str]:
         'which no hardening trained on; "reals called fake" is the round\'s detector on its own test reals. Times to '
         "evasion: the interpolated crossing [the last epoch surely held, the first surely evaded].",
         "",
-        "| round | detector | arena: time to evasion | plain: time to evasion | caught after hardening | reals called fake |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| round | detector | arena: time to evasion | plain: time to evasion | evader's faces found (last epoch) "
+        "| caught after hardening | reals called fake |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for record in rounds:
+        last = max((row for row in rows if row["arm"] == "arena" and row["round"] == record["round"]), key=_epoch)
         lines.append(
             f"| {record['round']} | `{Path(record['detector']).name}` | {evasion_cell(record['arena'])} | "
-            f"{evasion_cell(record['plain'])} | {_rate(record.get('hardened', {}), 'detection_rate')} | "
-            f"{_rate(record, 'reals_called_fake')} |"
+            f"{evasion_cell(record['plain'])} | {_rate(last, 'faces_found')} | "
+            f"{_rate(record.get('hardened', {}), 'detection_rate')} | {_rate(record, 'reals_called_fake')} |"
         )
     lines.append("")
     for record in rounds[1:]:
@@ -200,7 +206,7 @@ def write_report(run_dir: Path, config, rows: list[dict], evasion: dict, lasts: 
         "",
         f"![detection rate against kimg]({plot.relative_to(run_dir)})",
         "",
-        *_rounds_section(evasion),
+        *_rounds_section(evasion, rows),
         *_grids(run_dir, lasts),
         "Files: `results.csv`, `results.json`, `evasion.json`, `config.json`, `plots/`"
         + (", `detectors/` (the hardened detectors, each a detector run)" if len(lasts) > 1 else "")
