@@ -318,6 +318,8 @@ def _save_arm(path: Path, epochs: list[_Epoch], hardening: np.ndarray | None) ->
 
 
 def _load_arm(path: Path) -> tuple[list[_Epoch], np.ndarray | None]:
+    import zipfile
+
     try:
         with np.load(path) as saved:
             arrays = {key: saved[key] for key in saved.files}
@@ -330,7 +332,7 @@ def _load_arm(path: Path) -> tuple[list[_Epoch], np.ndarray | None]:
             )
             for i, epoch in enumerate(arrays["epoch"])
         ]
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise LabError(f"{path} is unreadable ({error}): delete it and resume again to train that arm anew") from None
     return epochs, arrays.get("hardening")
 

@@ -194,3 +194,13 @@ def test_an_interrupted_arena_run_resumes_training_only_what_it_had_not_finished
     refused = ["arena", "--resume", str(run_dir), "--weight", "1", "--runs-dir", str(tmp_path), "--quiet"]
     assert main(refused) != 0
     assert "weight=1.0 (the run has 5" in capsys.readouterr().err
+
+
+def test_a_damaged_stored_arm_is_named_with_what_to_do(tmp_path):
+    from gan_lab.arena.run import _load_arm
+
+    damaged = tmp_path / "plain.npz"
+    damaged.write_bytes(b"PK\x03\x04 not a whole archive")
+    with pytest.raises(LabError, match=r"plain\.npz is unreadable .*: delete it and resume again") as error:
+        _load_arm(damaged)
+    assert "\n" not in str(error.value)
