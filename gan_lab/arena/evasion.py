@@ -19,9 +19,9 @@ def _first(points: list[dict], key: str, target: float) -> dict | None:
 
 def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
     """From epoch points {"kimg", "detection_rate", "detection_rate_low", "detection_rate_high"} in training order:
-    {"evaded", "kimg", "kimg_low", "kimg_high", "target", "last_kimg"} (kimg None when not reached; kimg_high None
-    when no interval lies wholly below the target; when not evaded, kimg_low is the last epoch the detector surely
-    held, None if none)."""
+    {"evaded", "kimg", "kimg_low", "kimg_held", "kimg_high", "target", "last_kimg"} (kimg None when not reached;
+    kimg_high None when no interval lies wholly below the target; kimg_held the last epoch, up to the crossing, the
+    detector surely held, None if none; kimg_low is kimg_held, or the first epoch when evaded without one)."""
     if not 0 < target < 1:
         raise ValueError(f"target must be a rate between 0 and 1. Received: target={target!r}")
     points = sorted(points, key=lambda point: point["kimg"])
@@ -40,14 +40,16 @@ def time_to_evasion(points: list[dict], target: float = DEFAULT_TARGET) -> dict:
     established = _first(points, "detection_rate_high", target)
     until = points[-1]["kimg"] if crossing is None else crossing
     held = [point for point in points if point["detection_rate_low"] >= target and point["kimg"] <= until]
+    kimg_held = float(held[-1]["kimg"]) if held else None
     if crossing is not None:
         kimg_low = float(held[-1]["kimg"] if held else points[0]["kimg"])
     else:
-        kimg_low = float(held[-1]["kimg"]) if held else None
+        kimg_low = kimg_held
     return {
         "evaded": crossing is not None,
         "kimg": crossing,
         "kimg_low": kimg_low,
+        "kimg_held": kimg_held,
         "kimg_high": None if established is None else float(established["kimg"]),
         "target": float(target),
         "last_kimg": float(points[-1]["kimg"]),
@@ -83,20 +85,23 @@ def evasion_cell(result: dict) -> str:
 def hardening_verdict(first: dict, later: dict, round_: int) -> str:
     """Whether round `round_`'s (hardened) detector lasted longer than round 1's, beyond the crossings' intervals.
 
-    Longer when the later round surely held past the kimg at which round 1 was surely evaded;
-    shorter when the later round was surely evaded before round 1 surely held.
+    Longer when the later round surely held at or past the kimg at which round 1 was surely evaded
+    (every round is scored at the same epochs); shorter when the later round was surely evaded at or
+    before an epoch at which round 1 surely held.
     """
     if not first["evaded"]:
         return f"round 1 was not evaded within {first['last_kimg']:.2f} kimg, so there was no time to buy"
-    if later["kimg_low"] is not None and first["kimg_high"] is not None and later["kimg_low"] > first["kimg_high"]:
+    held, evaded = later["kimg_held"], first["kimg_high"]
+    if held is not None and evaded is not None and held >= evaded:
         return (
-            f"yes, beyond the intervals: round {round_}'s detector surely held at {later['kimg_low']:.2f} kimg, "
-            f"where round 1's was surely evaded by {first['kimg_high']:.2f}"
+            f"yes, beyond the intervals: round {round_}'s detector surely held at {held:.2f} kimg, "
+            f"where round 1's was surely evaded by {evaded:.2f}"
         )
-    if later["evaded"] and later["kimg_high"] is not None and later["kimg_high"] < first["kimg_low"]:
+    held, evaded = first["kimg_held"], later["kimg_high"]
+    if later["evaded"] and held is not None and evaded is not None and evaded <= held:
         return (
-            f"no, round {round_} was evaded sooner, beyond the intervals: surely by {later['kimg_high']:.2f} kimg, "
-            f"where round 1's detector surely held at {first['kimg_low']:.2f}"
+            f"no, round {round_} was evaded sooner, beyond the intervals: surely by {evaded:.2f} kimg, "
+            f"where round 1's detector surely held at {held:.2f}"
         )
     if later["evaded"]:
         reached = f"round {round_} was evaded after {later['kimg']:.2f} kimg against round 1's {first['kimg']:.2f}"

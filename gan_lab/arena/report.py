@@ -208,7 +208,7 @@ def write_report(run_dir: Path, config, rows: list[dict], evasion: dict, lasts: 
         "",
         *_rounds_section(evasion, rows),
         *_grids(run_dir, lasts),
-        "Files: `results.csv`, `results.json`, `evasion.json`, `config.json`, `plots/`"
+        "Files: `results.csv`, `results.json`, `evasion.json`, `config.json`, `plots/`, `arms/` (each arm's scored fakes)"
         + (", `detectors/` (the hardened detectors, each a detector run)" if len(lasts) > 1 else "")
         + ".",
     ]

@@ -29,7 +29,7 @@ from detector.inference.predict import Detector, load_detector
 from detector.training.lifecycle import is_int
 from gan_lab.arena.evasion import DEFAULT_TARGET, time_to_evasion
 from gan_lab.arena.model import ArenaGAN
-from gan_lab.gan.checkpoints import require_gan_run
+from gan_lab.gan.checkpoints import checkpoint_dir, list_checkpoints, require_gan_run
 from gan_lab.gan.latents import SCORING_STREAM, seeded_latents
 from gan_lab.metrics.intervals import rate_with_interval
 
@@ -46,6 +46,7 @@ class ArenaConfig:
     detector: str = ""  # the detector run to evade (the lab's, or an imported Keras or SavedModel one; it stays frozen)
     gan: str = ""  # the GAN run whose last checkpoint both arms continue
     data: str = ""  # instead of --gan: real images ("synth": SynthFaces) both arms train a new GAN on, from scratch
+    gan_epoch: int = -1  # the GAN run's checkpoint both arms continue (-1: its last, recorded as which)
     weight: float = 1.0  # W: the detector's loss on the fakes (labelled real) beside the discriminator's
     epochs: int = 4  # arena epochs, each scored
     steps_per_epoch: int = 50  # generator and discriminator steps per epoch, at the GAN run's batch size
@@ -74,6 +75,11 @@ def _validate(config: ArenaConfig) -> None:
         value = getattr(config, option)
         if not is_int(value) or value < 1:
             raise ValueError(f"{option} must be a positive integer. Received: {option}={value!r}")
+    if not is_int(config.gan_epoch) or config.gan_epoch < -1 or (config.data and config.gan_epoch > 0):
+        raise ValueError(
+            "gan_epoch must be a checkpoint's epoch, or -1 for the last (with --data, 0 or -1). "
+            f"Received: gan_epoch={config.gan_epoch!r}"
+        )
     if not isinstance(config.weight, (int, float)) or isinstance(config.weight, bool) or config.weight <= 0:
         raise ValueError(f"weight must be a positive number (0 is the plain arm). Received: weight={config.weight!r}")
     if not 0 < config.target < 1:
@@ -163,7 +169,8 @@ def _train_arm(gan_dir: Path, detector: Detector, weight: float, config: ArenaCo
 
     keras.utils.set_random_seed(0)  # dropout and anything else outside the GAN's own seed generator
     target, head = _evasion_target(detector)
-    gan = restore_dcgan(gan_dir, model_class=ArenaGAN, detector=target, head=head, weight=weight)
+    epoch = None if config.gan_epoch == -1 else config.gan_epoch  # -1: runs recorded before the epoch was
+    gan = restore_dcgan(gan_dir, epoch, model_class=ArenaGAN, detector=target, head=head, weight=weight)
     epochs = [sample(0, gan.generator)]  # the checkpoint itself, before any arena step
     # A new pipeline per arm, one fit for all epochs: both arms draw the same real batches, in order.
     _, dataset = _gan_data(gan_dir)
@@ -332,19 +339,61 @@ def _load_arm(path: Path) -> tuple[list[_Epoch], np.ndarray | None]:
             )
             for i, epoch in enumerate(arrays["epoch"])
         ]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, EOFError, TypeError, IndexError, zipfile.BadZipFile) as error:
         raise LabError(f"{path} is unreadable ({error}): delete it and resume again to train that arm anew") from None
     return epochs, arrays.get("hardening")
 
 
-def _stored_arm(run_dir: Path, name: str, train, progress: bool) -> tuple[list[_Epoch], np.ndarray | None]:
-    """An arm's epochs (and hardening fakes) from arms/<name>.npz when an earlier try of the run trained it, else
-    `train()`'s, stored there first: a resumed run trains only what is missing."""
+def _arm_checker(config: ArenaConfig, size: int, faces: bool, kid: bool):
+    """check(path, epochs, hardening, round_): LabError when a stored arm is not what this run would have made."""
+
+    def check(path: Path, epochs: list[_Epoch], hardening, round_: int | None) -> None:
+        problems = []
+        if [sample.epoch for sample in epochs] != list(range(config.epochs + 1)):
+            problems.append(f"epochs {[sample.epoch for sample in epochs]}, not 0 to {config.epochs}")
+        if any(sample.fakes.shape != (config.n, size, size, 3) or sample.fakes.dtype != np.uint8 for sample in epochs):
+            problems.append(f"fakes not of shape ({config.n}, {size}, {size}, 3) uint8")
+        stored = {(sample.faces is not None, bool(sample.quality)) for sample in epochs}
+        if stored != {(faces, kid)}:
+            here = f"faces {'' if faces else 'not '}measured, KID {'' if kid else 'not '}measured"
+            problems.append(f"measures other than this machine's ({here})")
+        if round_ is not None and round_ < config.rounds and (hardening is None or len(hardening) != config.harden_n):
+            problems.append(f"not the {config.harden_n} hardening fakes round {round_} hands on")
+        if problems:
+            raise LabError(
+                f"{path} holds {'; '.join(problems)}: resume on the machine that made it, or delete it and the later "
+                "rounds' arms and detectors to train them anew"
+            )
+
+    return check
+
+
+def _forget_after(run_dir: Path, round_: int) -> None:
+    """Remove the stored arms and hardened detectors of rounds after `round_`: they were made from an earlier try."""
+    import shutil
+
+    for path in (run_dir / ARMS_FOLDER).glob("round-*.npz"):
+        if path.stem.split("-")[-1].isdigit() and int(path.stem.split("-")[-1]) > round_:
+            path.unlink()
+    for path in (run_dir / "detectors").glob("round-*"):
+        if path.name.split("-")[-1].isdigit() and int(path.name.split("-")[-1]) > round_:
+            shutil.rmtree(path)
+
+
+def _stored_arm(run_dir: Path, round_: int | None, train, check, progress: bool):
+    """An arm's epochs (and hardening fakes) from arms/<plain|round-R>.npz when an earlier try of the run trained
+    it, else `train()`'s, stored there first: a resumed run trains only what is missing. A round trained anew makes
+    the later rounds' stored work stale, so it goes."""
+    name = "plain" if round_ is None else f"round-{round_}"
     path = run_dir / ARMS_FOLDER / f"{name}.npz"
     if path.is_file():
         if progress:
             print(f"[arena] {name}: kept from before ({path})", flush=True)
-        return _load_arm(path)
+        epochs, hardening = _load_arm(path)
+        check(path, epochs, hardening, round_)
+        return epochs, hardening
+    if round_ is not None:
+        _forget_after(run_dir, round_)
     epochs, hardening = train()
     _save_arm(path, epochs, hardening)
     return epochs, hardening
@@ -386,10 +435,16 @@ def _start(config: ArenaConfig, runs_dir, progress: bool) -> tuple[Detector, Pat
         raise LabError(
             f"Image sizes differ: {gan_dir} makes {gan_config['size']} px fakes, {detector.run_dir} takes {detector.size}"
         )
+    epoch = max(list_checkpoints(gan_dir)) if config.gan_epoch == -1 else config.gan_epoch
+    checkpoint_dir(gan_dir, epoch)  # a LabError naming the epochs there are
     run_dir = create_run_dir("arena", config.name or Path(detector.run_dir).name, runs_dir)
     resolved = dataclasses.replace(
-        config, detector=os.fspath(Path(detector.run_dir).resolve()), gan=os.fspath(gan_dir.resolve())
+        config,
+        detector=os.fspath(Path(detector.run_dir).resolve()),
+        gan=os.fspath(gan_dir.resolve()),
+        gan_epoch=epoch,  # fixed, so every arm and a resumed run start from the same checkpoint
     )
+    write_json(run_dir / "config.json", dataclasses.asdict(resolved))  # resumable from here on
     return detector, gan_dir, gan_config, run_dir, resolved
 
 
@@ -429,11 +484,12 @@ def _run(detector: Detector, gan_dir: Path, gan_config: dict, run_dir: Path, con
         last_round = round_ is None or round_ == config.rounds
         return epochs, None if last_round else _hardening_fakes(generator, round_, config, encoding)
 
-    plain, _ = _stored_arm(run_dir, "plain", functools.partial(train, detector, 0.0, None), progress)
+    check = _arm_checker(config, detector.size, probe.faces is not None, real_features is not None)
+    plain, _ = _stored_arm(run_dir, None, functools.partial(train, detector, 0.0, None), check, progress)
     rows, rounds, lasts = [], [], []
     for round_ in range(1, config.rounds + 1):
         evade = functools.partial(train, detector, config.weight, round_)  # this round's detector
-        arena, hardening = _stored_arm(run_dir, f"round-{round_}", evade, progress)
+        arena, hardening = _stored_arm(run_dir, round_, evade, check, progress)
         round_rows, record, last = _score_round(detector, arena, plain, round_, config, kimg_per_epoch, progress)
         if round_ < config.rounds:
             detector = _harden(detector, hardening, run_dir, round_, config, progress)
@@ -451,6 +507,8 @@ def _reopen(resume, given: ArenaConfig | None, progress: bool):
     detector = arena_detector(config.detector)
     gan_dir, _ = require_gan_run(config.gan)
     gan_config, _ = _gan_data(gan_dir)
+    if config.gan_epoch != -1:
+        checkpoint_dir(gan_dir, config.gan_epoch)  # the checkpoint the run started from is still there
     if progress:
         print(f"[arena] resuming {run_dir}", flush=True)
     return detector, gan_dir, gan_config, run_dir, config

@@ -191,6 +191,7 @@ def test_an_interrupted_arena_run_resumes_training_only_what_it_had_not_finished
         (r, arm) for r in (1, 2) for arm in ("arena",) * 2 + ("plain",) * 2
     ]
     assert load_detector(run_dir / "detectors" / "round-2").config["hardening"]["arena_round"] == 1
+    assert json.loads((run_dir / "config.json").read_text())["gan_epoch"] == 2  # fixed at the start: the last
     refused = ["arena", "--resume", str(run_dir), "--weight", "1", "--runs-dir", str(tmp_path), "--quiet"]
     assert main(refused) != 0
     assert "weight=1.0 (the run has 5" in capsys.readouterr().err
@@ -204,3 +205,28 @@ def test_a_damaged_stored_arm_is_named_with_what_to_do(tmp_path):
     with pytest.raises(LabError, match=r"plain\.npz is unreadable .*: delete it and resume again") as error:
         _load_arm(damaged)
     assert "\n" not in str(error.value)
+
+
+def test_a_stored_arm_unlike_this_run_is_refused_and_a_retrained_round_drops_the_later_ones(tmp_path):
+    from gan_lab.arena.run import _arm_checker, _Epoch, _forget_after
+
+    config = ArenaConfig(epochs=1, n=2, rounds=2, harden_n=3)
+    fakes = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    epochs = [_Epoch(0, fakes, None, {}), _Epoch(1, fakes, None, {})]
+    check = _arm_checker(config, 8, faces=False, kid=False)
+    check(tmp_path / "plain.npz", epochs, None, None)  # as this run would make it
+    check(tmp_path / "round-1.npz", epochs, np.zeros((3, 8, 8, 3), np.uint8), 1)
+    with pytest.raises(LabError, match=r"round-1\.npz holds not the 3 hardening fakes round 1 hands on"):
+        check(tmp_path / "round-1.npz", epochs, None, 1)
+    with pytest.raises(LabError, match=r"epochs \[0\], not 0 to 1"):
+        check(tmp_path / "plain.npz", epochs[:1], None, None)
+    with pytest.raises(LabError, match=r"measures other than this machine's \(faces measured, KID not measured\)"):
+        _arm_checker(config, 8, faces=True, kid=False)(tmp_path / "plain.npz", epochs, None, None)
+    for name in ("round-1.npz", "round-2.npz", "round-3.npz", "plain.npz"):
+        (tmp_path / "arms").mkdir(exist_ok=True)
+        (tmp_path / "arms" / name).write_bytes(b"")
+    for name in ("round-2", "round-3"):
+        (tmp_path / "detectors" / name).mkdir(parents=True)
+    _forget_after(tmp_path, 1)
+    assert sorted(path.name for path in (tmp_path / "arms").iterdir()) == ["plain.npz", "round-1.npz"]
+    assert not list((tmp_path / "detectors").iterdir())

@@ -48,3 +48,15 @@ def test_hardening_bought_time_only_beyond_the_crossings_intervals():
     assert wobbly["kimg_low"] is None and "held for all 4.00 kimg" in hardening_verdict(first, wobbly, 2)
     held = time_to_evasion([_point(2, 0.9)])
     assert hardening_verdict(held, longer, 2) == "round 1 was not evaded within 2.00 kimg, so there was no time to buy"
+    # At one epoch round 2 is surely above the target and round 1 surely below: that is beyond the intervals.
+    first = time_to_evasion([_point(0, 0.9), _point(1.6, 0.1), _point(3.2, 0.05)])
+    later = time_to_evasion([_point(0, 0.9), _point(1.6, 0.9), _point(3.2, 0.2)])
+    assert hardening_verdict(first, later, 2).startswith(
+        "yes, beyond the intervals: round 2's detector surely held at 1.60"
+    )
+    assert hardening_verdict(later, first, 2).startswith(
+        "no, round 2 was evaded sooner, beyond the intervals: surely by 1.60"
+    )
+    never_held = time_to_evasion([_point(0, 0.52), _point(1.6, 0.1)])  # evaded, never surely above the target
+    assert never_held["kimg_low"] == 0 and never_held["kimg_held"] is None
+    assert not hardening_verdict(first, never_held, 2).startswith("yes")
