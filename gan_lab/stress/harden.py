@@ -190,17 +190,21 @@ def harden_detector(
 
 
 def hardenable(detector_dir: str | os.PathLike):
-    """(the detector, its data index, its training split), or a LabError saying why it cannot be fine-tuned."""
-    detector = load_detector(detector_dir)
-    if detector.imported:
-        raise LabError(
-            f"{detector.run_dir} was imported from outside the lab: hardening fine-tunes a Keras model of the lab's"
-        )
-    index = run_index(detector.config, Path(detector.run_dir) / "config.json")
+    """(the detector run's data index, its training split), or a LabError saying why it cannot be fine-tuned.
+
+    It reads the run's config.json only, so refusing costs no model load.
+    """
+    from detector.base.runs import require_run_dir
+
+    run_dir = require_run_dir(detector_dir, "detector")
+    config = read_json(run_dir / "config.json")
+    if "imported" in config:
+        raise LabError(f"{run_dir} was imported from outside the lab: hardening fine-tunes a Keras model of the lab's")
+    index = run_index(config, run_dir / "config.json")
     train = index.splits.get("train")
     if train is None or not len(train.paths):
         raise LabError(f"The detector's data {index.root} has no training split to fine-tune on")
-    return detector, index, train
+    return index, train
 
 
 def harden_with_fakes(
@@ -221,7 +225,8 @@ def harden_with_fakes(
     import keras
 
     keras.utils.set_random_seed(seed)
-    detector, index, train = hardenable(detector_dir)
+    index, train = hardenable(detector_dir)
+    detector = load_detector(detector_dir)
     dataset = _training_dataset(train, extra, detector.size, detector.crop, batch_size, seed, detector.head)
     model, final_loss = _fine_tune(detector, dataset, fine_tune_epochs, learning_rate, progress)
     # Keras' running averages (momentum 0.99) barely move in a short fine-tune: re-estimate them on the mix.
