@@ -27,6 +27,7 @@ from detector.base.errors import LabError
 from detector.base.runs import create_run_dir, read_json, write_json
 from detector.inference.predict import Detector, load_detector
 from detector.training.lifecycle import is_int
+from gan_lab.arena.arms import Epoch, arm_checker, stored_arm
 from gan_lab.arena.evasion import DEFAULT_TARGET, time_to_evasion
 from gan_lab.arena.model import ArenaGAN
 from gan_lab.gan.checkpoints import checkpoint_dir, list_checkpoints, require_gan_run
@@ -35,8 +36,6 @@ from gan_lab.metrics.intervals import rate_with_interval
 
 ARMS = ("arena", "plain")
 FAKES_BATCH = 64
-ARMS_FOLDER = "arms"  # each trained arm's sampled epochs, arms/plain.npz and arms/round-R.npz
-QUALITY_KEYS = ("kid_inception", "kid_inception_std")
 
 
 @dataclasses.dataclass
@@ -58,16 +57,6 @@ class ArenaConfig:
     inception: bool = True  # KID against held-out reals in InceptionV3 features (weights: the Keras cache)
     seed: int = 0  # the fresh fakes' latents
     name: str = ""  # run directory suffix
-
-
-@dataclasses.dataclass
-class _Epoch:
-    """One arm's fakes after one epoch, with what does not depend on the detector."""
-
-    epoch: int
-    fakes: np.ndarray  # uint8, as the detector scores them
-    faces: np.ndarray | None  # per fake: MTCNN found a face
-    quality: dict  # KID against held-out reals, when measured
 
 
 def _validate(config: ArenaConfig) -> None:
@@ -186,11 +175,11 @@ def _train_arm(gan_dir: Path, detector: Detector, weight: float, config: ArenaCo
 
 
 def _sampler(config: ArenaConfig, encoding, probe, real_features):
-    """sample(epoch, generator) -> _Epoch: the fresh latents' fakes, their faces and KID."""
+    """sample(epoch, generator) -> Epoch: the fresh latents' fakes, their faces and KID."""
     from gan_lab.gan.sample import generate
     from gan_lab.metrics.kid import kernel_inception_distance
 
-    def sample(epoch: int, generator) -> _Epoch:
+    def sample(epoch: int, generator) -> Epoch:
         latents = seeded_latents(config.seed, epoch, config.n, int(generator.input_shape[-1]), SCORING_STREAM)
         pixels = np.asarray(encoding(generate(generator, latents, FAKES_BATCH)), dtype=np.float32)
         quality = {}
@@ -198,7 +187,7 @@ def _sampler(config: ArenaConfig, encoding, probe, real_features):
         if features is not None:
             value, spread = kernel_inception_distance(real_features, features, seed=[config.seed, epoch])
             quality = {"kid_inception": value, "kid_inception_std": spread}
-        return _Epoch(epoch, np.rint(pixels * 255).astype(np.uint8), probe.faces_found(pixels), quality)
+        return Epoch(epoch, np.rint(pixels * 255).astype(np.uint8), probe.faces_found(pixels), quality)
 
     return sample
 
@@ -215,7 +204,7 @@ def _score(detector: Detector, pixels: np.ndarray) -> tuple[dict, np.ndarray]:
     return row, p_fake
 
 
-def _rows(detector: Detector, epochs: list[_Epoch], arm: str, weight: float, round_: int, kimg_per_epoch: float):
+def _rows(detector: Detector, epochs: list[Epoch], arm: str, weight: float, round_: int, kimg_per_epoch: float):
     """One arm's rows in one round, its epochs scored by that round's detector; and the last epoch's P(fake)."""
     rows, p_fake = [], None
     for sample in epochs:
@@ -236,7 +225,7 @@ def _rows(detector: Detector, epochs: list[_Epoch], arm: str, weight: float, rou
     return rows, p_fake
 
 
-def _score_round(detector: Detector, arena: list[_Epoch], plain: list[_Epoch], round_: int, config, kimg, progress):
+def _score_round(detector: Detector, arena: list[Epoch], plain: list[Epoch], round_: int, config, kimg, progress):
     """Both arms' rows scored by the round's detector, the round's record, and (fakes, P(fake), faces) of its
     arena arm's last epoch."""
     arena_rows, p_fake = _rows(detector, arena, "arena", config.weight, round_, kimg)
@@ -304,99 +293,6 @@ def _harden(detector: Detector, fakes: np.ndarray, run_dir: Path, round_: int, c
         harden_with_fakes(detector.run_dir, pixels, partial, provenance, seed=config.seed, progress=progress)
         os.replace(partial, out)  # whole or not at all
     return load_detector(out)
-
-
-def _save_arm(path: Path, epochs: list[_Epoch], hardening: np.ndarray | None) -> None:
-    """An arm's sampled epochs (and its hardening fakes) as one .npz, written whole."""
-    import io
-
-    from detector.base.runs import atomic_write_bytes
-
-    arrays = {"epoch": np.array([sample.epoch for sample in epochs]), "fakes": np.stack([e.fakes for e in epochs])}
-    if epochs[0].faces is not None:
-        arrays["faces"] = np.stack([sample.faces for sample in epochs])
-    for key in epochs[0].quality:
-        arrays[key] = np.array([sample.quality[key] for sample in epochs])
-    if hardening is not None:
-        arrays["hardening"] = hardening
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _load_arm(path: Path) -> tuple[list[_Epoch], np.ndarray | None]:
-    import zipfile
-
-    try:
-        with np.load(path) as saved:
-            arrays = {key: saved[key] for key in saved.files}
-        epochs = [
-            _Epoch(
-                int(epoch),
-                arrays["fakes"][i],
-                arrays["faces"][i] if "faces" in arrays else None,
-                {key: float(arrays[key][i]) for key in QUALITY_KEYS if key in arrays},
-            )
-            for i, epoch in enumerate(arrays["epoch"])
-        ]
-    except (OSError, ValueError, KeyError, EOFError, TypeError, IndexError, zipfile.BadZipFile) as error:
-        raise LabError(f"{path} is unreadable ({error}): delete it and resume again to train that arm anew") from None
-    return epochs, arrays.get("hardening")
-
-
-def _arm_checker(config: ArenaConfig, size: int, faces: bool, kid: bool):
-    """check(path, epochs, hardening, round_): LabError when a stored arm is not what this run would have made."""
-
-    def check(path: Path, epochs: list[_Epoch], hardening, round_: int | None) -> None:
-        problems = []
-        if [sample.epoch for sample in epochs] != list(range(config.epochs + 1)):
-            problems.append(f"epochs {[sample.epoch for sample in epochs]}, not 0 to {config.epochs}")
-        if any(sample.fakes.shape != (config.n, size, size, 3) or sample.fakes.dtype != np.uint8 for sample in epochs):
-            problems.append(f"fakes not of shape ({config.n}, {size}, {size}, 3) uint8")
-        stored = {(sample.faces is not None, bool(sample.quality)) for sample in epochs}
-        if stored != {(faces, kid)}:
-            here = f"faces {'' if faces else 'not '}measured, KID {'' if kid else 'not '}measured"
-            problems.append(f"measures other than this machine's ({here})")
-        if round_ is not None and round_ < config.rounds and (hardening is None or len(hardening) != config.harden_n):
-            problems.append(f"not the {config.harden_n} hardening fakes round {round_} hands on")
-        if problems:
-            raise LabError(
-                f"{path} holds {'; '.join(problems)}: resume on the machine that made it, or delete it and the later "
-                "rounds' arms and detectors to train them anew"
-            )
-
-    return check
-
-
-def _forget_after(run_dir: Path, round_: int) -> None:
-    """Remove the stored arms and hardened detectors of rounds after `round_`: they were made from an earlier try."""
-    import shutil
-
-    for path in (run_dir / ARMS_FOLDER).glob("round-*.npz"):
-        if path.stem.split("-")[-1].isdigit() and int(path.stem.split("-")[-1]) > round_:
-            path.unlink()
-    for path in (run_dir / "detectors").glob("round-*"):
-        if path.name.split("-")[-1].isdigit() and int(path.name.split("-")[-1]) > round_:
-            shutil.rmtree(path)
-
-
-def _stored_arm(run_dir: Path, round_: int | None, train, check, progress: bool):
-    """An arm's epochs (and hardening fakes) from arms/<plain|round-R>.npz when an earlier try of the run trained
-    it, else `train()`'s, stored there first: a resumed run trains only what is missing. A round trained anew makes
-    the later rounds' stored work stale, so it goes."""
-    name = "plain" if round_ is None else f"round-{round_}"
-    path = run_dir / ARMS_FOLDER / f"{name}.npz"
-    if path.is_file():
-        if progress:
-            print(f"[arena] {name}: kept from before ({path})", flush=True)
-        epochs, hardening = _load_arm(path)
-        check(path, epochs, hardening, round_)
-        return epochs, hardening
-    if round_ is not None:
-        _forget_after(run_dir, round_)
-    epochs, hardening = train()
-    _save_arm(path, epochs, hardening)
-    return epochs, hardening
 
 
 def _new_gan_run(config: ArenaConfig, detector: Detector, runs_dir, progress: bool) -> Path:
@@ -484,12 +380,12 @@ def _run(detector: Detector, gan_dir: Path, gan_config: dict, run_dir: Path, con
         last_round = round_ is None or round_ == config.rounds
         return epochs, None if last_round else _hardening_fakes(generator, round_, config, encoding)
 
-    check = _arm_checker(config, detector.size, probe.faces is not None, real_features is not None)
-    plain, _ = _stored_arm(run_dir, None, functools.partial(train, detector, 0.0, None), check, progress)
+    check = arm_checker(config, detector.size, probe.faces is not None, real_features is not None)
+    plain, _ = stored_arm(run_dir, None, functools.partial(train, detector, 0.0, None), check, progress)
     rows, rounds, lasts = [], [], []
     for round_ in range(1, config.rounds + 1):
         evade = functools.partial(train, detector, config.weight, round_)  # this round's detector
-        arena, hardening = _stored_arm(run_dir, round_, evade, check, progress)
+        arena, hardening = stored_arm(run_dir, round_, evade, check, progress)
         round_rows, record, last = _score_round(detector, arena, plain, round_, config, kimg_per_epoch, progress)
         if round_ < config.rounds:
             detector = _harden(detector, hardening, run_dir, round_, config, progress)

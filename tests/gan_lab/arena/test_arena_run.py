@@ -198,7 +198,7 @@ def test_an_interrupted_arena_run_resumes_training_only_what_it_had_not_finished
 
 
 def test_a_damaged_stored_arm_is_named_with_what_to_do(tmp_path):
-    from gan_lab.arena.run import _load_arm
+    from gan_lab.arena.arms import _load_arm
 
     damaged = tmp_path / "plain.npz"
     damaged.write_bytes(b"PK\x03\x04 not a whole archive")
@@ -208,12 +208,12 @@ def test_a_damaged_stored_arm_is_named_with_what_to_do(tmp_path):
 
 
 def test_a_stored_arm_unlike_this_run_is_refused_and_a_retrained_round_drops_the_later_ones(tmp_path):
-    from gan_lab.arena.run import _arm_checker, _Epoch, _forget_after
+    from gan_lab.arena.arms import Epoch, _forget_after, arm_checker
 
     config = ArenaConfig(epochs=1, n=2, rounds=2, harden_n=3)
     fakes = np.zeros((2, 8, 8, 3), dtype=np.uint8)
-    epochs = [_Epoch(0, fakes, None, {}), _Epoch(1, fakes, None, {})]
-    check = _arm_checker(config, 8, faces=False, kid=False)
+    epochs = [Epoch(0, fakes, None, {}), Epoch(1, fakes, None, {})]
+    check = arm_checker(config, 8, faces=False, kid=False)
     check(tmp_path / "plain.npz", epochs, None, None)  # as this run would make it
     check(tmp_path / "round-1.npz", epochs, np.zeros((3, 8, 8, 3), np.uint8), 1)
     with pytest.raises(LabError, match=r"round-1\.npz holds not the 3 hardening fakes round 1 hands on"):
@@ -221,7 +221,7 @@ def test_a_stored_arm_unlike_this_run_is_refused_and_a_retrained_round_drops_the
     with pytest.raises(LabError, match=r"epochs \[0\], not 0 to 1"):
         check(tmp_path / "plain.npz", epochs[:1], None, None)
     with pytest.raises(LabError, match=r"measures other than this machine's \(faces measured, KID not measured\)"):
-        _arm_checker(config, 8, faces=True, kid=False)(tmp_path / "plain.npz", epochs, None, None)
+        arm_checker(config, 8, faces=True, kid=False)(tmp_path / "plain.npz", epochs, None, None)
     for name in ("round-1.npz", "round-2.npz", "round-3.npz", "plain.npz"):
         (tmp_path / "arms").mkdir(exist_ok=True)
         (tmp_path / "arms" / name).write_bytes(b"")
