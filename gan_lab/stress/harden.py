@@ -9,6 +9,7 @@ with a validation-chosen threshold) that `detector.inference.predict.load_detect
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -248,13 +249,22 @@ def harden_with_fakes(
     return _write_hardened_run(Path(out_dir), model, detector, index, hardening, seed)
 
 
+def hardened_name(name: str) -> str:
+    """The run name of `name`'s hardened copy: "x" -> "x-hardened", then "x-hardened-2", "x-hardened-3"."""
+    match = re.fullmatch(r"(?:(.*)-)?hardened(?:-(\d+))?", name)
+    if match is None:
+        return f"{name}-hardened".strip("-")
+    base, times = match.group(1) or "", int(match.group(2) or 1) + 1
+    return f"{base}-hardened-{times}".strip("-")
+
+
 def _write_hardened_run(out_dir: Path, model, detector, index, hardening: dict, seed: int) -> Path:
     """out_dir as a detector run: model.keras, the original's config.json plus `hardening`, metrics.json."""
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (out_dir / "plots").mkdir(exist_ok=True)
     atomic_save_model(model, out_dir / "model.keras")
     original_config = read_json(Path(detector.run_dir) / "config.json")
-    name = f"{original_config.get('name', '')}-hardened".strip("-")
+    name = hardened_name(str(original_config.get("name", "")))
     write_json(out_dir / "config.json", {**original_config, "name": name, "hardening": hardening})
     metrics = {**_validation_threshold(load_detector(out_dir), index, seed), "hardening": hardening}
     write_json(out_dir / "metrics.json", metrics)
