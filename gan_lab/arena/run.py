@@ -7,9 +7,9 @@ step draw for draw). After every epoch each arm's generator makes the same fresh
 fakes (the stress test's scoring stream), stored as the reals are, and the detector scores them:
 so evasion is told apart from the drift of a GAN that simply keeps training.
 
-With rounds, each round after the first hardens the last round's detector on its evasive fakes
-(drawn from the hardening latent stream, so the scoring fakes stay unseen) and evades it again
-from the same checkpoint. The plain arm does not depend on the detector: it is trained once and
+With rounds, each round after the first hardens the last round's detector on the evasive fakes of
+every round so far (drawn from the hardening latent stream, so the scoring fakes stay unseen) and
+evades it again from the same checkpoint. The plain arm does not depend on the detector: it is trained once and
 its fakes are scored by each round's detector.
 """
 
@@ -52,7 +52,7 @@ class ArenaConfig:
     n: int = 200  # fresh fakes per arm and epoch, scored by the detector
     target: float = DEFAULT_TARGET  # evaded when the detection rate falls below this
     rounds: int = 1  # after each round, harden the detector on its evasive fakes and evade it again
-    harden_n: int = 256  # evasive fakes (from their own latent stream) each hardening fine-tunes on
+    harden_n: int = 256  # evasive fakes per round (own latent stream); a hardening fine-tunes on all rounds so far
     faces: bool = True  # the share of fakes in which MTCNN finds a face, per arm and epoch
     inception: bool = True  # KID against held-out reals in InceptionV3 features (weights: the Keras cache)
     seed: int = 0  # the fresh fakes' latents
@@ -277,7 +277,8 @@ def _hardening_fakes(generator, round_: int, config: ArenaConfig, encoding) -> n
 
 
 def _harden(detector: Detector, fakes: np.ndarray, run_dir: Path, round_: int, config: ArenaConfig, progress):
-    """The round's detector fine-tuned on its evader's fakes, as detectors/round-<next>/ (kept when complete)."""
+    """The round's detector fine-tuned on the evaders' fakes of rounds 1 to `round_`, as detectors/round-<next>/
+    (kept when complete)."""
     import shutil
 
     from gan_lab.stress.harden import harden_with_fakes
@@ -285,7 +286,9 @@ def _harden(detector: Detector, fakes: np.ndarray, run_dir: Path, round_: int, c
     out = run_dir / "detectors" / f"round-{round_ + 1}"
     if not out.is_dir():
         if progress:
-            print(f"[arena] round {round_}: hardening the detector on {len(fakes)} of its evader's fakes", flush=True)
+            print(
+                f"[arena] round {round_}: hardening the detector on {len(fakes)} fakes of rounds 1-{round_}", flush=True
+            )
         partial = out.with_name(f".{out.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         provenance = {"arena_run": os.fspath(run_dir.resolve()), "arena_round": round_, "latent_stream": "hardening"}
@@ -382,13 +385,14 @@ def _run(detector: Detector, gan_dir: Path, gan_config: dict, run_dir: Path, con
 
     check = arm_checker(config, detector.size, probe.faces is not None, real_features is not None)
     plain, _ = stored_arm(run_dir, None, functools.partial(train, detector, 0.0, None), check, progress)
-    rows, rounds, lasts = [], [], []
+    rows, rounds, lasts, evasive = [], [], [], []
     for round_ in range(1, config.rounds + 1):
         evade = functools.partial(train, detector, config.weight, round_)  # this round's detector
         arena, hardening = stored_arm(run_dir, round_, evade, check, progress)
         round_rows, record, last = _score_round(detector, arena, plain, round_, config, kimg_per_epoch, progress)
         if round_ < config.rounds:
-            detector = _harden(detector, hardening, run_dir, round_, config, progress)
+            evasive.append(hardening)  # every round's evaders so far: a hardened detector must not forget one
+            detector = _harden(detector, np.concatenate(evasive), run_dir, round_, config, progress)
             record["hardened"] = _score(detector, last[0])[0]  # the round's evasive fakes, never trained on
         rows, rounds, lasts = rows + round_rows, rounds + [record], lasts + [last]
     return _write_outputs(run_dir, config, rows, rounds, lasts)

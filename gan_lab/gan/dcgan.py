@@ -397,13 +397,15 @@ def diff_augment(images, policy: tuple[str, ...], seed):
     return images
 
 
-def _check_options(label_smoothing, label_noise, augment, ema_kimg, r1_gamma, r1_interval) -> None:
+def _check_options(label_smoothing, label_noise, augment, ema_kimg, ema_rampup, r1_gamma, r1_interval) -> None:
     if not r1_gamma >= 0:
         raise ValueError(f"r1_gamma must be 0 (no penalty) or positive. Received: r1_gamma={r1_gamma!r}")
     if isinstance(r1_interval, bool) or not (isinstance(r1_interval, int) and r1_interval >= 1):
         raise ValueError(f"r1_interval must be a whole number of steps, at least 1. Received: {r1_interval!r}")
     if not ema_kimg >= 0:
         raise ValueError(f"ema_kimg must be 0 (no EMA) or positive. Received: ema_kimg={ema_kimg!r}")
+    if not 0 < ema_rampup <= 1:
+        raise ValueError(f"ema_rampup must be in (0, 1]. Received: ema_rampup={ema_rampup!r}")
     unknown = [name for name in augment if name not in AUGMENT_POLICIES]
     if unknown:
         raise ValueError(f"augment takes names from {AUGMENT_POLICIES}. Received: augment={tuple(augment)!r}")
@@ -470,11 +472,11 @@ class DCGAN(keras.Model):
     loss). label_smoothing lifts real targets from 0 to that value; label_noise moves every
     target towards 0.5 by a uniform random amount up to that value. With ema_kimg > 0,
     `generator_ema` follows the generator's weights as an exponential moving average whose
-    half-life is ema_kimg thousand images (see `ema_decay`), as StyleGAN2-ADA's G_ema: it
-    makes the samples, the raw generator is what trains. With r1_gamma > 0 the discriminator's
-    loss adds the R1 penalty (Mescheder et al., 2018): r1_gamma / 2 times the squared norm of
-    its logit's gradient with respect to real images, which keeps it smooth around them. The
-    penalty is lazy, as StyleGAN2's: it is computed on every r1_interval-th step only, weighted
+    half-life is ema_kimg thousand images, at most ema_rampup of the images shown so far (see
+    `ema_decay`), as StyleGAN2-ADA's G_ema: it makes the samples, the raw generator is what
+    trains. With r1_gamma > 0 the discriminator's loss adds the R1 penalty (Mescheder et al.,
+    2018): r1_gamma / 2 times the squared norm of its logit's gradient with respect to real
+    images, which keeps it smooth around them. The penalty is lazy, as StyleGAN2's: it is computed on every r1_interval-th step only, weighted
     by r1_interval, so it costs a fraction of a step on average (1: every step).
 
     Built and compiled in a tf.distribute strategy's scope, each replica trains on its slice
@@ -494,15 +496,17 @@ class DCGAN(keras.Model):
         seed: int | None = None,
         ema_kimg: float = 0.0,
         generator_ema=None,
+        ema_rampup: float = EMA_RAMPUP,
         r1_gamma: float = 0.0,
         r1_interval: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_options(label_smoothing, label_noise, augment, ema_kimg, r1_gamma, r1_interval)
+        _check_options(label_smoothing, label_noise, augment, ema_kimg, ema_rampup, r1_gamma, r1_interval)
         self.r1_gamma = float(r1_gamma)
         self.r1_interval = r1_interval
         self.ema_half_life = float(ema_kimg) * 1000.0
+        self.ema_rampup = float(ema_rampup)
         if ema_kimg and generator_ema is None:
             generator_ema = ema_copy(generator)
         self.generator_ema = generator_ema if ema_kimg else None
@@ -580,7 +584,7 @@ class DCGAN(keras.Model):
         g_loss = self._generator_step(batch_size, global_batch)
         if self.generator_ema is not None:
             shown = ops.cast(self.g_optimizer.iterations, "float32") * ops.cast(global_batch, "float32")
-            decay = ema_decay(shown, ops.cast(global_batch, "float32"), self.ema_half_life)
+            decay = ema_decay(shown, ops.cast(global_batch, "float32"), self.ema_half_life, self.ema_rampup)
             update_ema(self.generator, self.generator_ema, decay)
 
         # Each replica's mean: the metrics average them over replicas into the global batch's mean.

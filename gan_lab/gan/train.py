@@ -89,6 +89,7 @@ class GanConfig(ScalingOptions):
     # 3x3 convolution, or a convolution then depth-to-space.
     upsampling: Upsampling = "transpose"
     ema_kimg: float = 10.0  # half-life of the EMA generator in thousand images shown (grids, samples); 0: none
+    ema_rampup: float = 0.05  # the EMA's half-life is at most this share of the images shown so far
     discriminator: Discriminator = "cnn3"  # the detector architecture the discriminator uses
     init_discriminator: str | None = None  # a detector run directory whose weights start the discriminator
     spectral_norm: bool = True  # each discriminator kernel divided by its largest singular value
@@ -148,6 +149,8 @@ def _check_numbers(config: GanConfig) -> None:
         refuse(config, "r1_interval", "a whole number of steps, at least 1 (1: the R1 penalty on every step)")
     if not lifecycle.is_number(config.ema_kimg) or config.ema_kimg < 0:
         refuse(config, "ema_kimg", "0 (no EMA generator) or a positive number of thousand images")
+    if not lifecycle.is_number(config.ema_rampup) or not 0 < config.ema_rampup <= 1:
+        refuse(config, "ema_rampup", "a share of the images shown, above 0 and at most 1")
     if config.kimg is not None and (not lifecycle.is_number(config.kimg) or not config.kimg > 0):
         refuse(config, "kimg", "None or a positive number of thousand images")
 
@@ -238,6 +241,7 @@ def make_dcgan(
         augment=tuple(config.augment),
         seed=config.seed,
         ema_kimg=config.ema_kimg,
+        ema_rampup=config.ema_rampup,
         generator_ema=generator_ema,
         **options,
     )

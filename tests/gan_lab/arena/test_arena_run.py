@@ -83,32 +83,36 @@ def test_an_imported_detector_is_refused_in_one_line_naming_the_run(detector_run
 def test_rounds_harden_the_detector_on_its_evader_and_say_whether_that_bought_time(
     detector_run, gan_run, inception_home, tmp_path, monkeypatch
 ):
-    """Round 2 evades a hardened copy from the same checkpoint; the plain arm's fakes are scored by both detectors."""
+    """Each round evades a hardened copy from the same checkpoint; the plain arm's fakes are scored by every detector.
+    Round 2's detector is hardened on round 1's evader, round 3's on both rounds' evaders."""
     monkeypatch.setenv("KERAS_HOME", str(inception_home))
     before = (detector_run / "model.keras").read_bytes()
     config = ArenaConfig(detector=str(detector_run), gan=str(gan_run), weight=5, epochs=2, steps_per_epoch=3, n=24)
-    config = dataclasses.replace(config, target=0.1, rounds=2, harden_n=32, faces=False)
+    config = dataclasses.replace(config, target=0.1, rounds=3, harden_n=32, faces=False)
     run_dir = run_arena(config, tmp_path, progress=False)
     rows = json.loads((run_dir / "results.json").read_text())
     assert [(row["round"], row["arm"], row["epoch"]) for row in rows] == [
-        (round_, arm, epoch) for round_ in (1, 2) for arm in ("arena", "plain") for epoch in range(3)
+        (round_, arm, epoch) for round_ in (1, 2, 3) for arm in ("arena", "plain") for epoch in range(3)
     ]
     by = {(row["round"], row["arm"], row["epoch"]): row for row in rows}
     for epoch in range(3):  # the same plain fakes in both rounds: the same KID, scored by another detector
-        assert by[1, "plain", epoch]["kid_inception"] == by[2, "plain", epoch]["kid_inception"]
+        assert by[1, "plain", epoch]["kid_inception"] == by[3, "plain", epoch]["kid_inception"]
         assert np.isfinite(by[1, "arena", epoch]["kid_inception"])
     hardened_dir = run_dir / "detectors" / "round-2"
     hardened = load_detector(hardened_dir)
     assert hardened.config["hardening"]["arena_round"] == 1 and hardened.config["hardening"]["extra_fakes"] == 32
+    again = load_detector(run_dir / "detectors" / "round-3")  # round 2's detector on rounds 1 and 2's evaders
+    assert again.config["hardening"]["arena_round"] == 2 and again.config["hardening"]["extra_fakes"] == 64
+    assert again.config["name"] == f"{hardened.config['name']}-2" and hardened.config["name"].endswith("-hardened")
     evasion = json.loads((run_dir / "evasion.json").read_text())
-    first, second = evasion["rounds"]
+    first, second, _ = evasion["rounds"]
     assert first["detector"] == str(detector_run.resolve()) and second["detector"] == str(hardened_dir.resolve())
     assert evasion["arena"] == first["arena"] and set(second) >= {"arena", "plain", "reals_called_fake"}
     # Round 1's last fakes (never trained on): the original let them through; its hardened copy catches more.
     assert by[1, "arena", 2]["detection_rate"] < 0.1 < first["hardened"]["detection_rate"]
     report = (run_dir / "report.md").read_text()
-    assert "## Rounds" in report and "- Did hardening buy time by round 2? " in report
-    assert "KID against" in report and (run_dir / "evasive-round-2.png").is_file()
+    assert "## Rounds" in report and "- Did hardening buy time by round 3? " in report
+    assert "KID against" in report and (run_dir / "evasive-round-3.png").is_file()
     assert (detector_run / "model.keras").read_bytes() == before
 
 

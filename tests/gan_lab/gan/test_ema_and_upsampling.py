@@ -43,16 +43,19 @@ def test_the_ema_decay_follows_its_half_life_and_ramps_up():
     assert float(ema_decay(1e9, 32.0, 10_000.0)) == pytest.approx(0.5 ** (32 / 10_000))
     # Early on the half-life is 5% of the images shown: 100 images in, it is 5 images.
     assert float(ema_decay(100.0, 32.0, 10_000.0)) == pytest.approx(0.5 ** (32 / 5))
+    # A longer ramp-up lets the average reach further back as soon as the images shown allow it.
+    assert float(ema_decay(100.0, 32.0, 10_000.0, rampup=0.25)) == pytest.approx(0.5 ** (32 / 25))
 
 
-def test_the_ema_generator_averages_the_generators_weights():
+@pytest.mark.parametrize("rampup", [0.05, 0.5])
+def test_the_ema_generator_averages_the_generators_weights(rampup):
     generator, discriminator = build_generator(size=32), build_discriminator("cnn3", 32)
-    gan = DCGAN(generator, discriminator, ema_kimg=1.0, seed=0)
+    gan = DCGAN(generator, discriminator, ema_kimg=1.0, ema_rampup=rampup, seed=0)
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
     before = [np.array(weight) for weight in generator.get_weights()]
     gan.fit(np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32), batch_size=16, epochs=1, verbose=0)
     after, average = generator.get_weights(), gan.generator_ema.get_weights()
-    decay = float(ema_decay(16.0, 16.0, 1000.0))
+    decay = float(ema_decay(16.0, 16.0, 1000.0, rampup))
     for old, new, mean in zip(before, after, average):
         np.testing.assert_allclose(mean, decay * old + (1 - decay) * new, rtol=1e-4, atol=1e-6)
     assert any(not np.allclose(mean, new) for mean, new in zip(average, after))

@@ -158,6 +158,8 @@ def test_bad_options_are_refused_before_a_run_directory_exists(synth_root, tmp_p
         (dict(lr_rampdown=True), "lr_rampdown"),
         (dict(r1_gamma=float("inf")), "r1_gamma"),
         (dict(r1_interval=0), "r1_interval"),
+        (dict(ema_rampup=0), "ema_rampup"),
+        (dict(ema_rampup=1.5), "ema_rampup"),
         (dict(augment=None), "augment"),
         (dict(augment=("mixup",)), "augment"),
         (dict(collapse_fraction="half"), "collapse_fraction"),
