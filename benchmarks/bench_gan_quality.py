@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/bench_gan_quality.py --budget 240 --size 64
 
 Every variant trains on the same SynthFaces real images (one data set, one seed) for the
-same wall-clock budget, in epochs of the quickstart's 100 steps, then draws `--n` fresh samples
-(never the training grid). Each is scored by the share of samples in which MTCNN finds a face,
-beside the same share for the real images; by the face Fréchet distance (face FD: the Fréchet
-distance between face descriptors, MTCNN O-Net's last hidden layer, of the samples and of `--n`
-real images, ± its bootstrap spread over both sets), whose floor is the reals' own row: two
-disjoint halves of the reals against each other; and by KID in InceptionV3 features where the
-Inception weights are in the Keras cache (offline without them the column says so).
+same wall-clock budget, in epochs of the quickstart's 100 steps (and at most the default's steps,
+rounded up to whole epochs: see below), then draws `--n` fresh samples (never the training grid).
+Each is scored by the share of samples in which MTCNN finds a face, beside the same share for the
+real images; by the face Fréchet distance (face FD: the Fréchet distance between face descriptors,
+MTCNN O-Net's last hidden layer, of the samples and of `--n` real images, ± one standard deviation
+over bootstrap resamples of both sets: the sampling's spread only, not the seed's or the step's),
+whose floor is the reals' own row: two disjoint halves of the reals against each other; and by KID
+in InceptionV3 features where the Inception weights are in the Keras cache (offline without them
+the column says so).
 
 The variants: the lab's default (transposed convolutions, spectral normalisation of the
 discriminator's kernels, a generator learning rate twice the discriminator's, EMA generator)
@@ -24,8 +26,8 @@ does not feed back), so its raw generator's row is the default's training at tha
 count: how far the face FD moves along one training in the few steps by which budgets differ.
 
 A ramp-down needs the run's length in steps: the default trains first, and the steps it fits
-in the budget are every other variant's planned length (the budget still stops each one, so
-a slower variant ends part-way down its ramp).
+in the budget, rounded up to whole epochs, are every other variant's planned length (a faster
+variant stops there; the budget still stops a slower one part-way down its ramp).
 `--variants R1 nearest` trains only the variants so named (and the default, which sets the
 pace); `--no-reference` skips the last row.
 """
@@ -249,7 +251,7 @@ def main() -> None:
     print(
         f"\nGAN quality for {args.budget:.0f} s of training each, {args.size} px SynthFaces, batch {args.batch_size}, "
         f"seed {args.seed}, {args.n} samples per row (MTCNN face-found rate; face FD in O-Net descriptors, "
-        "the reals' own row its floor; KID in Inception features)"
+        "± 1 SD over bootstrap resamples, sampling only; the reals' own row its floor; KID in Inception features)"
     )
     width = max(len(row["variant"]) for row in rows)
     print(f"{'variant':<{width}} {'steps':>6} {'face found':>10} {'face FD':>14} {'KID':>8}")

@@ -2,7 +2,8 @@
 
 arms/plain.npz and arms/round-R.npz hold one arm's fakes per epoch (uint8, as the detector scores them), what
 was measured on them without the detector (faces found, KID), and, for a round that hands on to a hardening,
-the evasive fakes it hardens on. Each is written whole; on resume each is checked against the run.
+its own evader's hardening fakes (each hardening trains on those of every round so far). Each is written whole;
+on resume each is checked against the run.
 """
 
 from __future__ import annotations
@@ -77,14 +78,15 @@ def arm_checker(config: ArenaConfig, size: int, faces: bool, kid: bool):
         problems = []
         if [sample.epoch for sample in epochs] != list(range(config.epochs + 1)):
             problems.append(f"epochs {[sample.epoch for sample in epochs]}, not 0 to {config.epochs}")
-        if any(sample.fakes.shape != (config.n, size, size, 3) or sample.fakes.dtype != np.uint8 for sample in epochs):
+        if not all(_is_uint8(sample.fakes, (config.n, size, size, 3)) for sample in epochs):
             problems.append(f"fakes not of shape ({config.n}, {size}, {size}, 3) uint8")
         stored = {(sample.faces is not None, bool(sample.quality)) for sample in epochs}
         if stored != {(faces, kid)}:
             here = f"faces {'' if faces else 'not '}measured, KID {'' if kid else 'not '}measured"
             problems.append(f"measures other than this machine's ({here})")
-        if round_ is not None and round_ < config.rounds and (hardening is None or len(hardening) != config.harden_n):
-            problems.append(f"not the {config.harden_n} hardening fakes round {round_} hands on")
+        wanted = (config.harden_n, size, size, 3)
+        if round_ is not None and round_ < config.rounds and not _is_uint8(hardening, wanted):
+            problems.append(f"not the {config.harden_n} hardening fakes round {round_} hands on ({wanted} uint8)")
         if problems:
             raise LabError(
                 f"{path} holds {'; '.join(problems)}: resume on the machine that made it, or delete it and the later "
@@ -94,7 +96,11 @@ def arm_checker(config: ArenaConfig, size: int, faces: bool, kid: bool):
     return check
 
 
-def _forget_after(run_dir: Path, round_: int) -> None:
+def _is_uint8(array, shape: tuple) -> bool:
+    return isinstance(array, np.ndarray) and array.shape == shape and array.dtype == np.uint8
+
+
+def forget_after(run_dir: Path, round_: int) -> None:
     """Remove the stored arms and hardened detectors of rounds after `round_`: they were made from an earlier try."""
     import shutil
 
@@ -119,7 +125,7 @@ def stored_arm(run_dir: Path, round_: int | None, train, check, progress: bool):
         check(path, epochs, hardening, round_)
         return epochs, hardening
     if round_ is not None:
-        _forget_after(run_dir, round_)
+        forget_after(run_dir, round_)
     epochs, hardening = train()
     _save_arm(path, epochs, hardening)
     return epochs, hardening

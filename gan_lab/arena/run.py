@@ -27,7 +27,7 @@ from detector.base.errors import LabError
 from detector.base.runs import create_run_dir, read_json, write_json
 from detector.inference.predict import Detector, load_detector
 from detector.training.lifecycle import is_int
-from gan_lab.arena.arms import Epoch, arm_checker, stored_arm
+from gan_lab.arena.arms import Epoch, arm_checker, forget_after, stored_arm
 from gan_lab.arena.evasion import DEFAULT_TARGET, time_to_evasion
 from gan_lab.arena.model import ArenaGAN
 from gan_lab.gan.checkpoints import checkpoint_dir, list_checkpoints, require_gan_run
@@ -278,24 +278,45 @@ def _hardening_fakes(generator, round_: int, config: ArenaConfig, encoding) -> n
 
 def _harden(detector: Detector, fakes: np.ndarray, run_dir: Path, round_: int, config: ArenaConfig, progress):
     """The round's detector fine-tuned on the evaders' fakes of rounds 1 to `round_`, as detectors/round-<next>/
-    (kept when complete)."""
+    (kept when complete and made from those rounds' fakes; else made anew, and the later rounds' work goes)."""
     import shutil
 
     from gan_lab.stress.harden import harden_with_fakes
 
     out = run_dir / "detectors" / f"round-{round_ + 1}"
+    rounds = list(range(1, round_ + 1))
+    if out.is_dir() and _hardened_on(out) != rounds:
+        if progress:
+            print(f"[arena] {out} was hardened on other fakes than rounds {rounds}'s: made anew", flush=True)
+        forget_after(run_dir, round_)
     if not out.is_dir():
         if progress:
-            print(
-                f"[arena] round {round_}: hardening the detector on {len(fakes)} fakes of rounds 1-{round_}", flush=True
-            )
+            which = f"rounds 1-{round_}" if round_ > 1 else "round 1"
+            print(f"[arena] round {round_}: hardening the detector on {len(fakes)} fakes of {which}", flush=True)
         partial = out.with_name(f".{out.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
-        provenance = {"arena_run": os.fspath(run_dir.resolve()), "arena_round": round_, "latent_stream": "hardening"}
+        provenance = {
+            "arena_run": os.fspath(run_dir.resolve()),
+            "arena_round": round_,
+            "arena_rounds_of_fakes": rounds,
+            "latent_stream": "hardening",
+        }
         pixels = fakes.astype(np.float32) / 255.0
         harden_with_fakes(detector.run_dir, pixels, partial, provenance, seed=config.seed, progress=progress)
         os.replace(partial, out)  # whole or not at all
     return load_detector(out)
+
+
+def _hardened_on(detector_dir: Path) -> list[int] | None:
+    """The rounds whose evasive fakes a stored hardened detector trained on (None: unknown or unreadable).
+
+    A run from before the rounds were recorded hardened on its own round's fakes only: the same for round 1."""
+    try:
+        hardening = read_json(detector_dir / "config.json")["hardening"]
+        rounds = hardening.get("arena_rounds_of_fakes", [1] if hardening.get("arena_round") == 1 else None)
+    except (LabError, KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return rounds if isinstance(rounds, list) else None
 
 
 def _new_gan_run(config: ArenaConfig, detector: Detector, runs_dir, progress: bool) -> Path:

@@ -476,8 +476,9 @@ class DCGAN(keras.Model):
     `ema_decay`), as StyleGAN2-ADA's G_ema: it makes the samples, the raw generator is what
     trains. With r1_gamma > 0 the discriminator's loss adds the R1 penalty (Mescheder et al.,
     2018): r1_gamma / 2 times the squared norm of its logit's gradient with respect to real
-    images, which keeps it smooth around them. The penalty is lazy, as StyleGAN2's: it is computed on every r1_interval-th step only, weighted
-    by r1_interval, so it costs a fraction of a step on average (1: every step).
+    images, which keeps it smooth around them. The penalty is lazy, as StyleGAN2's: it is
+    computed on every r1_interval-th step only, weighted by r1_interval, so it costs a fraction
+    of a step on average (1: every step).
 
     Built and compiled in a tf.distribute strategy's scope, each replica trains on its slice
     of the global batch: random numbers (latents, label noise, augmentation) are drawn for

@@ -251,7 +251,7 @@ def harden_with_fakes(
 
 def hardened_name(name: str) -> str:
     """The run name of `name`'s hardened copy: "x" -> "x-hardened", then "x-hardened-2", "x-hardened-3"."""
-    match = re.fullmatch(r"(?:(.*)-)?hardened(?:-(\d+))?", name)
+    match = re.fullmatch(r"(?:(.*)-)?hardened(?:-([2-9]|[1-9][0-9]))?", name, flags=re.DOTALL)
     if match is None:
         return f"{name}-hardened".strip("-")
     base, times = match.group(1) or "", int(match.group(2) or 1) + 1

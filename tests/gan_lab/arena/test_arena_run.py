@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,7 @@ def test_rounds_harden_the_detector_on_its_evader_and_say_whether_that_bought_ti
     assert hardened.config["hardening"]["arena_round"] == 1 and hardened.config["hardening"]["extra_fakes"] == 32
     again = load_detector(run_dir / "detectors" / "round-3")  # round 2's detector on rounds 1 and 2's evaders
     assert again.config["hardening"]["arena_round"] == 2 and again.config["hardening"]["extra_fakes"] == 64
+    assert again.config["hardening"]["arena_rounds_of_fakes"] == [1, 2]
     assert again.config["name"] == f"{hardened.config['name']}-2" and hardened.config["name"].endswith("-hardened")
     evasion = json.loads((run_dir / "evasion.json").read_text())
     first, second, _ = evasion["rounds"]
@@ -211,8 +213,25 @@ def test_a_damaged_stored_arm_is_named_with_what_to_do(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_kept_hardened_detector_says_which_rounds_fakes_it_trained_on(tmp_path):
+    from gan_lab.arena.run import _hardened_on
+
+    def stored(name: str, hardening) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"hardening": hardening}))
+        return tmp_path / name
+
+    assert _hardened_on(stored("now", {"arena_round": 2, "arena_rounds_of_fakes": [1, 2]})) == [1, 2]
+    assert _hardened_on(stored("before-round-1", {"arena_round": 1})) == [1]  # one round: the same recipe
+    assert _hardened_on(stored("before-round-2", {"arena_round": 2})) is None  # round 2's fakes only: made anew
+    assert _hardened_on(stored("foreign", "not a record")) is None
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_bytes(b"\xff{")
+    assert _hardened_on(tmp_path / "broken") is None
+
+
 def test_a_stored_arm_unlike_this_run_is_refused_and_a_retrained_round_drops_the_later_ones(tmp_path):
-    from gan_lab.arena.arms import Epoch, _forget_after, arm_checker
+    from gan_lab.arena.arms import Epoch, arm_checker, forget_after
 
     config = ArenaConfig(epochs=1, n=2, rounds=2, harden_n=3)
     fakes = np.zeros((2, 8, 8, 3), dtype=np.uint8)
@@ -222,6 +241,8 @@ def test_a_stored_arm_unlike_this_run_is_refused_and_a_retrained_round_drops_the
     check(tmp_path / "round-1.npz", epochs, np.zeros((3, 8, 8, 3), np.uint8), 1)
     with pytest.raises(LabError, match=r"round-1\.npz holds not the 3 hardening fakes round 1 hands on"):
         check(tmp_path / "round-1.npz", epochs, None, 1)
+    with pytest.raises(LabError, match=r"hardening fakes round 1 hands on \(\(3, 8, 8, 3\) uint8\)"):
+        check(tmp_path / "round-1.npz", epochs, np.zeros((3, 8, 8, 3), np.float32), 1)
     with pytest.raises(LabError, match=r"epochs \[0\], not 0 to 1"):
         check(tmp_path / "plain.npz", epochs[:1], None, None)
     with pytest.raises(LabError, match=r"measures other than this machine's \(faces measured, KID not measured\)"):
@@ -231,6 +252,6 @@ def test_a_stored_arm_unlike_this_run_is_refused_and_a_retrained_round_drops_the
         (tmp_path / "arms" / name).write_bytes(b"")
     for name in ("round-2", "round-3"):
         (tmp_path / "detectors" / name).mkdir(parents=True)
-    _forget_after(tmp_path, 1)
+    forget_after(tmp_path, 1)
     assert sorted(path.name for path in (tmp_path / "arms").iterdir()) == ["plain.npz", "round-1.npz"]
     assert not list((tmp_path / "detectors").iterdir())

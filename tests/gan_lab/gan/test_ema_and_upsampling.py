@@ -45,6 +45,9 @@ def test_the_ema_decay_follows_its_half_life_and_ramps_up():
     assert float(ema_decay(100.0, 32.0, 10_000.0)) == pytest.approx(0.5 ** (32 / 5))
     # A longer ramp-up lets the average reach further back as soon as the images shown allow it.
     assert float(ema_decay(100.0, 32.0, 10_000.0, rampup=0.25)) == pytest.approx(0.5 ** (32 / 25))
+    for rampup in (0.0, 1.5):
+        with pytest.raises(ValueError, match="ema_rampup"):
+            DCGAN(build_generator(size=32, filters=(8, 8, 8, 8)), build_discriminator("cnn3", 32), ema_rampup=rampup)
 
 
 @pytest.mark.parametrize("rampup", [0.05, 0.5])
