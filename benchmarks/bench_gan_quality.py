@@ -35,7 +35,6 @@ pace); `--no-reference` skips the last row.
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import os
 import tempfile
@@ -150,19 +149,26 @@ def _bootstrap_std(statistic, first, second, seed: int) -> float:
     return float(np.std(values, ddof=1))
 
 
-def _score(pixels, reals, finder, descriptor, inception) -> dict:
+def _scorer(reals, finder, descriptor, inception):
+    """score(pixels) -> the row's measures against `reals`, whose descriptors and features are taken once."""
     from gan_lab.metrics.fid import frechet_feature_distance
     from gan_lab.metrics.kid import kernel_inception_distance
 
-    real_faces, fake_faces = descriptor(reals), descriptor(pixels)
-    row = {
-        "face_found": float(finder.found(pixels).mean()),
-        "face_fd": frechet_feature_distance(real_faces, fake_faces),
-        "face_fd_std": _bootstrap_std(frechet_feature_distance, real_faces, fake_faces, seed=0),
-    }
-    if inception is not None:
-        row["kid"] = kernel_inception_distance(inception.features(reals), inception.features(pixels))[0]
-    return row
+    real_faces = descriptor(reals)
+    real_features = None if inception is None else inception.features(reals)
+
+    def score(pixels) -> dict:
+        fake_faces = descriptor(pixels)
+        row = {
+            "face_found": float(finder.found(pixels).mean()),
+            "face_fd": frechet_feature_distance(real_faces, fake_faces),
+            "face_fd_std": _bootstrap_std(frechet_feature_distance, real_faces, fake_faces, seed=0),
+        }
+        if inception is not None:
+            row["kid"] = kernel_inception_distance(real_features, inception.features(pixels))[0]
+        return row
+
+    return score
 
 
 def _variant_rows(variants: dict, data: Path, work: Path, args, score, latents) -> list[dict]:
@@ -235,7 +241,7 @@ def main() -> None:
     finder, descriptor = FaceFinder(), FaceDescriptor()
     inception, note = load_inception(download=False)
     latents = seeded_latents(args.seed, 1, args.n, 128, SAMPLE_STREAM)
-    score = functools.partial(_score, reals=reals, finder=finder, descriptor=descriptor, inception=inception)
+    score = _scorer(reals, finder, descriptor, inception)
     rows = [{"variant": "real training images (other half)", "steps": "", **score(other_reals)}]
     rows += _variant_rows(variants, data, work, args, score, latents)
     if not args.no_reference:

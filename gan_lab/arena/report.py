@@ -132,10 +132,10 @@ def _rounds_section(evasion: dict, rows: list[dict]) -> list[str]:
         "## Rounds",
         "",
         "After each round the round's detector is fine-tuned (the stress test's hardening: its training split plus "
-        "fakes of each round's last evader so far, drawn from the hardening latent stream) and the next round evades the "
-        'hardened copy from the same checkpoint. "Caught after hardening" scores the round\'s last scored fakes, '
-        'which no hardening trained on; "reals called fake" is the round\'s detector on its own test reals. Times to '
-        "evasion: the interpolated crossing [the last epoch surely held, the first surely evaded].",
+        "fakes of each round's last evader so far, drawn from the hardening latent stream) and the next round "
+        'evades the hardened copy from the same checkpoint. "Caught after hardening" scores the round\'s last '
+        'scored fakes, which no hardening trained on; "reals called fake" is the round\'s detector on its own test '
+        "reals. Times to evasion: the interpolated crossing [the last epoch surely held, the first surely evaded].",
         "",
         "| round | detector | arena: time to evasion | plain: time to evasion | evader's faces found (last epoch) "
         "| caught after hardening | reals called fake |",

@@ -9,8 +9,8 @@ so evasion is told apart from the drift of a GAN that simply keeps training.
 
 With rounds, each round after the first hardens the last round's detector on the evasive fakes of
 every round so far (drawn from the hardening latent stream, so the scoring fakes stay unseen) and
-evades it again from the same checkpoint. The plain arm does not depend on the detector: it is trained once and
-its fakes are scored by each round's detector.
+evades it again from the same checkpoint. The plain arm does not depend on the detector: it is
+trained once and its fakes are scored by each round's detector.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ DESCRIPTION = (
     "real images. Each epoch scores both arms' fresh fakes with the detector (detection rate, TPR at 1% FPR, "
     "faces found, KID against held-out reals) and the report gives the time to evasion (kimg until the detection rate falls below "
     "--target) with its interval. With --rounds R, each round after the first hardens the last round's "
-    "detector on every round's evasive fakes so far and evades it again from the same checkpoint, and the report says whether "
-    "hardening bought time. Writes results.csv, evasion.json, plots, a grid of the most evasive fakes "
+    "detector on every round's evasive fakes so far and evades it again from the same checkpoint, and the "
+    "report says whether hardening bought time. Writes results.csv, evasion.json, plots, a grid of the most evasive fakes "
     "and report.md to a new runs/NNNNN-arena-<name>/ directory; --resume RUN_DIR finishes an interrupted one."
 )
 

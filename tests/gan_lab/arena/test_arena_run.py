@@ -230,6 +230,26 @@ def test_a_kept_hardened_detector_says_which_rounds_fakes_it_trained_on(tmp_path
     assert _hardened_on(tmp_path / "broken") is None
 
 
+def test_a_kept_hardened_detector_made_from_other_rounds_fakes_is_made_anew_and_the_later_work_goes(
+    detector_run, tmp_path
+):
+    from gan_lab.arena.run import _harden, _hardened_on
+
+    run_dir = tmp_path / "arena"
+    stale = run_dir / "detectors" / "round-3"  # round 2's hardening, from round 2's fakes only
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text(json.dumps({"hardening": {"arena_round": 2}}))
+    (run_dir / "arms").mkdir()
+    (run_dir / "arms" / "round-3.npz").write_bytes(b"made against the stale detector")
+    fakes = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    hardened = _harden(load_detector(detector_run), fakes, run_dir, 2, ArenaConfig(), progress=False)
+    assert hardened.run_dir == stale and _hardened_on(stale) == [1, 2]
+    assert hardened.config["hardening"]["extra_fakes"] == 8 and not (run_dir / "arms" / "round-3.npz").exists()
+    before = (stale / "model.keras").read_bytes()
+    assert _harden(hardened, fakes, run_dir, 2, ArenaConfig(), progress=False).run_dir == stale  # kept now
+    assert (stale / "model.keras").read_bytes() == before
+
+
 def test_a_stored_arm_unlike_this_run_is_refused_and_a_retrained_round_drops_the_later_ones(tmp_path):
     from gan_lab.arena.arms import Epoch, arm_checker, forget_after
 
